@@ -1,0 +1,122 @@
+//! `intercept check`: a dry run of tool calls against a policy. Nothing is consumed:
+//! every reservation made is rolled back before the command exits.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use anyhow::Context;
+use serde_json::{Value, json};
+
+use super::PolicyArg;
+use crate::engine::{Call, Decision, Engine, Verdict};
+use crate::policy;
+use crate::state;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    policy: PolicyArg,
+    /// Tool name.
+    #[arg(long, value_name = "NAME")]
+    tool: String,
+    /// Tool arguments as a JSON object.
+    #[arg(long, value_name = "JSON", default_value = "{}")]
+    args: String,
+    /// Caller identity, for grants and identity-scoped counters.
+    #[arg(long, env = "INTERCEPT_IDENTITY", value_name = "NAME")]
+    identity: Option<String>,
+    /// Session id, for session-scoped counters.
+    #[arg(long, value_name = "ID", default_value = "check")]
+    session: String,
+    /// Client name, for `client.name` conditions.
+    #[arg(long, value_name = "NAME")]
+    client_name: Option<String>,
+    /// Counter store: `memory` (fresh counters) or `sqlite:PATH` (read the real ones).
+    #[arg(long, value_name = "STORE", default_value = "memory")]
+    state: String,
+    /// Evaluate the same call N times in a row, to see where a limit trips.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    repeat: u32,
+    /// Print decisions as JSON (one object per line).
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(a: &Args, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<i32> {
+    let policy = match policy::load_file(&a.policy.config) {
+        Ok(p) => p,
+        Err(e) => {
+            writeln!(err, "Error: {e}")?;
+            return Ok(super::EXIT_USAGE);
+        }
+    };
+    let args: Value = serde_json::from_str(&a.args).context("--args is not valid JSON")?;
+    let store = state::open(&a.state)?;
+    let engine = Engine::new(Arc::new(policy), Arc::from(store));
+    let call = Call {
+        tool: &a.tool,
+        args: Some(&args),
+        identity: a.identity.as_deref(),
+        session: Some(&a.session),
+        client_name: a.client_name.as_deref(),
+    };
+    let mut reservations = Vec::new();
+    let mut last = Verdict::Allow;
+    for i in 1..=a.repeat {
+        let d = engine.evaluate(&call);
+        last = d.verdict;
+        print_decision(out, &d, (a.repeat > 1).then_some(i), a.json)?;
+        if let Some(r) = d.reservation {
+            reservations.push(r);
+        }
+    }
+    for r in reservations.iter().rev() {
+        engine.rollback(r)?;
+    }
+    Ok(if last == Verdict::Allow { 0 } else { 1 })
+}
+
+/// The decision as the JSON the Node API also returns.
+pub fn decision_json(d: &Decision) -> Value {
+    let mut v = json!({ "decision": d.verdict.as_str(), "reason": d.reason.as_str() });
+    if let Some(rule) = &d.rule {
+        v["rule"] = json!(&**rule);
+    }
+    if let Some(m) = &d.message {
+        v["message"] = json!(&**m);
+    }
+    if let Some(s) = d.retry_after_seconds {
+        v["retryAfterSeconds"] = json!(s);
+    }
+    if let Some(t) = d.approval_timeout {
+        v["approvalTimeoutSeconds"] = json!(t.as_secs());
+    }
+    v
+}
+
+fn print_decision(
+    out: &mut dyn Write,
+    d: &Decision,
+    index: Option<u32>,
+    json: bool,
+) -> std::io::Result<()> {
+    if json {
+        let mut v = decision_json(d);
+        if let Some(i) = index {
+            v["call"] = json!(i);
+        }
+        return writeln!(out, "{v}");
+    }
+    let prefix = index.map(|i| format!("#{i}: ")).unwrap_or_default();
+    let mut line = format!("{prefix}{}", d.verdict.as_str());
+    if let Some(rule) = &d.rule {
+        line.push_str(&format!(" (rule {rule})"));
+    }
+    if let Some(m) = &d.message {
+        line.push_str(&format!(": {m}"));
+    }
+    if let Some(s) = d.retry_after_seconds {
+        line.push_str(&format!(" [retry after {s}s]"));
+    }
+    writeln!(out, "{line}")
+}

@@ -1,0 +1,74 @@
+//! `intercept validate`: every error of every file, as `file:line:col: message`.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use serde_json::json;
+
+use crate::policy::{self, PolicyError};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Policy file to check (may be repeated).
+    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    config: Vec<PathBuf>,
+    /// More policy files to check.
+    #[arg(value_name = "FILES")]
+    files: Vec<PathBuf>,
+    /// Print the result as JSON: `{"valid": bool, "files": [{"file", "valid", "errors": [...]}]}`.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: &Args, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<i32> {
+    let files: Vec<&PathBuf> = args.config.iter().chain(&args.files).collect();
+    if files.is_empty() {
+        anyhow::bail!("no policy file given: use -c FILE");
+    }
+    let mut total = 0usize;
+    let mut reports = Vec::new();
+    for file in &files {
+        let name = file.display().to_string();
+        let errors = match std::fs::read_to_string(file) {
+            Ok(text) => policy::validate(&text),
+            Err(e) => vec![PolicyError {
+                message: format!("reading config file: {e}"),
+                path: String::new(),
+                line: 0,
+                column: 0,
+            }],
+        };
+        total += errors.len();
+        if args.json {
+            reports.push(json!({
+                "file": name,
+                "valid": errors.is_empty(),
+                "errors": errors.iter().map(|e| json!({
+                    "message": e.message, "path": e.path, "line": e.line, "column": e.column,
+                })).collect::<Vec<_>>(),
+            }));
+            continue;
+        }
+        for e in &errors {
+            if e.line == 0 {
+                writeln!(out, "{name}: {}", e.message)?;
+            } else {
+                writeln!(out, "{name}:{}:{}: {}", e.line, e.column, e.message)?;
+            }
+        }
+        if errors.is_empty() {
+            if files.len() == 1 {
+                writeln!(out, "Policy file is valid.")?;
+            } else {
+                writeln!(out, "{name}: Policy file is valid.")?;
+            }
+        }
+    }
+    if args.json {
+        let doc = json!({ "valid": total == 0, "files": reports });
+        writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
+    } else if total > 0 {
+        writeln!(err, "policy validation failed with {total} error(s)")?;
+    }
+    Ok(if total == 0 { 0 } else { 1 })
+}

@@ -1,0 +1,98 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::state::Reservation;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Allow,
+    Deny,
+    RequireApproval,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Allow => "allow",
+            Verdict::Deny => "deny",
+            Verdict::RequireApproval => "require_approval",
+        }
+    }
+}
+
+/// Why a call was not simply allowed: lets callers tell a policy denial from a failure
+/// to evaluate (which also denies: the engine fails closed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// Allowed, or held for approval by a rule.
+    Rule,
+    Hidden,
+    DefaultDeny,
+    NotGranted,
+    RateLimit,
+    /// The call's arguments cannot be evaluated (not an object, bad `increment_from` value).
+    InvalidArguments,
+    /// The counter store could not be reached or failed.
+    StateUnavailable,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Rule => "rule",
+            Reason::Hidden => "hidden",
+            Reason::DefaultDeny => "default_deny",
+            Reason::NotGranted => "not_granted",
+            Reason::RateLimit => "rate_limit",
+            Reason::InvalidArguments => "invalid_arguments",
+            Reason::StateUnavailable => "state_unavailable",
+        }
+    }
+}
+
+/// The outcome of evaluating one `tools/call`.
+#[derive(Debug, Clone)]
+pub struct Decision {
+    pub verdict: Verdict,
+    pub reason: Reason,
+    /// The deciding rule's name, or a marker such as `(hidden)`; `None` when no rule decided.
+    pub rule: Option<Arc<str>>,
+    /// The message for the agent; `None` when allowed.
+    pub message: Option<Arc<str>>,
+    /// For rate limits: whole seconds until the same call could pass.
+    pub retry_after_seconds: Option<u64>,
+    /// For `require_approval`: how long a human has to decide.
+    pub approval_timeout: Option<Duration>,
+    /// What the call reserved; commit it when the tool ran, roll it back when it failed.
+    pub reservation: Option<Reservation>,
+}
+
+impl Decision {
+    pub(crate) fn allow(reservation: Option<Reservation>) -> Self {
+        Decision {
+            verdict: Verdict::Allow,
+            reason: Reason::Rule,
+            rule: None,
+            message: None,
+            retry_after_seconds: None,
+            approval_timeout: None,
+            reservation,
+        }
+    }
+
+    pub(crate) fn deny(reason: Reason, rule: Arc<str>, message: impl Into<Arc<str>>) -> Self {
+        Decision {
+            verdict: Verdict::Deny,
+            reason,
+            rule: Some(rule),
+            message: Some(message.into()),
+            retry_after_seconds: None,
+            approval_timeout: None,
+            reservation: None,
+        }
+    }
+
+    pub fn is_allowed(&self) -> bool {
+        self.verdict == Verdict::Allow
+    }
+}

@@ -1,0 +1,22 @@
+//! Intercept: a policy enforcement layer for the Model Context Protocol.
+//!
+//! A tour of the crate:
+//! - [`policy`]: the YAML policy language, loaded with line and column for every error and
+//!   compiled into an immutable [`policy::CompiledPolicy`];
+//! - [`engine`]: evaluates one tool call against a compiled policy: hide, default deny,
+//!   grants, rules, then an atomic reservation of every counter involved;
+//! - [`state`]: where counters live (memory, SQLite) and how windows work;
+//! - [`cli`]: the `intercept` command line, shared by the binary and the npm launcher;
+//! - `node` (feature `node`): the napi-rs bindings behind `require('@policylayer/intercept')`.
+
+pub mod cli;
+pub mod engine;
+pub mod policy;
+pub mod shutdown;
+pub mod state;
+
+#[cfg(feature = "node")]
+mod node;
+
+/// The crate version, as `intercept --version` prints it.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,312 @@
+//! napi-rs bindings for `require('@policylayer/intercept')`: conversions only, no logic.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+use serde_json::Value;
+
+use crate::engine::{self, Call, Decision as EngineDecision};
+use crate::policy::{self, CompiledPolicy, LoadError};
+use crate::state::{self, Reservation};
+
+/// Reservations not committed or rolled back within this many newer ones are treated as
+/// committed and forgotten, so a caller that never settles them cannot grow memory.
+const MAX_PENDING: usize = 100_000;
+
+#[napi(object)]
+#[derive(Debug)]
+pub struct EngineOptions {
+    /// The policy as YAML text.
+    pub policy: Option<String>,
+    /// Path of a policy file.
+    pub policy_file: Option<String>,
+    /// `memory` (default) or `sqlite:PATH`.
+    pub state: Option<String>,
+    /// Default identity for calls that name none.
+    pub identity: Option<String>,
+    /// Default session for calls that name none.
+    pub session: Option<String>,
+}
+
+#[napi(object)]
+#[derive(Debug)]
+pub struct ToolCall {
+    pub tool: String,
+    pub args: Option<Value>,
+    pub identity: Option<String>,
+    pub session: Option<String>,
+    pub client_name: Option<String>,
+}
+
+#[napi(object)]
+#[derive(Debug)]
+pub struct Decision {
+    /// `allow`, `deny` or `require_approval`.
+    pub decision: String,
+    /// Why: `rule`, `hidden`, `default_deny`, `not_granted`, `rate_limit`,
+    /// `invalid_arguments` or `state_unavailable`.
+    pub reason: String,
+    pub tool: String,
+    pub rule: Option<String>,
+    pub message: Option<String>,
+    pub retry_after_seconds: Option<u32>,
+    pub approval_timeout_seconds: Option<u32>,
+    /// Handle of the counters this call reserved; pass the decision to `commit` or `rollback`.
+    pub reservation: Option<i64>,
+}
+
+#[napi(object)]
+#[derive(Debug)]
+pub struct ValidationError {
+    pub message: String,
+    pub line: u32,
+    pub column: u32,
+    pub path: String,
+}
+
+#[napi(object)]
+#[derive(Debug)]
+pub struct ValidationResult {
+    pub valid: bool,
+    pub errors: Vec<ValidationError>,
+}
+
+fn load_error(e: LoadError) -> Error {
+    Error::new(Status::InvalidArg, e.to_string())
+}
+
+/// Reads a policy given as YAML text or as a file path.
+fn read_policy(text_or_path: &str) -> std::result::Result<(String, String), Error> {
+    let looks_like_path = !text_or_path.contains('\n')
+        && (text_or_path.ends_with(".yaml")
+            || text_or_path.ends_with(".yml")
+            || Path::new(text_or_path).is_file());
+    if looks_like_path {
+        read_policy_file(text_or_path)
+    } else {
+        Ok((text_or_path.to_string(), "<policy>".to_string()))
+    }
+}
+
+fn compile(text: &str, origin: &str) -> Result<CompiledPolicy> {
+    policy::parse(text, origin).map_err(load_error)
+}
+
+/// A compiled policy with its counter store, for evaluating calls in-process.
+#[napi]
+#[derive(Debug)]
+pub struct Engine {
+    inner: engine::Engine,
+    identity: Option<String>,
+    session: Option<String>,
+    pending: Mutex<HashMap<i64, Reservation>>,
+    next_id: AtomicI64,
+}
+
+#[napi]
+impl Engine {
+    /// Throws an Error listing every validation error if the policy is invalid.
+    #[napi(constructor)]
+    pub fn new(options: EngineOptions) -> Result<Self> {
+        let (text, origin) = match (&options.policy, &options.policy_file) {
+            (Some(text), None) => (text.clone(), "<policy>".to_string()),
+            (None, Some(path)) => read_policy_file(path)?,
+            _ => {
+                return Err(Error::new(
+                    Status::InvalidArg,
+                    "pass exactly one of `policy` (YAML text) and `policyFile`",
+                ));
+            }
+        };
+        let compiled = compile(&text, &origin)?;
+        let store = state::open(options.state.as_deref().unwrap_or("memory"))
+            .map_err(|e| Error::new(Status::InvalidArg, e.to_string()))?;
+        Ok(Engine {
+            inner: engine::Engine::new(Arc::new(compiled), Arc::from(store)),
+            identity: options.identity,
+            session: options.session,
+            pending: Mutex::new(HashMap::new()),
+            next_id: AtomicI64::new(1),
+        })
+    }
+
+    /// Evaluates one tool call. Allowed calls reserve their counters: settle them with
+    /// `commit(decision)` when the tool ran, or `rollback(decision)` when it failed.
+    #[napi]
+    pub fn evaluate(&self, call: ToolCall) -> Decision {
+        let d = self.inner.evaluate(&Call {
+            tool: &call.tool,
+            args: call.args.as_ref(),
+            identity: call.identity.as_deref().or(self.identity.as_deref()),
+            session: call.session.as_deref().or(self.session.as_deref()),
+            client_name: call.client_name.as_deref(),
+        });
+        let id = d
+            .reservation
+            .is_some()
+            .then(|| self.next_id.fetch_add(1, Ordering::Relaxed));
+        let out = to_js(&call.tool, &d, id);
+        if let (Some(id), Some(r)) = (id, d.reservation) {
+            let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            if pending.len() >= MAX_PENDING {
+                pending.retain(|k, _| *k > id - MAX_PENDING as i64 / 2);
+            }
+            pending.insert(id, r);
+        }
+        out
+    }
+
+    /// The tool ran: keep the reservation. Returns false if there was nothing to settle.
+    #[napi]
+    pub fn commit(&self, decision: Decision) -> Result<bool> {
+        match self.take(&decision) {
+            Some(r) => self.inner.commit(&r).map(|_| true).map_err(store_error),
+            None => Ok(false),
+        }
+    }
+
+    /// The tool failed: give the quota back. Returns false if there was nothing to settle.
+    #[napi]
+    pub fn rollback(&self, decision: Decision) -> Result<bool> {
+        match self.take(&decision) {
+            Some(r) => self.inner.rollback(&r).map(|_| true).map_err(store_error),
+            None => Ok(false),
+        }
+    }
+
+    /// Drops hidden and ungranted tools (and, with `default: deny`, unlisted ones) from a
+    /// `tools/list` result's `tools` array. Entries without a string `name` are dropped.
+    #[napi]
+    pub fn filter_tools(&self, tools: Vec<Value>, identity: Option<String>) -> Vec<Value> {
+        let identity = identity.as_deref().or(self.identity.as_deref());
+        tools
+            .into_iter()
+            .filter(|t| {
+                t.get("name")
+                    .and_then(Value::as_str)
+                    .is_some_and(|name| self.inner.is_visible(name, identity))
+            })
+            .collect()
+    }
+
+    fn take(&self, decision: &Decision) -> Option<Reservation> {
+        let id = decision.reservation?;
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id)
+    }
+}
+
+fn read_policy_file(path: &str) -> Result<(String, String)> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Error::new(
+            Status::InvalidArg,
+            format!("reading config file {path}: {e}"),
+        )
+    })?;
+    Ok((text, path.to_string()))
+}
+
+fn store_error(e: state::StoreError) -> Error {
+    Error::new(Status::GenericFailure, e.to_string())
+}
+
+fn to_js(tool: &str, d: &EngineDecision, reservation: Option<i64>) -> Decision {
+    Decision {
+        decision: d.verdict.as_str().to_string(),
+        reason: d.reason.as_str().to_string(),
+        tool: tool.to_string(),
+        rule: d.rule.as_deref().map(str::to_string),
+        message: d.message.as_deref().map(str::to_string),
+        retry_after_seconds: d
+            .retry_after_seconds
+            .map(|s| u32::try_from(s).unwrap_or(u32::MAX)),
+        approval_timeout_seconds: d
+            .approval_timeout
+            .map(|t| u32::try_from(t.as_secs()).unwrap_or(u32::MAX)),
+        reservation,
+    }
+}
+
+/// Validates a policy given as YAML text or a file path; never throws for policy errors.
+#[napi]
+pub fn validate(text_or_path: String) -> Result<ValidationResult> {
+    let (text, _) = read_policy(&text_or_path)?;
+    let errors: Vec<ValidationError> = policy::validate(&text)
+        .into_iter()
+        .map(|e| ValidationError {
+            message: e.message,
+            line: e.line as u32,
+            column: e.column as u32,
+            path: e.path,
+        })
+        .collect();
+    Ok(ValidationResult {
+        valid: errors.is_empty(),
+        errors,
+    })
+}
+
+/// One-shot: compiles the policy (text or path), evaluates one call with fresh memory
+/// counters, and returns the decision.
+#[napi]
+pub fn evaluate(policy_path_or_yaml: String, call: ToolCall) -> Result<Decision> {
+    let (text, origin) = read_policy(&policy_path_or_yaml)?;
+    let compiled = compile(&text, &origin)?;
+    let engine = engine::Engine::new(Arc::new(compiled), Arc::new(state::MemoryStore::new()));
+    let d = engine.evaluate(&Call {
+        tool: &call.tool,
+        args: call.args.as_ref(),
+        identity: call.identity.as_deref(),
+        session: call.session.as_deref(),
+        client_name: call.client_name.as_deref(),
+    });
+    Ok(to_js(&call.tool, &d, None))
+}
+
+/// Runs the `intercept` command line with these arguments (without the program name) and
+/// resolves with the exit code. Used by the npm launcher.
+#[napi]
+pub async fn run(argv: Vec<String>) -> Result<i32> {
+    clear_nonblocking_stdio();
+    let code = tokio::task::spawn_blocking(move || {
+        let args = std::iter::once("intercept".to_string()).chain(argv);
+        crate::cli::run(args, &mut std::io::stdout(), &mut std::io::stderr())
+    })
+    .await
+    .map_err(|e| Error::from_reason(e.to_string()))?;
+    Ok(code)
+}
+
+/// Asks a running `run()` to shut down as if the client had gone away. The launcher calls
+/// it from its SIGINT/SIGTERM/SIGHUP handlers: inside Node, JS owns the signals.
+#[napi]
+pub fn shutdown() {
+    crate::shutdown::request();
+}
+
+/// Node sets O_NONBLOCK on stdio it has touched, and the flag lives on the open file
+/// description it shares with us; Rust's blocking writes would then fail with EAGAIN as
+/// soon as a pipe fills. Clear it on fds 0 and 1 before we own them.
+#[cfg(unix)]
+#[allow(unsafe_code)]
+fn clear_nonblocking_stdio() {
+    for fd in [0, 1] {
+        // SAFETY: fcntl on fds 0 and 1 with F_GETFL/F_SETFL only reads and sets status
+        // flags; it touches no memory and is harmless if the fd is closed (it fails).
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFL);
+            if flags >= 0 && flags & libc::O_NONBLOCK != 0 {
+                libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK);
+            }
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn clear_nonblocking_stdio() {}

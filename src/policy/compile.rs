@@ -1,0 +1,1061 @@
+//! Semantic validation and compilation: raw policy structs → [`CompiledPolicy`].
+//!
+//! Messages keep the reference implementation's wording where it has one, so its docs and
+//! users' searches carry over. Checks the reference lacks (a counter with no limit, `lt`
+//! with a fractional limit, typos, …) are added in the same style.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use regex::Regex;
+use serde_json::{Number, Value};
+use wildmatch::WildMatch;
+
+use super::decode::{
+    Decoder, RawCondition, RawPolicy, RawRateLimit, RawRule, RawState, RawTool, Spanned, join,
+    suggest,
+};
+use super::error::PolicyError;
+use super::model::*;
+use super::yaml::{Kind, Node, Pos};
+use crate::engine::loose::go_text;
+use crate::state::{CalendarUnit, Window};
+
+const OPERATORS: &[&str] = &[
+    "eq", "neq", "in", "not_in", "lt", "lte", "gt", "gte", "regex", "contains", "exists",
+];
+
+/// The `state.` owner name of the `"*"` key.
+pub const GLOBAL_OWNER: &str = "_global";
+
+/// A counter defined by a rule, before its limit is known.
+struct PendingCounter {
+    owner: Arc<str>,
+    name: String,
+    window: Window,
+    amount: Amount,
+    scope: Scope,
+    rule: RuleId,
+    /// Set for `rate_limit` shorthand and rolling limits; state blocks take theirs from a condition.
+    limit: Option<u64>,
+    rule_path: String,
+    pos: Pos,
+}
+
+pub fn compile(raw: RawPolicy, errors: &mut Vec<PolicyError>) -> Option<CompiledPolicy> {
+    let before = errors.len();
+    let mut c = Compiler {
+        d: Decoder { errors },
+        rules: Vec::new(),
+        counters: Vec::new(),
+        pending_conditions: Vec::new(),
+        owners: raw
+            .tools
+            .iter()
+            .map(|t| owner_name(&t.name.value).to_string())
+            .collect(),
+    };
+
+    if let Some(v) = &raw.version
+        && v.value != "1"
+    {
+        c.d.error(
+            v.pos,
+            "",
+            format!("version must be \"1\", got \"{}\"", v.value),
+        );
+    }
+    let default_deny = match &raw.default {
+        None => false,
+        Some(d) if d.value == "allow" => false,
+        Some(d) if d.value == "deny" => true,
+        Some(d) => {
+            c.d.error(
+                d.pos,
+                "",
+                format!("default must be \"allow\" or \"deny\", got \"{}\"", d.value),
+            );
+            false
+        }
+    };
+    let hide = c.name_set(&raw.hide, "hide");
+
+    let mut plans_own: Vec<(String, Vec<RuleId>)> = Vec::new();
+    let mut glob_rules = Vec::new();
+    let mut wildcard_rules = Vec::new();
+    for tool in &raw.tools {
+        let ids = c.tool(tool);
+        let key = tool.name.value.as_str();
+        if key == "*" {
+            wildcard_rules = ids;
+        } else if is_glob(key) {
+            glob_rules.push((WildMatch::new(key), ids));
+        } else {
+            plans_own.push((key.to_string(), ids));
+        }
+    }
+    c.resolve_state_conditions();
+    let counters = c.finish_counters();
+
+    let identities = c.identities(&raw);
+    let grants = c.grants(&raw, &identities);
+
+    if c.d.errors.len() > before {
+        return None;
+    }
+    let mut plans = HashMap::with_capacity(plans_own.len());
+    for (tool, own) in plans_own {
+        let mut ids = own;
+        for (glob, glob_ids) in &glob_rules {
+            if glob.matches(&tool) {
+                ids.extend_from_slice(glob_ids);
+            }
+        }
+        ids.extend_from_slice(&wildcard_rules);
+        plans.insert(tool, ids);
+    }
+    Some(CompiledPolicy {
+        default_deny,
+        hide,
+        plans,
+        glob_rules,
+        wildcard_rules,
+        rules: c.rules,
+        grants,
+        identities,
+        counters,
+    })
+}
+
+fn is_glob(key: &str) -> bool {
+    key.contains(['*', '?'])
+}
+
+fn owner_name(key: &str) -> &str {
+    if key == "*" { GLOBAL_OWNER } else { key }
+}
+
+/// A `state.` condition waiting for every counter to be known.
+struct PendingStateCondition {
+    rule: RuleId,
+    /// Index in the rule's condition list where the compiled condition goes.
+    slot: usize,
+    path: Spanned<String>,
+    cond_path: String,
+    op: Op,
+}
+
+struct Compiler<'e> {
+    d: Decoder<'e>,
+    rules: Vec<Rule>,
+    counters: Vec<PendingCounter>,
+    pending_conditions: Vec<PendingStateCondition>,
+    owners: Vec<String>,
+}
+
+impl Compiler<'_> {
+    fn name_set(&mut self, names: &[Spanned<String>], path: &str) -> NameSet {
+        let mut set = NameSet::default();
+        let mut seen = HashSet::new();
+        for (i, name) in names.iter().enumerate() {
+            let n = name.value.trim();
+            if n.is_empty() {
+                self.d
+                    .error(name.pos, &format!("{path}[{i}]"), "entry must not be empty");
+                continue;
+            }
+            if !seen.insert(name.value.as_str()) {
+                self.d.error(
+                    name.pos,
+                    path,
+                    format!("duplicate entry \"{}\"", name.value),
+                );
+                continue;
+            }
+            if n == "*" {
+                set.all = true;
+            } else if is_glob(n) {
+                set.globs.push(WildMatch::new(n));
+            } else {
+                set.exact.insert(name.value.clone());
+            }
+        }
+        set
+    }
+
+    fn tool(&mut self, tool: &RawTool) -> Vec<RuleId> {
+        let key = &tool.name.value;
+        let base = join("tools", key);
+        if key.trim().is_empty() {
+            self.d
+                .error(tool.name.pos, "tools", "tool name must not be empty");
+        }
+        let mut ids = Vec::new();
+        let mut counter_names: Vec<(String, usize)> = Vec::new();
+        for (i, raw) in tool.rules.iter().enumerate() {
+            let path = format!("{base}.rules[{i}]");
+            if let Some(id) = self.rule(key, i, raw, &path) {
+                if let Some(ci) = self.rules[id].counter {
+                    let name = self.counters[ci].name.clone();
+                    if let Some((_, first)) = counter_names.iter().find(|(n, _)| *n == name) {
+                        let pos = raw.state.as_ref().map_or(raw.pos, |s| s.pos);
+                        self.d.error(
+                            pos,
+                            &path,
+                            format!(
+                                "duplicate state counter \"{name}\" (also used by rules[{first}])"
+                            ),
+                        );
+                    } else {
+                        counter_names.push((name, i));
+                    }
+                }
+                ids.push(id);
+            }
+        }
+        ids
+    }
+
+    fn rule(&mut self, tool_key: &str, index: usize, raw: &RawRule, path: &str) -> Option<RuleId> {
+        let id = self.rules.len();
+        let owner: Arc<str> = Arc::from(owner_name(tool_key));
+        let name: Arc<str> = match &raw.name {
+            Some(n) if !n.value.trim().is_empty() => Arc::from(n.value.as_str()),
+            _ => Arc::from(format!("{tool_key}#{index}")),
+        };
+
+        let action = match &raw.action {
+            None => Action::Evaluate,
+            Some(a) => match a.value.as_str() {
+                "evaluate" => Action::Evaluate,
+                "allow" => Action::Allow,
+                "deny" => Action::Deny,
+                "require_approval" => Action::RequireApproval,
+                other => {
+                    self.d.error(
+                        a.pos,
+                        path,
+                        format!(
+                            "action must be \"evaluate\", \"allow\", \"deny\" or \"require_approval\", got \"{other}\""
+                        ),
+                    );
+                    return None;
+                }
+            },
+        };
+
+        let on_deny = match (&raw.on_deny, &raw.reason) {
+            (Some(a), Some(_)) => {
+                self.d.error(
+                    a.pos,
+                    path,
+                    "on_deny and reason are the same setting; set only one of them",
+                );
+                None
+            }
+            (a, b) => a.as_ref().or(b.as_ref()).map(|s| s.value.clone()),
+        };
+
+        let scope = self.scope(raw, path);
+        let mut counter = None;
+        let mut limit_default: Option<String> = None;
+
+        if let Some(rl) = &raw.rate_limit {
+            let pos = match rl {
+                RawRateLimit::Shorthand(s) => s.pos,
+                RawRateLimit::Rolling { pos, .. } => *pos,
+            };
+            if !raw.conditions.is_empty() || raw.state.is_some() {
+                self.d.error(
+                    pos,
+                    path,
+                    "rate_limit cannot be combined with conditions or state; use separate rules or the full syntax instead",
+                );
+                return None;
+            }
+            if matches!(action, Action::Deny | Action::RequireApproval) {
+                let a = if action == Action::Deny {
+                    "deny"
+                } else {
+                    "require_approval"
+                };
+                self.d.error(
+                    pos,
+                    path,
+                    format!("rate_limit cannot be used with action \"{a}\""),
+                );
+                return None;
+            }
+            let (window, limit, cname, default_msg) = self.rate_limit(rl, path)?;
+            limit_default = Some(default_msg);
+            counter = Some(self.counters.len());
+            self.counters.push(PendingCounter {
+                owner: owner.clone(),
+                name: cname,
+                window,
+                amount: Amount::Fixed(1),
+                scope: scope.unwrap_or(Scope::Global),
+                rule: id,
+                limit: Some(limit),
+                rule_path: path.to_string(),
+                pos,
+            });
+        } else {
+            match action {
+                Action::Deny if !raw.conditions.is_empty() => {
+                    self.d
+                        .error(raw.pos, path, "deny rules must not have conditions");
+                }
+                Action::Deny | Action::RequireApproval if raw.state.is_some() => {
+                    let a = if action == Action::Deny {
+                        "deny"
+                    } else {
+                        "require_approval"
+                    };
+                    self.d.error(
+                        raw.pos,
+                        path,
+                        format!("{a} rules must not have a state block (they never count calls)"),
+                    );
+                }
+                Action::Evaluate if raw.conditions.is_empty() => {
+                    self.d.error(
+                        raw.pos,
+                        path,
+                        "evaluate rules must have at least one condition",
+                    );
+                }
+                _ => {}
+            }
+            if let Some(state) = &raw.state
+                && !matches!(action, Action::Deny | Action::RequireApproval)
+            {
+                counter = self.state_block(state, &owner, scope, id, path);
+            }
+        }
+        if scope.is_some() && counter.is_none() && raw.rate_limit.is_none() && raw.state.is_none() {
+            let pos = raw.scope.as_ref().map_or(raw.pos, |s| s.pos);
+            self.d.error(
+                pos,
+                path,
+                "scope only applies to rules with rate_limit or state",
+            );
+        }
+
+        let approval_timeout = match &raw.approval_timeout {
+            None => None,
+            Some(t) if action != Action::RequireApproval => {
+                self.d.error(
+                    t.pos,
+                    path,
+                    "approval_timeout only applies to rules with action \"require_approval\"",
+                );
+                None
+            }
+            Some(t) => match parse_duration(&t.value) {
+                Some(d) => Some(d),
+                None => {
+                    self.d.error(
+                        t.pos,
+                        &join(path, "approval_timeout"),
+                        format!(
+                            "approval_timeout must be a duration such as \"90s\", \"30m\", \"2h\" or \"1d\", got \"{}\"",
+                            t.value
+                        ),
+                    );
+                    None
+                }
+            },
+        };
+
+        let mut conditions = Vec::with_capacity(raw.conditions.len());
+        let mut limit_taken = false;
+        for (j, cond) in raw.conditions.iter().enumerate() {
+            let cpath = format!("{path}.conditions[{j}]");
+            let Some((path_expr, op)) = self.condition(cond, &cpath) else {
+                continue;
+            };
+            match path_expr {
+                ParsedPath::State(text) => {
+                    // The first lt/lte on the rule's own counter is its limit, enforced by
+                    // the atomic reservation rather than by a separate (racy) read.
+                    if !limit_taken
+                        && let Some(ci) = counter
+                        && self.is_own_counter(&text.value, ci)
+                        && let Some(limit) = self.limit_from(&op, &cond.value, &cpath, ci)
+                    {
+                        limit_taken = true;
+                        self.counters[ci].limit = Some(limit);
+                        continue;
+                    }
+                    self.pending_conditions.push(PendingStateCondition {
+                        rule: id,
+                        slot: conditions.len(),
+                        path: text,
+                        cond_path: cpath,
+                        op,
+                    });
+                    // Placeholder, replaced in resolve_state_conditions().
+                    conditions.push(Condition {
+                        path: PathExpr::State(usize::MAX),
+                        op: Op::Exists(true),
+                    });
+                }
+                ParsedPath::Other(path) => conditions.push(Condition { path, op }),
+            }
+        }
+
+        let message: Arc<str> = match &on_deny {
+            Some(m) => Arc::from(m.as_str()),
+            None => Arc::from(format!("Denied by rule \"{name}\"")),
+        };
+        let limit_message: Arc<str> = match (&on_deny, limit_default) {
+            (Some(m), _) => Arc::from(m.as_str()),
+            (None, Some(d)) => Arc::from(d),
+            (None, None) => Arc::from(format!("Rate limit exceeded for {name}")),
+        };
+        self.rules.push(Rule {
+            name,
+            tool_key: Arc::from(tool_key),
+            action,
+            conditions,
+            counter,
+            message,
+            limit_message,
+            approval_timeout,
+        });
+        Some(id)
+    }
+
+    fn scope(&mut self, raw: &RawRule, path: &str) -> Option<Scope> {
+        let s = raw.scope.as_ref()?;
+        match s.value.as_str() {
+            "global" => Some(Scope::Global),
+            "identity" => Some(Scope::Identity),
+            "session" => Some(Scope::Session),
+            other => {
+                self.d.error(
+                    s.pos,
+                    &join(path, "scope"),
+                    format!(
+                        "scope must be \"global\", \"identity\" or \"session\", got \"{other}\""
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// Returns the window, limit, internal counter name and default denial message.
+    fn rate_limit(
+        &mut self,
+        rl: &RawRateLimit,
+        path: &str,
+    ) -> Option<(Window, u64, String, String)> {
+        match rl {
+            RawRateLimit::Shorthand(s) => {
+                let text = s.value.as_str();
+                let field = join(path, "rate_limit");
+                let Some((count, unit)) = text.split_once('/') else {
+                    self.d.error(
+                        s.pos,
+                        &field,
+                        format!(
+                            "rate_limit must be in the format \"N/window\" (e.g. \"5/hour\"), got \"{text}\""
+                        ),
+                    );
+                    return None;
+                };
+                let n = match count.parse::<i64>() {
+                    Ok(n) if n > 0 => n as u64,
+                    _ => {
+                        self.d.error(
+                            s.pos,
+                            &field,
+                            format!("rate_limit count must be a positive integer, got \"{count}\""),
+                        );
+                        return None;
+                    }
+                };
+                let Some(unit) = CalendarUnit::parse(unit) else {
+                    self.d.error(
+                        s.pos,
+                        &field,
+                        format!(
+                            "rate_limit window must be \"minute\", \"hour\", or \"day\", got \"{unit}\""
+                        ),
+                    );
+                    return None;
+                };
+                Some((
+                    Window::Calendar(unit),
+                    n,
+                    format!("_rate_{}", unit.as_str()),
+                    format!(
+                        "Rate limit of {n} per {} reached. Try again later.",
+                        unit.as_str()
+                    ),
+                ))
+            }
+            RawRateLimit::Rolling { max, window, .. } => {
+                let mut ok = true;
+                if max.value <= 0 {
+                    self.d.error(
+                        max.pos,
+                        &join(path, "rate_limit.max"),
+                        format!(
+                            "rate_limit max must be a positive integer, got \"{}\"",
+                            max.value
+                        ),
+                    );
+                    ok = false;
+                }
+                if window.value <= 0 {
+                    self.d.error(
+                        window.pos,
+                        &join(path, "rate_limit.window"),
+                        format!(
+                            "rate_limit window must be a positive number of seconds, got \"{}\"",
+                            window.value
+                        ),
+                    );
+                    ok = false;
+                }
+                if !ok {
+                    return None;
+                }
+                let (n, secs) = (max.value as u64, window.value as u64);
+                Some((
+                    Window::Rolling { seconds: secs },
+                    n,
+                    format!("_rate_{secs}s"),
+                    format!("Rate limit of {n} per {secs} seconds reached. Try again later."),
+                ))
+            }
+        }
+    }
+
+    fn state_block(
+        &mut self,
+        state: &RawState,
+        owner: &Arc<str>,
+        scope: Option<Scope>,
+        rule: RuleId,
+        rule_path: &str,
+    ) -> Option<usize> {
+        let path = join(rule_path, "state");
+        let mut ok = true;
+        let name = state.counter.as_ref().map(|c| c.value.trim()).unwrap_or("");
+        if name.is_empty() {
+            self.d.error(state.pos, &path, "counter must not be empty");
+            ok = false;
+        } else if !name
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-')
+        {
+            let pos = state.counter.as_ref().map_or(state.pos, |c| c.pos);
+            self.d.error(
+                pos,
+                &path,
+                format!(
+                    "counter name may only hold letters, digits, \"_\" and \"-\", got \"{name}\""
+                ),
+            );
+            ok = false;
+        }
+        let window_text = state
+            .window
+            .as_ref()
+            .map(|w| w.value.as_str())
+            .unwrap_or("");
+        let window = CalendarUnit::parse(window_text);
+        if window.is_none() {
+            let pos = state.window.as_ref().map_or(state.pos, |w| w.pos);
+            self.d.error(
+                pos,
+                &path,
+                format!("window must be \"minute\", \"hour\", or \"day\", got \"{window_text}\""),
+            );
+            ok = false;
+        }
+        let amount = match (&state.increment, &state.increment_from) {
+            (Some(inc), Some(_)) => {
+                self.d.error(
+                    inc.pos,
+                    &path,
+                    "increment and increment_from cannot both be set",
+                );
+                ok = false;
+                Amount::Fixed(1)
+            }
+            (Some(inc), None) if inc.value <= 0 => {
+                self.d.error(
+                    inc.pos,
+                    &path,
+                    format!(
+                        "increment must be a positive integer, got \"{}\"",
+                        inc.value
+                    ),
+                );
+                ok = false;
+                Amount::Fixed(1)
+            }
+            (Some(inc), None) => Amount::Fixed(inc.value as u64),
+            (None, Some(from)) => match from.value.strip_prefix("args.") {
+                Some(rest) if !rest.is_empty() && !rest.split('.').any(str::is_empty) => {
+                    Amount::FromArgs(arg_path(&from.value))
+                }
+                _ => {
+                    self.d.error(
+                        from.pos,
+                        &path,
+                        format!(
+                            "increment_from must start with \"args.\", got \"{}\"",
+                            from.value
+                        ),
+                    );
+                    ok = false;
+                    Amount::Fixed(1)
+                }
+            },
+            (None, None) => Amount::Fixed(1),
+        };
+        if !ok {
+            return None;
+        }
+        let index = self.counters.len();
+        self.counters.push(PendingCounter {
+            owner: owner.clone(),
+            name: name.to_string(),
+            window: Window::Calendar(window?),
+            amount,
+            scope: scope.unwrap_or(Scope::Global),
+            rule,
+            limit: None,
+            rule_path: rule_path.to_string(),
+            pos: state.pos,
+        });
+        Some(index)
+    }
+
+    fn condition(&mut self, cond: &RawCondition, path: &str) -> Option<(ParsedPath, Op)> {
+        let Some(p) = &cond.path else {
+            self.d.error(cond.pos, path, "condition must have a path");
+            return None;
+        };
+        let Some(op_name) = &cond.op else {
+            self.d.error(cond.pos, path, "condition must have an op");
+            return None;
+        };
+        let parsed = self.path(p, path);
+        let op = self.op(op_name, cond.value.as_ref(), cond.pos, path);
+        Some((parsed?, op?))
+    }
+
+    fn path(&mut self, p: &Spanned<String>, cond_path: &str) -> Option<ParsedPath> {
+        let text = p.value.as_str();
+        let bad_segment = |rest: &str| rest.is_empty() || rest.split('.').any(str::is_empty);
+        if let Some(rest) = text.strip_prefix("args.") {
+            if bad_segment(rest) {
+                self.d.error(
+                    p.pos,
+                    cond_path,
+                    format!("path \"{text}\" has an empty segment"),
+                );
+                return None;
+            }
+            return Some(ParsedPath::Other(PathExpr::Args(arg_path(text))));
+        }
+        if let Some(rest) = text.strip_prefix("state.") {
+            if bad_segment(rest) || !rest.contains('.') {
+                self.d.error(
+                    p.pos,
+                    cond_path,
+                    format!("state paths must be \"state.<tool>.<counter>\", got \"{text}\""),
+                );
+                return None;
+            }
+            return Some(ParsedPath::State(p.clone()));
+        }
+        match text {
+            "identity" => Some(ParsedPath::Other(PathExpr::Identity)),
+            "client.name" => Some(ParsedPath::Other(PathExpr::ClientName)),
+            _ => {
+                self.d.error(
+                    p.pos,
+                    cond_path,
+                    format!(
+                        "path must start with \"args.\" or \"state.\" (or be \"identity\" or \"client.name\"), got \"{text}\""
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn op(
+        &mut self,
+        op: &Spanned<String>,
+        value: Option<&Node>,
+        pos: Pos,
+        path: &str,
+    ) -> Option<Op> {
+        let name = op.value.as_str();
+        let null = Node {
+            kind: Kind::Null,
+            pos,
+            text: String::new(),
+        };
+        let node = value.unwrap_or(&null);
+        let numeric = |c: &mut Self| -> Option<Number> {
+            match literal(node) {
+                Some(Value::Number(n)) => Some(n),
+                _ => {
+                    c.d.error(
+                        node.pos,
+                        path,
+                        format!("operator \"{name}\" requires a numeric value"),
+                    );
+                    None
+                }
+            }
+        };
+        let any_literal = |c: &mut Self| -> Option<Literal> {
+            if value.is_none() {
+                c.d.error(pos, path, format!("operator \"{name}\" requires a value"));
+                return None;
+            }
+            match literal(node) {
+                Some(v) => Some(Literal {
+                    text: go_text(&v),
+                    value: v,
+                }),
+                None => {
+                    c.d.error(node.pos, path, "numeric values must be finite");
+                    None
+                }
+            }
+        };
+        let list = |c: &mut Self| -> Option<Vec<Literal>> {
+            match (&node.kind, literal(node)) {
+                (Kind::Seq(_), Some(Value::Array(items))) => Some(
+                    items
+                        .into_iter()
+                        .map(|v| Literal {
+                            text: go_text(&v),
+                            value: v,
+                        })
+                        .collect(),
+                ),
+                _ => {
+                    c.d.error(
+                        node.pos,
+                        path,
+                        format!("operator \"{name}\" requires a list value"),
+                    );
+                    None
+                }
+            }
+        };
+        match name {
+            "eq" => any_literal(self).map(Op::Eq),
+            "neq" => any_literal(self).map(Op::Neq),
+            "in" => list(self).map(Op::In),
+            "not_in" => list(self).map(Op::NotIn),
+            "lt" => numeric(self).map(Op::Lt),
+            "lte" => numeric(self).map(Op::Lte),
+            "gt" => numeric(self).map(Op::Gt),
+            "gte" => numeric(self).map(Op::Gte),
+            "contains" => any_literal(self).map(Op::Contains),
+            "exists" => match node.kind {
+                Kind::Bool(b) => Some(Op::Exists(b)),
+                _ => {
+                    self.d.error(
+                        node.pos,
+                        path,
+                        "operator \"exists\" requires a boolean value",
+                    );
+                    None
+                }
+            },
+            "regex" => {
+                let Kind::Str(pattern) = &node.kind else {
+                    self.d.error(node.pos, path, "regex value must be a string");
+                    return None;
+                };
+                match Regex::new(pattern) {
+                    Ok(re) => Some(Op::Regex(re)),
+                    Err(e) => {
+                        let detail = e.to_string();
+                        let last = detail.lines().last().unwrap_or("").trim().to_string();
+                        self.d.error(
+                            node.pos,
+                            path,
+                            format!("invalid regex \"{pattern}\": {last}"),
+                        );
+                        None
+                    }
+                }
+            }
+            other => {
+                let hint = suggest(other, OPERATORS)
+                    .map(|s| format!(" (did you mean \"{s}\"?)"))
+                    .unwrap_or_default();
+                self.d
+                    .error(op.pos, path, format!("unknown operator \"{other}\"{hint}"));
+                None
+            }
+        }
+    }
+
+    /// Whether a `state.` path names counter `ci` of the rule being compiled.
+    fn is_own_counter(&self, text: &str, ci: usize) -> bool {
+        let c = &self.counters[ci];
+        text == format!("state.{}.{}", c.owner, c.name)
+    }
+
+    /// The limit a `lt`/`lte` condition sets on the rule's own counter.
+    fn limit_from(&mut self, op: &Op, value: &Option<Node>, path: &str, ci: usize) -> Option<u64> {
+        let (n, strict) = match op {
+            Op::Lt(n) => (n, true),
+            Op::Lte(n) => (n, false),
+            _ => return None,
+        };
+        let pos = value.as_ref().map_or(Pos::default(), |v| v.pos);
+        let f = n.as_f64().unwrap_or(f64::NAN);
+        let name = self.counters[ci].name.clone();
+        if f < 0.0 {
+            self.d.error(
+                pos,
+                path,
+                format!("the limit of counter \"{name}\" must not be negative, got {n}"),
+            );
+            return Some(0);
+        }
+        if strict {
+            if n.as_u64().is_none() {
+                self.d.error(
+                    pos,
+                    path,
+                    format!(
+                        "operator \"lt\" on counter \"{name}\" needs a whole-number limit, got {n} (did you mean lte {}?)",
+                        f.floor()
+                    ),
+                );
+                return Some(0);
+            }
+            return Some(n.as_u64().unwrap_or(0).saturating_sub(1));
+        }
+        // Counts are whole numbers, so `lte 2.5` allows exactly what `lte 2` does.
+        Some(n.as_u64().unwrap_or(f.floor() as u64))
+    }
+
+    fn resolve_state_conditions(&mut self) {
+        let pending = std::mem::take(&mut self.pending_conditions);
+        for p in pending {
+            let rest = p.path.value.strip_prefix("state.").unwrap_or("");
+            // Tool names may contain dots (`github.create_issue`): the owner is the longest
+            // tool key (or `_global`) that the path starts with.
+            let owner = self
+                .owners
+                .iter()
+                .map(String::as_str)
+                .chain(std::iter::once(GLOBAL_OWNER))
+                .filter(|o| {
+                    rest.len() > o.len() && rest.starts_with(*o) && rest.as_bytes()[o.len()] == b'.'
+                })
+                .max_by_key(|o| o.len());
+            let found = owner.and_then(|o| {
+                let counter = &rest[o.len() + 1..];
+                self.counters
+                    .iter()
+                    .position(|c| &*c.owner == o && c.name == counter)
+            });
+            match found {
+                Some(ci) => {
+                    self.rules[p.rule].conditions[p.slot] = Condition {
+                        path: PathExpr::State(ci),
+                        op: p.op,
+                    };
+                }
+                None => self.d.error(
+                    p.path.pos,
+                    &p.cond_path,
+                    format!(
+                        "condition references {} but no matching state block found",
+                        p.path.value
+                    ),
+                ),
+            }
+        }
+    }
+
+    fn finish_counters(&mut self) -> Vec<CounterSpec> {
+        let pending = std::mem::take(&mut self.counters);
+        let mut out = Vec::with_capacity(pending.len());
+        for c in pending {
+            let limit = match c.limit {
+                Some(l) => l,
+                None => {
+                    self.d.error(
+                        c.pos,
+                        &join(&c.rule_path, "state"),
+                        format!(
+                            "state counter \"{}\" has no limit: add a condition {{path: state.{}.{}, op: lte, value: N}} to this rule",
+                            c.name, c.owner, c.name
+                        ),
+                    );
+                    0
+                }
+            };
+            out.push(CounterSpec {
+                global_key: Arc::from(format!("global:{}:{}", c.owner, c.name)),
+                owner: c.owner,
+                name: Arc::from(c.name),
+                window: c.window,
+                limit,
+                amount: c.amount,
+                scope: c.scope,
+                rule: c.rule,
+            });
+        }
+        out
+    }
+
+    fn identities(&mut self, raw: &RawPolicy) -> Vec<Identity> {
+        let mut out = Vec::new();
+        for id in &raw.identities {
+            let path = join("identities", &id.name.value);
+            let token = match (&id.token_env, &id.token_sha256) {
+                (Some(env), Some(_)) => {
+                    self.d
+                        .error(env.pos, &path, "set only one of token_env and token_sha256");
+                    continue;
+                }
+                (Some(env), None) => IdentityToken::Env(env.value.clone()),
+                (None, Some(hash)) => {
+                    let h = hash.value.to_ascii_lowercase();
+                    if h.len() != 64 || !h.chars().all(|c| c.is_ascii_hexdigit()) {
+                        self.d.error(
+                            hash.pos,
+                            &join(&path, "token_sha256"),
+                            "token_sha256 must be 64 hexadecimal characters (the SHA-256 of the token)",
+                        );
+                        continue;
+                    }
+                    IdentityToken::Sha256(h)
+                }
+                (None, None) => IdentityToken::None,
+            };
+            out.push(Identity {
+                name: id.name.value.clone(),
+                token,
+            });
+        }
+        out
+    }
+
+    fn grants(&mut self, raw: &RawPolicy, identities: &[Identity]) -> Option<Grants> {
+        if raw.grants.is_empty() {
+            return None;
+        }
+        let known: Vec<&str> = identities.iter().map(|i| i.name.as_str()).collect();
+        let mut grants = Grants::default();
+        for g in &raw.grants {
+            let name = g.identity.value.as_str();
+            let path = join("grants", name);
+            if name != "*" && !raw.identities.is_empty() && !known.contains(&name) {
+                let hint = suggest(name, &known)
+                    .map(|s| format!(" (did you mean \"{s}\"?)"))
+                    .unwrap_or_default();
+                self.d.error(
+                    g.identity.pos,
+                    "grants",
+                    format!("grant for unknown identity \"{name}\"{hint}"),
+                );
+                continue;
+            }
+            let tools = match &g.tools {
+                Some(t) => self.name_set(t, &join(&path, "tools")),
+                None => {
+                    self.d.error(
+                        g.identity.pos,
+                        &path,
+                        "a grant must list its tools (tools: [..], or \"*\" for every tool)",
+                    );
+                    continue;
+                }
+            };
+            let grant = Grant {
+                tools,
+                hide: self.name_set(&g.hide, &join(&path, "hide")),
+            };
+            if name == "*" {
+                grants.fallback = Some(grant);
+            } else {
+                grants.by_identity.insert(name.to_string(), grant);
+            }
+        }
+        Some(grants)
+    }
+}
+
+enum ParsedPath {
+    State(Spanned<String>),
+    Other(PathExpr),
+}
+
+fn arg_path(text: &str) -> ArgPath {
+    let rest = text.strip_prefix("args.").unwrap_or(text);
+    ArgPath {
+        text: text.to_string(),
+        segments: rest
+            .split('.')
+            .map(|s| Segment {
+                key: s.to_string(),
+                index: if s.bytes().all(|b| b.is_ascii_digit()) {
+                    s.parse().ok()
+                } else {
+                    None
+                },
+            })
+            .collect(),
+    }
+}
+
+/// Converts a YAML node to JSON; `None` for non-finite numbers, which JSON cannot hold.
+fn literal(node: &Node) -> Option<Value> {
+    Some(match &node.kind {
+        Kind::Null => Value::Null,
+        Kind::Bool(b) => Value::Bool(*b),
+        Kind::Int(i) => Value::Number((*i).into()),
+        Kind::Float(f) => Value::Number(Number::from_f64(*f)?),
+        Kind::Str(s) => Value::String(s.clone()),
+        Kind::Seq(items) => Value::Array(items.iter().map(literal).collect::<Option<_>>()?),
+        Kind::Map(pairs) => Value::Object(
+            pairs
+                .iter()
+                .map(|(k, v)| Some((k.text.clone(), literal(v)?)))
+                .collect::<Option<_>>()?,
+        ),
+    })
+}
+
+/// `90s`, `30m`, `2h`, `1d` (a bare number is seconds).
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (num, unit) = text.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let secs = match unit.trim() {
+        "" | "s" => n,
+        "m" => n.checked_mul(60)?,
+        "h" => n.checked_mul(3600)?,
+        "d" => n.checked_mul(86_400)?,
+        _ => return None,
+    };
+    (secs > 0).then(|| Duration::from_secs(secs))
+}

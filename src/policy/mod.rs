@@ -1,0 +1,65 @@
+//! The policy language: loading, validation with positions, compilation.
+//!
+//! `text → yaml::parse (spanned tree) → decode (strict shape) → compile (semantics)`.
+//! Every stage collects all of its errors; a policy with any error is never returned.
+
+pub mod compile;
+mod decode;
+pub mod error;
+pub mod model;
+mod yaml;
+
+use std::path::Path;
+
+pub use error::{LoadError, PolicyError};
+pub use model::CompiledPolicy;
+
+/// Parses and compiles a policy. `origin` names it in error messages (usually its path).
+pub fn parse(text: &str, origin: &str) -> Result<CompiledPolicy, LoadError> {
+    let mut errors = Vec::new();
+    let compiled = compile_text(text, &mut errors);
+    match compiled {
+        Some(policy) if errors.is_empty() => Ok(policy),
+        _ => {
+            errors.sort_by_key(|e| (e.line, e.column));
+            Err(LoadError::Invalid {
+                origin: origin.to_string(),
+                errors,
+            })
+        }
+    }
+}
+
+/// Reads, parses and compiles a policy file.
+pub fn load_file(path: &Path) -> Result<CompiledPolicy, LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(&text, &path.display().to_string())
+}
+
+/// Every error in a policy text, sorted by position; empty when it is valid.
+pub fn validate(text: &str) -> Vec<PolicyError> {
+    let mut errors = Vec::new();
+    compile_text(text, &mut errors);
+    errors.sort_by_key(|e| (e.line, e.column));
+    errors
+}
+
+fn compile_text(text: &str, errors: &mut Vec<PolicyError>) -> Option<CompiledPolicy> {
+    let root = match yaml::parse(text) {
+        Ok(root) => root,
+        Err(e) => {
+            errors.push(PolicyError {
+                message: format!("invalid YAML: {}", e.message),
+                path: String::new(),
+                line: e.pos.line,
+                column: e.pos.column,
+            });
+            return None;
+        }
+    };
+    let raw = decode::Decoder { errors }.policy(&root);
+    compile::compile(raw, errors)
+}

@@ -1,0 +1,267 @@
+//! A YAML document as a tree of nodes that remember where they came from.
+//!
+//! `serde_yaml` only reports the position of the first error it meets; policy validation
+//! must report *every* error with its line and column, so the policy is first read into
+//! this spanned tree and decoded by hand (see `schema.rs`).
+
+use std::collections::HashMap;
+
+use yaml_rust2::Yaml;
+use yaml_rust2::parser::{Event, Parser};
+use yaml_rust2::scanner::{Marker, TScalarStyle};
+
+/// A 1-based line and column in the policy text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Pos {
+    pub line: usize,
+    pub column: usize,
+}
+
+impl Pos {
+    fn from_marker(m: Marker) -> Self {
+        Pos {
+            line: m.line(),
+            column: m.col() + 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Kind {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    Seq(Vec<Node>),
+    Map(Vec<(Node, Node)>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    pub kind: Kind,
+    pub pos: Pos,
+    /// The scalar as written (for keys and messages); empty for collections.
+    pub text: String,
+}
+
+impl Node {
+    /// A short name of the node's type for error messages.
+    pub fn type_name(&self) -> &'static str {
+        match self.kind {
+            Kind::Null => "null",
+            Kind::Bool(_) => "a boolean",
+            Kind::Int(_) | Kind::Float(_) => "a number",
+            Kind::Str(_) => "a string",
+            Kind::Seq(_) => "a list",
+            Kind::Map(_) => "a mapping",
+        }
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match &self.kind {
+            Kind::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn is_scalar(&self) -> bool {
+        !matches!(self.kind, Kind::Seq(_) | Kind::Map(_))
+    }
+}
+
+/// A YAML syntax error, with the position the parser stopped at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyntaxError {
+    pub message: String,
+    pub pos: Pos,
+}
+
+/// Parses one YAML document. An empty document is `Null`.
+/// Several documents (`---`) in one policy file are an error: only one could be enforced.
+pub fn parse(text: &str) -> Result<Node, SyntaxError> {
+    let mut parser = Parser::new_from_str(text);
+    let mut builder = Builder::default();
+    let mut documents = 0usize;
+    loop {
+        let (event, marker) = parser.next_token().map_err(|e| SyntaxError {
+            message: e.info().to_string(),
+            pos: Pos::from_marker(*e.marker()),
+        })?;
+        match event {
+            Event::StreamEnd => break,
+            Event::DocumentStart => {
+                documents += 1;
+                if documents > 1 {
+                    return Err(SyntaxError {
+                        message: "a policy file must hold exactly one YAML document".into(),
+                        pos: Pos::from_marker(marker),
+                    });
+                }
+            }
+            other => builder.push(other, Pos::from_marker(marker))?,
+        }
+    }
+    Ok(builder.root.unwrap_or(Node {
+        kind: Kind::Null,
+        pos: Pos { line: 1, column: 1 },
+        text: String::new(),
+    }))
+}
+
+enum Open {
+    Seq(Pos, usize, Vec<Node>),
+    Map(Pos, usize, Vec<Node>),
+}
+
+#[derive(Default)]
+struct Builder {
+    stack: Vec<Open>,
+    anchors: HashMap<usize, Node>,
+    root: Option<Node>,
+}
+
+impl Builder {
+    fn push(&mut self, event: Event, pos: Pos) -> Result<(), SyntaxError> {
+        match event {
+            Event::Scalar(value, style, anchor, _tag) => {
+                let kind = if style == TScalarStyle::Plain {
+                    resolve_plain(&value)
+                } else {
+                    Kind::Str(value.clone())
+                };
+                self.finish(
+                    Node {
+                        kind,
+                        pos,
+                        text: value,
+                    },
+                    anchor,
+                );
+            }
+            Event::SequenceStart(anchor, _) => self.stack.push(Open::Seq(pos, anchor, Vec::new())),
+            Event::MappingStart(anchor, _) => self.stack.push(Open::Map(pos, anchor, Vec::new())),
+            Event::SequenceEnd | Event::MappingEnd => match self.stack.pop() {
+                Some(Open::Seq(pos, anchor, items)) => self.finish(
+                    Node {
+                        kind: Kind::Seq(items),
+                        pos,
+                        text: String::new(),
+                    },
+                    anchor,
+                ),
+                Some(Open::Map(pos, anchor, flat)) => {
+                    let mut pairs = Vec::with_capacity(flat.len() / 2);
+                    let mut it = flat.into_iter();
+                    while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                        pairs.push((k, v));
+                    }
+                    self.finish(
+                        Node {
+                            kind: Kind::Map(pairs),
+                            pos,
+                            text: String::new(),
+                        },
+                        anchor,
+                    )
+                }
+                None => {}
+            },
+            Event::Alias(id) => {
+                let node = self.anchors.get(&id).cloned().ok_or_else(|| SyntaxError {
+                    message: "alias refers to an unknown anchor".into(),
+                    pos,
+                })?;
+                self.finish(Node { pos, ..node }, 0);
+            }
+            Event::Nothing | Event::StreamStart | Event::DocumentEnd => {}
+            Event::StreamEnd | Event::DocumentStart => {}
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, node: Node, anchor: usize) {
+        if anchor != 0 {
+            self.anchors.insert(anchor, node.clone());
+        }
+        match self.stack.last_mut() {
+            Some(Open::Seq(_, _, items)) | Some(Open::Map(_, _, items)) => items.push(node),
+            None => self.root = Some(node),
+        }
+    }
+}
+
+/// Resolves a plain scalar with the YAML 1.2 core schema (`yes` stays a string).
+fn resolve_plain(text: &str) -> Kind {
+    match Yaml::from_str(text) {
+        Yaml::Integer(i) => Kind::Int(i),
+        Yaml::Real(_) => match text.parse::<f64>() {
+            Ok(f) => Kind::Float(f),
+            Err(_) => match text.trim_start_matches(['+', '-']) {
+                ".inf" | ".Inf" | ".INF" if text.starts_with('-') => Kind::Float(f64::NEG_INFINITY),
+                ".inf" | ".Inf" | ".INF" => Kind::Float(f64::INFINITY),
+                _ => Kind::Float(f64::NAN),
+            },
+        },
+        Yaml::Boolean(b) => Kind::Bool(b),
+        Yaml::Null => Kind::Null,
+        _ => Kind::Str(text.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_are_one_based() {
+        let doc = parse("a: 1\nb:\n  - x\n  - 2.5\n").unwrap();
+        let Kind::Map(pairs) = &doc.kind else {
+            panic!()
+        };
+        assert_eq!(pairs[0].0.text, "a");
+        assert_eq!(pairs[0].1.kind, Kind::Int(1));
+        assert_eq!(pairs[0].1.pos, Pos { line: 1, column: 4 });
+        let Kind::Seq(items) = &pairs[1].1.kind else {
+            panic!()
+        };
+        assert_eq!(items[0].kind, Kind::Str("x".into()));
+        assert_eq!(items[1].pos, Pos { line: 4, column: 5 });
+        assert_eq!(items[1].kind, Kind::Float(2.5));
+    }
+
+    #[test]
+    fn quoted_scalars_stay_strings_and_yes_is_a_string() {
+        let doc = parse("a: \"1\"\nb: yes\nc: true\nd: ~\n").unwrap();
+        let Kind::Map(pairs) = &doc.kind else {
+            panic!()
+        };
+        assert_eq!(pairs[0].1.kind, Kind::Str("1".into()));
+        assert_eq!(pairs[1].1.kind, Kind::Str("yes".into()));
+        assert_eq!(pairs[2].1.kind, Kind::Bool(true));
+        assert_eq!(pairs[3].1.kind, Kind::Null);
+    }
+
+    #[test]
+    fn aliases_are_resolved() {
+        let doc = parse("a: &x [1, 2]\nb: *x\n").unwrap();
+        let Kind::Map(pairs) = &doc.kind else {
+            panic!()
+        };
+        assert_eq!(pairs[0].1.kind, pairs[1].1.kind);
+    }
+
+    #[test]
+    fn syntax_errors_carry_a_position() {
+        let err = parse("a: [1, 2\nb: 3\n").unwrap_err();
+        assert!(err.pos.line >= 1, "{err:?}");
+        let err = parse("a: 1\n---\nb: 2\n").unwrap_err();
+        assert!(err.message.contains("exactly one"), "{err:?}");
+    }
+
+    #[test]
+    fn empty_document_is_null() {
+        assert_eq!(parse("").unwrap().kind, Kind::Null);
+        assert_eq!(parse("# only a comment\n").unwrap().kind, Kind::Null);
+    }
+}
