@@ -50,6 +50,7 @@ pub fn compile(raw: RawPolicy, errors: &mut Vec<PolicyError>) -> Option<Compiled
         rules: Vec::new(),
         counters: Vec::new(),
         pending_conditions: Vec::new(),
+        broken_counters: HashSet::new(),
         owners: raw
             .tools
             .iter()
@@ -152,6 +153,9 @@ struct Compiler<'e> {
     counters: Vec<PendingCounter>,
     pending_conditions: Vec<PendingStateCondition>,
     owners: Vec<String>,
+    /// `state.<owner>.<counter>` paths of state blocks that had errors, so conditions on
+    /// them do not add a second, misleading error.
+    broken_counters: HashSet<String>,
 }
 
 impl Compiler<'_> {
@@ -319,7 +323,11 @@ impl Compiler<'_> {
                         format!("{a} rules must not have a state block (they never count calls)"),
                     );
                 }
-                Action::Evaluate if raw.conditions.is_empty() => {
+                Action::Evaluate
+                    if raw.conditions.is_empty()
+                        && !raw.undecoded_conditions
+                        && !raw.undecoded_rate_limit =>
+                {
                     self.d.error(
                         raw.pos,
                         path,
@@ -622,6 +630,7 @@ impl Compiler<'_> {
             (None, None) => Amount::Fixed(1),
         };
         if !ok {
+            self.broken_counters.insert(format!("state.{owner}.{name}"));
             return None;
         }
         let index = self.counters.len();
@@ -879,6 +888,7 @@ impl Compiler<'_> {
                         op: p.op,
                     };
                 }
+                None if self.broken_counters.contains(&p.path.value) => {}
                 None => self.d.error(
                     p.path.pos,
                     &p.cond_path,

@@ -36,8 +36,11 @@ pub struct RawRule {
     pub name: Option<Spanned<String>>,
     pub action: Option<Spanned<String>>,
     pub conditions: Vec<RawCondition>,
-    /// Whether a `conditions` key was written at all (even as an empty list).
     pub rate_limit: Option<RawRateLimit>,
+    /// Keys written but not decodable: later checks skip them rather than pile a second,
+    /// misleading error on the first.
+    pub undecoded_conditions: bool,
+    pub undecoded_rate_limit: bool,
     pub scope: Option<Spanned<String>>,
     pub state: Option<RawState>,
     pub on_deny: Option<Spanned<String>>,
@@ -220,8 +223,15 @@ impl Decoder<'_> {
             match key {
                 "name" => rule.name = self.string(value, &field),
                 "action" => rule.action = self.string(value, &field),
-                "conditions" => rule.conditions = self.conditions(value, &join(path, "conditions")),
-                "rate_limit" => rule.rate_limit = self.rate_limit(value, &field),
+                "conditions" => {
+                    let before = self.errors.len();
+                    rule.conditions = self.conditions(value, &join(path, "conditions"));
+                    rule.undecoded_conditions = self.errors.len() > before;
+                }
+                "rate_limit" => {
+                    rule.rate_limit = self.rate_limit(value, &field);
+                    rule.undecoded_rate_limit = rule.rate_limit.is_none();
+                }
                 "scope" => rule.scope = self.string(value, &field),
                 "state" => rule.state = self.state(value, &join(path, "state")),
                 "on_deny" => rule.on_deny = self.string(value, &field),
@@ -534,7 +544,7 @@ pub fn suggest<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
     known
         .iter()
         .map(|k| (*k, strsim::damerau_levenshtein(&normalized, k)))
-        .filter(|(k, d)| *d <= 2.max(k.len() / 3))
+        .filter(|(k, d)| *d <= 2.max(k.len() / 3) && strsim::jaro_winkler(&normalized, k) >= 0.8)
         .min_by_key(|(_, d)| *d)
         .map(|(k, _)| k)
 }

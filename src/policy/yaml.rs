@@ -150,7 +150,13 @@ impl Builder {
                     },
                     anchor,
                 ),
-                Some(Open::Map(pos, anchor, flat)) => {
+                Some(Open::Map(start, anchor, flat)) => {
+                    // A block mapping's start event is marked after its first key; the
+                    // key itself is where a reader looks.
+                    let pos = match flat.first() {
+                        Some(k) if (k.pos.line, k.pos.column) < (start.line, start.column) => k.pos,
+                        _ => start,
+                    };
                     let mut pairs = Vec::with_capacity(flat.len() / 2);
                     let mut it = flat.into_iter();
                     while let (Some(k), Some(v)) = (it.next(), it.next()) {

@@ -61,19 +61,20 @@ impl SqliteStore {
         let conn = Connection::open(path).map_err(|e| open_err(e.to_string()))?;
         conn.busy_timeout(BUSY_TIMEOUT)
             .map_err(|e| open_err(e.to_string()))?;
-        // journal_mode returns a row, so it is read rather than executed.
-        let _: String = conn
-            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
-            .map_err(|e| open_err(e.to_string()))?;
-        conn.execute_batch("PRAGMA synchronous=NORMAL;")
-            .map_err(|e| open_err(e.to_string()))?;
-        with_busy_retry(|| conn.execute_batch(SCHEMA)).map_err(|e| open_err(e.to_string()))?;
+        with_busy_retry(|| {
+            // journal_mode returns a row, so it is read rather than executed.
+            let _: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+            conn.execute_batch("PRAGMA synchronous=NORMAL;")?;
+            conn.execute_batch(SCHEMA)
+        })
+        .map_err(|e| open_err(e.to_string()))?;
         let store = SqliteStore {
             path: path.to_path_buf(),
             conn: Mutex::new(conn),
             reserves: Default::default(),
         };
-        store.sweep(super::now_millis())?;
+        // Housekeeping only: a busy database must not stop the store from opening.
+        let _ = store.sweep(super::now_millis());
         Ok(store)
     }
 
@@ -91,13 +92,14 @@ impl SqliteStore {
     }
 }
 
-/// Schema creation by several processes at once can meet a lock that busy_timeout does
-/// not wait for (a read transaction upgrading); retry it a few times.
+/// Several processes opening the file at once (switching it to WAL, creating the schema)
+/// can meet locks that SQLite's busy handler does not wait for, to avoid deadlocks;
+/// retry those for about as long as the busy timeout.
 fn with_busy_retry<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
     let mut attempt = 0;
     loop {
         match f() {
-            Err(e) if is_busy(&e) && attempt < 20 => {
+            Err(e) if is_busy(&e) && attempt < 80 => {
                 attempt += 1;
                 std::thread::sleep(Duration::from_millis(25));
             }
@@ -218,7 +220,8 @@ impl Store for SqliteStore {
             % SWEEP_EVERY
             == SWEEP_EVERY - 1
         {
-            self.sweep(now)?;
+            // Housekeeping only: never a reason to deny the call.
+            let _ = self.sweep(now);
         }
         let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         let tx = conn

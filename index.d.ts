@@ -1,0 +1,91 @@
+/* Types of `@policylayer/intercept`: the in-process policy engine and the CLI entry points. */
+
+export interface EngineOptions {
+  /** The policy as YAML text. Pass exactly one of `policy` and `policyFile`. */
+  policy?: string
+  /** Path of a policy file. */
+  policyFile?: string
+  /** Where counters live: `'memory'` (default) or `'sqlite:PATH'` (shared by processes, survives restarts). */
+  state?: string
+  /** Identity used for calls that name none (grants, identity-scoped counters). */
+  identity?: string
+  /** Session used for calls that name none (session-scoped counters). */
+  session?: string
+}
+
+export interface ToolCall {
+  /** The tool name, as in `tools/call` `params.name`. */
+  tool: string
+  /** The tool arguments; anything but a JSON object is denied. */
+  args?: any
+  identity?: string
+  session?: string
+  /** `clientInfo.name` of the MCP client, for `client.name` conditions. */
+  clientName?: string
+}
+
+export interface Decision {
+  decision: 'allow' | 'deny' | 'require_approval'
+  /** Why the call was decided this way. */
+  reason:
+    | 'rule'
+    | 'hidden'
+    | 'default_deny'
+    | 'not_granted'
+    | 'rate_limit'
+    | 'invalid_arguments'
+    | 'state_unavailable'
+  tool: string
+  /** The deciding rule's name, or a marker such as `(hidden)` or `(default deny)`. */
+  rule?: string
+  /** The message for the agent (absent when allowed). */
+  message?: string
+  /** For rate limits: whole seconds until the same call could pass. */
+  retryAfterSeconds?: number
+  /** For `require_approval`: how long a human has to decide. */
+  approvalTimeoutSeconds?: number
+  /** Handle of the counters this call reserved; settle it with `commit` or `rollback`. */
+  reservation?: number
+}
+
+export interface ValidationError {
+  /** The message, led by the rule path, e.g. `tools.t.rules[0]: evaluate rules must have at least one condition`. */
+  message: string
+  /** 1-based line. */
+  line: number
+  /** 1-based column. */
+  column: number
+  /** Where in the policy, e.g. `tools.t.rules[0].conditions[1]`. */
+  path: string
+}
+
+export interface ValidationResult {
+  valid: boolean
+  errors: ValidationError[]
+}
+
+/** A compiled policy with its counter store. */
+export declare class Engine {
+  /** Throws an Error listing every validation error (with line and column) if the policy is invalid. */
+  constructor(options: EngineOptions)
+  /** Evaluates one call. Allowed calls reserve their counters: settle them with `commit` or `rollback`. */
+  evaluate(call: ToolCall): Decision
+  /** The tool ran: keep the reservation. Returns false if there was nothing to settle. */
+  commit(decision: Decision): boolean
+  /** The tool failed: give the quota back. Returns false if there was nothing to settle. */
+  rollback(decision: Decision): boolean
+  /** Drops hidden, ungranted and (with `default: deny`) unlisted tools from a `tools/list` result's `tools`. */
+  filterTools<T extends { name: string }>(tools: T[], identity?: string): T[]
+}
+
+/** Validates a policy given as YAML text or a file path. Never throws for policy errors. */
+export declare function validate(textOrPath: string): ValidationResult
+
+/** One-shot: compiles the policy (text or path) and evaluates one call with fresh memory counters. */
+export declare function evaluate(policyPathOrYaml: string, call: ToolCall): Decision
+
+/** Runs the `intercept` command line (arguments without the program name); resolves with the exit code. */
+export declare function run(argv: string[]): Promise<number>
+
+/** Asks a running `run()` to shut down, as the CLI does on SIGINT/SIGTERM/SIGHUP. */
+export declare function shutdown(): void

@@ -1,0 +1,204 @@
+//! The `intercept` binary as a user runs it: output, exit codes.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn intercept(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_intercept"))
+        .args(args)
+        .output()
+        .expect("run intercept")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn write(dir: &Path, name: &str, body: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, body).unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn version_and_help() {
+    let out = intercept(&["--version"]);
+    assert!(out.status.success());
+    assert_eq!(
+        text(&out.stdout).trim(),
+        format!("intercept {}", intercept::VERSION)
+    );
+
+    let out = intercept(&[]);
+    assert!(
+        out.status.success(),
+        "bare intercept prints help and succeeds"
+    );
+    let help = text(&out.stdout);
+    assert!(
+        help.contains("validate") && help.contains("check"),
+        "{help}"
+    );
+
+    let out = intercept(&["frobnicate"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("unrecognized subcommand"));
+}
+
+#[test]
+fn validate_prints_valid_or_every_error_with_file_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = write(
+        dir.path(),
+        "good.yaml",
+        "tools:\n  t:\n    rules:\n      - action: allow\n        rate_limit: {max: 30, window: 60}\n",
+    );
+    let out = intercept(&["validate", "-c", &good]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(text(&out.stdout), "Policy file is valid.\n");
+
+    let bad = write(
+        dir.path(),
+        "bad.yaml",
+        "version: \"2\"\nhidden: [x]\ntools:\n  t:\n    rules:\n      - action: evaluate\n",
+    );
+    let out = intercept(&["validate", "-c", &bad]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stdout),
+        format!(
+            "{bad}:1:10: version must be \"1\", got \"2\"\n\
+             {bad}:2:1: unknown field \"hidden\" (did you mean \"hide\"?)\n\
+             {bad}:6:9: tools.t.rules[0]: evaluate rules must have at least one condition\n"
+        )
+    );
+    assert_eq!(
+        text(&out.stderr),
+        "policy validation failed with 3 error(s)\n"
+    );
+
+    let out = intercept(&[
+        "validate",
+        "-c",
+        &dir.path().join("missing.yaml").display().to_string(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stdout).contains("reading config file"));
+
+    // Several files at once, and JSON for scripts.
+    let out = intercept(&["validate", "--json", &good, &bad]);
+    assert_eq!(out.status.code(), Some(1));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["valid"], false);
+    assert_eq!(doc["files"][0]["valid"], true);
+    assert_eq!(doc["files"][1]["errors"][2]["path"], "tools.t.rules[0]");
+    assert_eq!(doc["files"][1]["errors"][2]["line"], 6);
+}
+
+#[test]
+fn check_dry_runs_calls_and_exits_by_decision() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = write(
+        dir.path(),
+        "p.yaml",
+        "tools:\n  create_issue:\n    rules:\n      - name: hourly\n        rate_limit: 2/hour\n      - name: no prod\n        conditions: [{path: args.repo, op: neq, value: prod}]\n        on_deny: \"Not in prod\"\n",
+    );
+    let out = intercept(&[
+        "check",
+        "-c",
+        &policy,
+        "--tool",
+        "create_issue",
+        "--args",
+        r#"{"repo":"dev"}"#,
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(text(&out.stdout), "allow\n");
+
+    let out = intercept(&[
+        "check",
+        "-c",
+        &policy,
+        "--tool",
+        "create_issue",
+        "--args",
+        r#"{"repo":"prod"}"#,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(&out.stdout), "deny (rule no prod): Not in prod\n");
+
+    let out = intercept(&[
+        "check",
+        "-c",
+        &policy,
+        "--tool",
+        "create_issue",
+        "--args",
+        r#"{"repo":"dev"}"#,
+        "--repeat",
+        "3",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let lines: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[1]["decision"], "allow");
+    assert_eq!(lines[2]["decision"], "deny");
+    assert_eq!(lines[2]["reason"], "rate_limit");
+    assert_eq!(lines[2]["rule"], "hourly");
+    assert_eq!(
+        lines[2]["message"],
+        "Rate limit of 2 per hour reached. Try again later."
+    );
+    assert!(lines[2]["retryAfterSeconds"].as_u64().unwrap() <= 3600);
+
+    let out = intercept(&[
+        "check",
+        "-c",
+        &policy,
+        "--tool",
+        "create_issue",
+        "--args",
+        "not json",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("--args is not valid JSON"));
+
+    let bad = write(dir.path(), "bad.yaml", "tools: [x]\n");
+    let out = intercept(&["check", "-c", &bad, "--tool", "x"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("bad.yaml:1:8: tools: value must be a mapping"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn check_never_consumes_quota_in_a_shared_sqlite_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = write(
+        dir.path(),
+        "p.yaml",
+        "tools:\n  t:\n    rules:\n      - rate_limit: 1/day\n",
+    );
+    let state = format!("sqlite:{}", dir.path().join("s.sqlite").display());
+    for _ in 0..3 {
+        let out = intercept(&["check", "-c", &policy, "--tool", "t", "--state", &state]);
+        assert_eq!(text(&out.stdout), "allow\n");
+    }
+    let out = intercept(&[
+        "check",
+        "-c",
+        &policy,
+        "--tool",
+        "t",
+        "--state",
+        "redis://nowhere",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("invalid state setting"));
+}
