@@ -161,18 +161,18 @@ impl Engine {
     }
 
     /// The tool ran: keep the reservation. Returns false if there was nothing to settle.
-    #[napi]
-    pub fn commit(&self, decision: Decision) -> Result<bool> {
-        match self.take(&decision) {
+    #[napi(ts_args_type = "decision: Decision")]
+    pub fn commit(&self, decision: Object) -> Result<bool> {
+        match self.take(&decision)? {
             Some(r) => self.inner.commit(&r).map(|_| true).map_err(store_error),
             None => Ok(false),
         }
     }
 
     /// The tool failed: give the quota back. Returns false if there was nothing to settle.
-    #[napi]
-    pub fn rollback(&self, decision: Decision) -> Result<bool> {
-        match self.take(&decision) {
+    #[napi(ts_args_type = "decision: Decision")]
+    pub fn rollback(&self, decision: Object) -> Result<bool> {
+        match self.take(&decision)? {
             Some(r) => self.inner.rollback(&r).map(|_| true).map_err(store_error),
             None => Ok(false),
         }
@@ -193,12 +193,17 @@ impl Engine {
             .collect()
     }
 
-    fn take(&self, decision: &Decision) -> Option<Reservation> {
-        let id = decision.reservation?;
-        self.pending
+    /// Only the `reservation` handle is read: converting the whole decision back from JS
+    /// would double the cost of settling it.
+    fn take(&self, decision: &Object) -> Result<Option<Reservation>> {
+        let Some(id) = decision.get::<i64>("reservation")? else {
+            return Ok(None);
+        };
+        Ok(self
+            .pending
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(&id)
+            .remove(&id))
     }
 }
 

@@ -9,6 +9,7 @@ mod decision;
 pub mod loose;
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::sync::{Arc, LazyLock};
 
 use serde_json::{Map, Value};
@@ -42,6 +43,23 @@ pub struct Engine {
     store: Arc<dyn Store>,
 }
 
+/// The time of one evaluation, read from the system clock only if a counter needs it.
+#[derive(Debug, Default)]
+struct Clock(Cell<Option<Millis>>);
+
+impl Clock {
+    fn get(&self) -> Millis {
+        match self.0.get() {
+            Some(t) => t,
+            None => {
+                let t = now_millis();
+                self.0.set(Some(t));
+                t
+            }
+        }
+    }
+}
+
 /// Marker rule names for decisions no written rule made.
 const HIDDEN: &str = "(hidden)";
 const DEFAULT_DENY: &str = "(default deny)";
@@ -62,12 +80,16 @@ impl Engine {
     }
 
     pub fn evaluate(&self, call: &Call<'_>) -> Decision {
-        self.evaluate_at(call, now_millis())
+        self.decide(call, &Clock::default())
     }
 
     /// Evaluates at a given time (milliseconds since the Unix epoch): windows are computed
     /// from it, which makes replays and tests deterministic.
     pub fn evaluate_at(&self, call: &Call<'_>, now: Millis) -> Decision {
+        self.decide(call, &Clock(Cell::new(Some(now))))
+    }
+
+    fn decide(&self, call: &Call<'_>, now: &Clock) -> Decision {
         let p = &*self.policy;
         let tool = call.tool;
         let args = match call.args {
@@ -175,7 +197,7 @@ impl Engine {
         conditions: &[Condition],
         args: &Value,
         call: &Call<'_>,
-        now: Millis,
+        now: &Clock,
     ) -> Result<bool, StoreError> {
         for cond in conditions {
             let actual: Option<Cow<'_, Value>> = match &cond.path {
@@ -183,7 +205,7 @@ impl Engine {
                 PathExpr::State(ci) => {
                     let spec = &self.policy.counters[*ci];
                     let key = spec.key(call.identity, call.session);
-                    let value = self.store.read(&key, spec.window, now)?;
+                    let value = self.store.read(&key, spec.window, now.get())?;
                     Some(Cow::Owned(Value::from(value)))
                 }
                 PathExpr::Identity => call.identity.map(|s| Cow::Owned(Value::from(s))),
@@ -197,7 +219,7 @@ impl Engine {
     }
 
     /// Reserves every counter of the rules that passed, all or none.
-    fn reserve(&self, rule_ids: &[usize], args: &Value, call: &Call<'_>, now: Millis) -> Decision {
+    fn reserve(&self, rule_ids: &[usize], args: &Value, call: &Call<'_>, now: &Clock) -> Decision {
         let p = &*self.policy;
         let mut keys: Vec<(Cow<'_, str>, usize, u64)> = Vec::new();
         for &id in rule_ids {
@@ -231,7 +253,7 @@ impl Engine {
                 amount: *amount,
             })
             .collect();
-        match self.store.reserve(&requests, now) {
+        match self.store.reserve(&requests, now.get()) {
             Ok(Reserved::Granted(r)) => Decision::allow(Some(r)),
             Ok(Reserved::Denied { index, retry_after }) => {
                 let rule = &p.rules[p.counters[keys[index].1].rule];

@@ -4,7 +4,7 @@
 //! users' searches carry over. Checks the reference lacks (a counter with no limit, `lt`
 //! with a fractional limit, typos, …) are added in the same style.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -105,7 +105,8 @@ pub fn compile(raw: RawPolicy, errors: &mut Vec<PolicyError>) -> Option<Compiled
     if c.d.errors.len() > before {
         return None;
     }
-    let mut plans = HashMap::with_capacity(plans_own.len());
+    let mut plans = rustc_hash::FxHashMap::default();
+    plans.reserve(plans_own.len());
     for (tool, own) in plans_own {
         let mut ids = own;
         for (glob, glob_ids) in &glob_rules {

@@ -4,11 +4,11 @@
 //! compiled regexes, counter limits and store keys. One `CompiledPolicy` is one whole
 //! policy: a call is always evaluated against exactly one of them.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use regex::Regex;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde_json::Value;
 use wildmatch::WildMatch;
 
@@ -22,7 +22,8 @@ pub struct CompiledPolicy {
     pub default_deny: bool,
     pub hide: NameSet,
     /// Exact tool keys → every rule that applies to that tool, in evaluation order.
-    pub(crate) plans: HashMap<String, Vec<RuleId>>,
+    /// (Fx hashing: keys come from the policy, lookups never insert, and it is the hot path.)
+    pub(crate) plans: FxHashMap<String, Vec<RuleId>>,
     /// Glob keys (`delete_*`) in file order, with their own rules.
     pub(crate) glob_rules: Vec<(WildMatch, Vec<RuleId>)>,
     /// Rules under the `"*"` key.
@@ -60,7 +61,7 @@ impl CompiledPolicy {
 #[derive(Debug, Default)]
 pub struct NameSet {
     pub all: bool,
-    pub exact: HashSet<String>,
+    pub exact: FxHashSet<String>,
     pub globs: Vec<WildMatch>,
 }
 
@@ -78,7 +79,7 @@ impl NameSet {
 /// `"*"` entry it is granted nothing.
 #[derive(Debug, Default)]
 pub struct Grants {
-    pub by_identity: HashMap<String, Grant>,
+    pub by_identity: FxHashMap<String, Grant>,
     pub fallback: Option<Grant>,
 }
 

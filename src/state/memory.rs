@@ -35,6 +35,8 @@ enum Slot {
         window_ms: Millis,
         /// (time, amount, id), oldest first.
         log: VecDeque<(Millis, u64, i64)>,
+        /// Sum of the amounts in `log`.
+        total: u64,
     },
 }
 
@@ -91,17 +93,21 @@ impl Inner {
                         Slot::Rolling {
                             window_ms,
                             log: VecDeque::new(),
+                            total: 0,
                         },
                     );
                 }
-                let Some(Slot::Rolling { log, .. }) = self.counters.get_mut(req.key) else {
+                let Some(Slot::Rolling { log, total, .. }) = self.counters.get_mut(req.key) else {
                     unreachable!("inserted above");
                 };
-                while log.front().is_some_and(|(at, _, _)| *at <= now - window_ms) {
+                while let Some(&(at, amount, _)) = log.front() {
+                    if at > now - window_ms {
+                        break;
+                    }
+                    *total -= amount;
                     log.pop_front();
                 }
-                let current: u64 = log.iter().map(|(_, a, _)| a).sum();
-                if current.saturating_add(req.amount) > req.limit {
+                if total.saturating_add(req.amount) > req.limit {
                     let entries: Vec<(Millis, u64)> =
                         log.iter().map(|(at, a, _)| (*at, *a)).collect();
                     return Err(rolling_retry(
@@ -112,6 +118,7 @@ impl Inner {
                 let id = self.next_log_id;
                 if req.amount > 0 {
                     log.push_back((now, req.amount, id));
+                    *total += req.amount;
                 }
                 Ok(ReservedEntry {
                     key: req.key.to_string(),
@@ -133,9 +140,12 @@ impl Inner {
             }) if *start == entry.window_start && *window_ms == entry.window.millis() => {
                 *value = value.saturating_sub(entry.amount);
             }
-            Some(Slot::Rolling { log, .. }) => {
-                if let Some(pos) = log.iter().position(|(_, _, id)| Some(*id) == entry.log_id) {
-                    log.remove(pos);
+            Some(Slot::Rolling { log, total, .. }) => {
+                // Most rollbacks are of recent calls: search from the newest end.
+                if let Some(pos) = log.iter().rposition(|(_, _, id)| Some(*id) == entry.log_id)
+                    && let Some((_, amount, _)) = log.remove(pos)
+                {
+                    *total -= amount;
                 }
             }
             _ => {}
@@ -147,7 +157,7 @@ impl Inner {
             Slot::Calendar {
                 window_ms, start, ..
             } => *start + *window_ms > now,
-            Slot::Rolling { window_ms, log } => {
+            Slot::Rolling { window_ms, log, .. } => {
                 log.back().is_some_and(|(at, _, _)| *at + *window_ms > now)
             }
         });
@@ -201,14 +211,16 @@ impl Store for MemoryStore {
                     value,
                 }),
             ) if *w == window_ms && *start == Window::calendar_start(unit, now) => *value,
-            (Window::Rolling { .. }, Some(Slot::Rolling { window_ms: w, log }))
-                if *w == window_ms =>
-            {
-                log.iter()
-                    .filter(|(at, _, _)| *at > now - window_ms)
-                    .map(|(_, a, _)| a)
-                    .sum()
-            }
+            (
+                Window::Rolling { .. },
+                Some(Slot::Rolling {
+                    window_ms: w, log, ..
+                }),
+            ) if *w == window_ms => log
+                .iter()
+                .filter(|(at, _, _)| *at > now - window_ms)
+                .map(|(_, a, _)| a)
+                .sum(),
             _ => 0,
         })
     }
