@@ -12,8 +12,10 @@
 pub mod cli;
 pub mod engine;
 pub mod policy;
+pub mod proxy;
 pub mod shutdown;
 pub mod state;
+pub mod transport;
 
 #[cfg(feature = "node")]
 mod node;

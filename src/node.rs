@@ -279,13 +279,10 @@ pub fn evaluate(policy_path_or_yaml: String, call: ToolCall) -> Result<Decision>
 #[napi]
 pub async fn run(argv: Vec<String>) -> Result<i32> {
     clear_nonblocking_stdio();
-    let code = tokio::task::spawn_blocking(move || {
-        let args = std::iter::once("intercept".to_string()).chain(argv);
-        crate::cli::run(args, &mut std::io::stdout(), &mut std::io::stderr())
-    })
-    .await
-    .map_err(|e| Error::from_reason(e.to_string()))?;
-    Ok(code)
+    let args = std::iter::once("intercept".to_string())
+        .chain(argv)
+        .collect();
+    Ok(crate::cli::run_async(args).await)
 }
 
 /// Asks a running `run()` to shut down as if the client had gone away. The launcher calls

@@ -1,6 +1,7 @@
 //! The `intercept` command line, shared by the native binary and the npm launcher.
 
 mod check;
+mod proxy;
 mod validate;
 
 use std::ffi::OsString;
@@ -17,11 +18,15 @@ pub const EXIT_USAGE: i32 = 2;
     name = "intercept",
     version = crate::VERSION,
     about = "Policy enforcement for MCP tool calls: allow, deny, rate-limit and audit every call an agent makes.",
-    after_help = "Examples:\n  intercept validate -c policy.yaml\n  intercept check -c policy.yaml --tool create_issue --args '{\"title\":\"x\"}'"
+    override_usage = "intercept -c policy.yaml [OPTIONS] -- <SERVER COMMAND>...\n       intercept <COMMAND> [OPTIONS]",
+    after_help = "Examples:\n  intercept -c policy.yaml -- npx -y @modelcontextprotocol/server-github\n  intercept validate -c policy.yaml\n  intercept check -c policy.yaml --tool create_issue --args '{\"title\":\"x\"}'"
 )]
+#[command(args_conflicts_with_subcommands = true)]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+    #[command(flatten)]
+    proxy: proxy::Args,
 }
 
 #[derive(Debug, Subcommand)]
@@ -40,8 +45,57 @@ struct PolicyArg {
     config: PathBuf,
 }
 
-/// Runs the command line and returns the process exit code.
+/// Runs the command line and returns the process exit code (the native binary's entry).
 pub fn run<I, T>(args: I, out: &mut dyn Write, err: &mut dyn Write) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    match parse(args, out, err) {
+        Parsed::Exit(code) => code,
+        Parsed::Command(cmd) => run_command(cmd, out, err),
+        Parsed::Proxy(args) => {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = writeln!(err, "Error: cannot start the async runtime: {e}");
+                    return EXIT_USAGE;
+                }
+            };
+            let code = runtime.block_on(async {
+                forward_signals_to_shutdown();
+                finish(proxy::run(*args).await, err)
+            });
+            // The stdin reader may be parked in a blocking read; do not wait for it.
+            runtime.shutdown_background();
+            code
+        }
+    }
+}
+
+/// The same, for a caller that already runs an async runtime (the Node addon). Signals
+/// are left to the caller, which calls [`crate::shutdown::request`].
+pub async fn run_async(args: Vec<String>) -> i32 {
+    let mut out = std::io::stdout();
+    let mut err = std::io::stderr();
+    match parse(args, &mut out, &mut err) {
+        Parsed::Exit(code) => code,
+        Parsed::Command(cmd) => run_command(cmd, &mut out, &mut err),
+        Parsed::Proxy(args) => finish(proxy::run(*args).await, &mut err),
+    }
+}
+
+enum Parsed {
+    Exit(i32),
+    Command(Command),
+    Proxy(Box<proxy::Args>),
+}
+
+fn parse<I, T>(args: I, out: &mut dyn Write, err: &mut dyn Write) -> Parsed
 where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
@@ -53,10 +107,23 @@ where
             .render_help()
             .to_string();
         let _ = writeln!(out, "{help}");
-        return 0;
+        return Parsed::Exit(0);
     }
-    let cli = match Cli::try_parse_from(args) {
-        Ok(cli) => cli,
+    match Cli::try_parse_from(args) {
+        Ok(Cli {
+            command: Some(cmd), ..
+        }) => Parsed::Command(cmd),
+        Ok(Cli {
+            command: None,
+            proxy,
+        }) if proxy.is_set() => Parsed::Proxy(Box::new(proxy)),
+        Ok(Cli { command: None, .. }) => {
+            let help = <Cli as clap::CommandFactory>::command()
+                .render_help()
+                .to_string();
+            let _ = writeln!(out, "{help}");
+            Parsed::Exit(0)
+        }
         Err(e) => {
             let to_stdout = !e.use_stderr();
             let text = e.render().to_string();
@@ -65,13 +132,20 @@ where
             } else {
                 err.write_all(text.as_bytes())
             };
-            return if to_stdout { 0 } else { EXIT_USAGE };
+            Parsed::Exit(if to_stdout { 0 } else { EXIT_USAGE })
         }
-    };
-    let result = match cli.command {
+    }
+}
+
+fn run_command(cmd: Command, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    let result = match cmd {
         Command::Validate(args) => validate::run(&args, out, err),
         Command::Check(args) => check::run(&args, out, err),
     };
+    finish(result, err)
+}
+
+fn finish(result: anyhow::Result<i32>, err: &mut dyn Write) -> i32 {
     match result {
         Ok(code) => code,
         Err(e) => {
@@ -79,4 +153,32 @@ where
             EXIT_USAGE
         }
     }
+}
+
+/// In the native binary, SIGINT, SIGTERM and SIGHUP run the same shutdown as the client
+/// going away. (Never inside Node: its own handlers would loop with ours.)
+fn forward_signals_to_shutdown() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        for kind in [
+            SignalKind::interrupt(),
+            SignalKind::terminate(),
+            SignalKind::hangup(),
+        ] {
+            if let Ok(mut s) = signal(kind) {
+                tokio::spawn(async move {
+                    while s.recv().await.is_some() {
+                        crate::shutdown::request();
+                    }
+                });
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::spawn(async {
+        while tokio::signal::ctrl_c().await.is_ok() {
+            crate::shutdown::request();
+        }
+    });
 }

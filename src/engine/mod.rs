@@ -80,16 +80,22 @@ impl Engine {
     }
 
     pub fn evaluate(&self, call: &Call<'_>) -> Decision {
-        self.decide(call, &Clock::default())
+        self.decide(call, &Clock::default(), true)
+    }
+
+    /// Evaluates every rule but reserves nothing: for a call already counted once, such as
+    /// a 2026-07-28 `tools/call` retried with `inputResponses`.
+    pub fn evaluate_without_reservation(&self, call: &Call<'_>) -> Decision {
+        self.decide(call, &Clock::default(), false)
     }
 
     /// Evaluates at a given time (milliseconds since the Unix epoch): windows are computed
     /// from it, which makes replays and tests deterministic.
     pub fn evaluate_at(&self, call: &Call<'_>, now: Millis) -> Decision {
-        self.decide(call, &Clock(Cell::new(Some(now))))
+        self.decide(call, &Clock(Cell::new(Some(now))), true)
     }
 
-    fn decide(&self, call: &Call<'_>, now: &Clock) -> Decision {
+    fn decide(&self, call: &Call<'_>, now: &Clock, reserve: bool) -> Decision {
         let p = &*self.policy;
         let tool = call.tool;
         let args = match call.args {
@@ -188,6 +194,9 @@ impl Engine {
                 approval_timeout: rule.approval_timeout,
                 reservation: None,
             };
+        }
+        if !reserve {
+            return Decision::allow(None);
         }
         self.reserve(rule_ids, args, call, now)
     }

@@ -1,0 +1,163 @@
+//! The main job: `intercept -c policy.yaml [flags] -- CMD ARGS...`.
+
+use std::hash::{BuildHasher, Hasher};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+
+use crate::engine::Engine;
+use crate::policy;
+use crate::proxy::{Proxy, ProxyOptions};
+use crate::state::{self, MemoryStore, SqliteStore, Store};
+use crate::transport::child::{self, ChildOptions};
+
+const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+
+#[derive(Debug, Default, clap::Args)]
+pub struct Args {
+    /// Policy file (YAML).
+    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Where counters live: `sqlite` (persistent, shared by every intercept on this machine),
+    /// `memory` (gone when intercept exits) or `sqlite:PATH`.
+    #[arg(long, value_name = "STORE", default_value = "sqlite")]
+    pub state: String,
+    /// Directory of the SQLite counter file [default: ~/.intercept/state].
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Caller identity, for grants and identity-scoped counters.
+    #[arg(long, env = "INTERCEPT_IDENTITY", value_name = "NAME")]
+    pub identity: Option<String>,
+    /// Log level on stderr: error, warn, info, debug or trace.
+    #[arg(
+        long,
+        env = "INTERCEPT_LOG_LEVEL",
+        value_name = "LEVEL",
+        default_value = "info"
+    )]
+    pub log_level: String,
+    /// Largest message accepted in either direction; longer ones get a JSON-RPC error.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_MESSAGE_BYTES)]
+    pub max_message_bytes: usize,
+    /// Seconds to wait at each shutdown step (stdin closed, then SIGTERM, then SIGKILL).
+    #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
+    pub shutdown_timeout: f64,
+    /// Remote MCP server (Streamable HTTP or legacy SSE) instead of a command.
+    #[arg(long, value_name = "URL")]
+    pub upstream: Option<String>,
+    /// Header for requests to --upstream, as "Name: Value" (repeatable).
+    #[arg(long = "header", value_name = "HEADER")]
+    pub headers: Vec<String>,
+    /// The MCP server command and its arguments, after `--`.
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+impl Args {
+    pub fn is_set(&self) -> bool {
+        self.config.is_some() || !self.command.is_empty() || self.upstream.is_some()
+    }
+}
+
+/// Runs the proxy until the server exits or the client goes away; returns the exit code.
+pub async fn run(args: Args) -> anyhow::Result<i32> {
+    init_logging(&args.log_level);
+    let Some(config) = &args.config else {
+        bail!("a policy is required: intercept -c policy.yaml -- <server command>");
+    };
+    if args.upstream.is_some() {
+        if !args.command.is_empty() {
+            bail!("cannot specify both an upstream command (after --) and --upstream URL");
+        }
+        bail!(
+            "--upstream (remote MCP servers) is not supported by this version yet; run the server as a command after --"
+        );
+    }
+    if !args.headers.is_empty() {
+        bail!("--header requires --upstream");
+    }
+    if args.command.is_empty() {
+        bail!(
+            "specify the MCP server command after --, e.g. intercept -c policy.yaml -- npx -y @modelcontextprotocol/server-everything"
+        );
+    }
+    if !(args.shutdown_timeout.is_finite() && args.shutdown_timeout > 0.0) {
+        bail!("--shutdown-timeout must be a positive number of seconds");
+    }
+
+    let compiled = policy::load_file(config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let store = open_store(&args)?;
+    tracing::info!(
+        policy = %config.display(),
+        state = %store.describe(),
+        "intercept {} starting",
+        crate::VERSION
+    );
+    let engine = Engine::new(Arc::new(compiled), store);
+    let proxy = Arc::new(Proxy::new(
+        engine,
+        ProxyOptions {
+            identity: args.identity.clone(),
+            session: session_id(),
+        },
+    ));
+    let options = ChildOptions {
+        command: args.command.clone(),
+        max_message_bytes: args.max_message_bytes,
+        shutdown_timeout: Duration::from_secs_f64(args.shutdown_timeout),
+    };
+    let stdin = tokio::io::BufReader::with_capacity(64 * 1024, tokio::io::stdin());
+    let code = child::serve(proxy, options, stdin, tokio::io::stdout()).await?;
+    Ok(code)
+}
+
+fn open_store(args: &Args) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(match args.state.as_str() {
+        "memory" => Arc::new(MemoryStore::new()),
+        "sqlite" => {
+            let dir = match &args.state_dir {
+                Some(d) => d.clone(),
+                None => home_dir()
+                    .context("cannot find the home directory; pass --state-dir")?
+                    .join(".intercept")
+                    .join("state"),
+            };
+            Arc::new(SqliteStore::open(&dir.join("intercept.sqlite"))?)
+        }
+        other => Arc::from(state::open(other)?),
+    })
+}
+
+fn home_dir() -> Option<PathBuf> {
+    std::env::var_os("HOME")
+        .or_else(|| std::env::var_os("USERPROFILE"))
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
+}
+
+/// A random id for this client connection (session-scoped counters).
+fn session_id() -> String {
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.write_u32(std::process::id());
+    format!("{:016x}", h.finish())
+}
+
+/// Logs go to stderr only: stdout belongs to MCP.
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(format!("intercept={level}"))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("intercept=info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(false)
+        .try_init();
+}

@@ -1,0 +1,584 @@
+//! MCP-aware message handling, independent of the transport.
+//!
+//! The transport hands every line it reads to [`Proxy::client_message`] or
+//! [`Proxy::server_message`] and sends each returned [`Route`] where it says. Only
+//! `tools/call` requests and `tools/list` responses are changed; everything else is
+//! forwarded byte for byte, in both directions.
+
+pub mod json;
+mod pending;
+pub mod replies;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value, json};
+
+use crate::engine::{Call, Decision, Engine, Verdict};
+use crate::state::Reservation;
+use json::{JsonProblem, Keys};
+use pending::{Pending, PendingTable};
+use replies::code;
+
+/// How many forwarded requests may await a response at once.
+const PENDING_CAPACITY: usize = 10_000;
+/// How long a forwarded request may await its response before it is forgotten.
+const PENDING_TTL: Duration = Duration::from_secs(6 * 3600);
+/// How many calls may await an `inputResponses` retry at once.
+const AWAITING_INPUT_CAPACITY: usize = 1_000;
+
+/// Where a message goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// To the MCP server (one line, without the newline).
+    Server(Vec<u8>),
+    /// To the MCP client (one line, without the newline).
+    Client(Vec<u8>),
+}
+
+/// Per-connection settings.
+#[derive(Debug, Clone, Default)]
+pub struct ProxyOptions {
+    /// Who is calling, for grants and identity-scoped counters.
+    pub identity: Option<String>,
+    /// This client connection, for session-scoped counters.
+    pub session: String,
+}
+
+/// One client connection's view of the policy.
+#[derive(Debug)]
+pub struct Proxy {
+    engine: Engine,
+    options: ProxyOptions,
+    client_name: Mutex<Option<String>>,
+    pending: Mutex<PendingTable>,
+    /// Reservations of calls the server answered with `input_required`, keyed by tool and
+    /// arguments: the client's retry with `inputResponses` is the same call.
+    awaiting_input: Mutex<HashMap<String, Reservation>>,
+}
+
+impl Proxy {
+    pub fn new(engine: Engine, options: ProxyOptions) -> Self {
+        Proxy {
+            engine,
+            options,
+            client_name: Mutex::new(None),
+            pending: Mutex::new(PendingTable::new(PENDING_CAPACITY, PENDING_TTL)),
+            awaiting_input: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Requests forwarded and not yet answered.
+    pub fn pending_count(&self) -> usize {
+        lock(&self.pending).len()
+    }
+
+    /// Handles one line from the client.
+    pub fn client_message(&self, line: &[u8]) -> Vec<Route> {
+        let value = match json::parse(line, Keys::UniqueIgnoringCase) {
+            Ok(v) => v,
+            Err(JsonProblem::Syntax(m)) => {
+                tracing::warn!("client sent malformed JSON: {m}");
+                return vec![client(replies::error(
+                    &Value::Null,
+                    code::PARSE_ERROR,
+                    &format!("Parse error: {m}"),
+                    None,
+                ))];
+            }
+            Err(JsonProblem::Ambiguous(m)) => {
+                tracing::warn!("client sent an ambiguous message (not forwarded): {m}");
+                let id = lenient_id(line);
+                return vec![client(replies::error(
+                    &id,
+                    code::INVALID_REQUEST,
+                    &format!("Invalid Request: {m}; the message was not forwarded"),
+                    None,
+                ))];
+            }
+        };
+        match value {
+            Value::Object(_) => {
+                let mut out = Vec::new();
+                match self.client_object(value) {
+                    Handled::Forward(v) => {
+                        out.push(Route::Server(v.unwrap_or_else(|| line.to_vec())))
+                    }
+                    Handled::Reply(r) => out.push(client(r)),
+                }
+                out
+            }
+            Value::Array(items) => self.client_batch(items),
+            _ => vec![client(replies::error(
+                &Value::Null,
+                code::INVALID_REQUEST,
+                "Invalid Request: a JSON-RPC message must be an object or a batch array",
+                None,
+            ))],
+        }
+    }
+
+    /// A batch: every element is evaluated; the allowed ones go upstream as one batch, and
+    /// the proxy's own answers come back to the client as one batch.
+    fn client_batch(&self, items: Vec<Value>) -> Vec<Route> {
+        if items.is_empty() {
+            return vec![client(replies::error(
+                &Value::Null,
+                code::INVALID_REQUEST,
+                "Invalid Request: empty batch",
+                None,
+            ))];
+        }
+        let mut forward = Vec::new();
+        let mut answers = Vec::new();
+        for item in items {
+            if !item.is_object() {
+                answers.push(replies::error(
+                    &Value::Null,
+                    code::INVALID_REQUEST,
+                    "Invalid Request: a batch element must be an object",
+                    None,
+                ));
+                continue;
+            }
+            let original = item.clone();
+            match self.client_object(item) {
+                Handled::Forward(Some(bytes)) => match serde_json::from_slice(&bytes) {
+                    Ok(v) => forward.push(v),
+                    Err(_) => forward.push(original),
+                },
+                Handled::Forward(None) => forward.push(original),
+                Handled::Reply(r) => answers.push(r),
+            }
+        }
+        let mut out = Vec::new();
+        if !forward.is_empty() {
+            out.push(Route::Server(to_line(&Value::Array(forward))));
+        }
+        if !answers.is_empty() {
+            out.push(client(Value::Array(answers)));
+        }
+        out
+    }
+
+    fn client_object(&self, msg: Value) -> Handled {
+        let method = msg.get("method").and_then(Value::as_str).unwrap_or("");
+        self.note_client_name(&msg);
+        match method {
+            "tools/call" => self.tools_call(msg),
+            "tools/list" => {
+                if let Some(id) = msg.get("id") {
+                    self.track(id, Pending::List);
+                }
+                Handled::Forward(None)
+            }
+            "notifications/cancelled" => {
+                // The server may never answer a cancelled call: stop tracking it. Its
+                // reservation stays, since the tool may already have run.
+                if let Some(id) = msg.pointer("/params/requestId") {
+                    lock(&self.pending).remove(&id_key(id));
+                }
+                Handled::Forward(None)
+            }
+            _ => Handled::Forward(None),
+        }
+    }
+
+    fn note_client_name(&self, msg: &Value) {
+        let name = msg
+            .pointer("/params/clientInfo/name")
+            .or_else(|| msg.pointer("/params/_meta/io.modelcontextprotocol~1clientInfo/name"))
+            .and_then(Value::as_str);
+        if let Some(name) = name {
+            let mut slot = lock(&self.client_name);
+            if slot.as_deref() != Some(name) {
+                *slot = Some(name.to_string());
+            }
+        }
+    }
+
+    fn tools_call(&self, msg: Value) -> Handled {
+        let Some(id) = msg.get("id").cloned() else {
+            tracing::warn!("client sent tools/call as a notification (no id); not forwarded");
+            return Handled::Reply(replies::error(
+                &Value::Null,
+                code::INVALID_REQUEST,
+                "Invalid Request: tools/call must be a request with an id; it was not forwarded",
+                None,
+            ));
+        };
+        if !(id.is_string() || id.is_number()) {
+            return Handled::Reply(replies::error(
+                &id,
+                code::INVALID_REQUEST,
+                "Invalid Request: the id must be a string or a number",
+                None,
+            ));
+        }
+        let invalid = |m: &str| Handled::Reply(replies::error(&id, code::INVALID_PARAMS, m, None));
+        let Some(params) = msg.get("params").and_then(Value::as_object) else {
+            return invalid("Invalid params: tools/call params must be an object");
+        };
+        let Some(tool) = params.get("name").and_then(Value::as_str) else {
+            return invalid("Invalid params: params.name must be a string");
+        };
+        let args = match params.get("arguments") {
+            None | Some(Value::Null) => None,
+            Some(v @ Value::Object(_)) => Some(v),
+            Some(_) => return invalid("Invalid params: params.arguments must be an object"),
+        };
+        let client_name = lock(&self.client_name).clone();
+        let call = Call {
+            tool,
+            args,
+            identity: self.options.identity.as_deref(),
+            session: Some(&self.options.session),
+            client_name: client_name.as_deref(),
+        };
+        let retry_key = retry_key(tool, args);
+        let earlier = if params.contains_key("inputResponses") {
+            lock(&self.awaiting_input).remove(&retry_key)
+        } else {
+            None
+        };
+        let mut decision = match &earlier {
+            // The same call again, with the input the server asked for: evaluate it, but
+            // do not count it twice.
+            Some(_) => self.engine.evaluate_without_reservation(&call),
+            None => self.engine.evaluate(&call),
+        };
+        if let Some(r) = earlier {
+            if decision.is_allowed() {
+                decision.reservation = Some(r);
+            } else {
+                self.settle(Some(&r), false);
+            }
+        }
+        match decision.verdict {
+            Verdict::Allow => {
+                tracing::debug!(tool, "allowed");
+                self.track(
+                    &id,
+                    Pending::Call {
+                        tool: tool.to_string(),
+                        reservation: decision.reservation,
+                        retry_key,
+                    },
+                );
+                Handled::Forward(Some(to_line(&msg)))
+            }
+            Verdict::Deny => {
+                tracing::info!(
+                    tool,
+                    rule = decision.rule.as_deref().unwrap_or(""),
+                    reason = decision.reason.as_str(),
+                    "denied: {}",
+                    decision.message.as_deref().unwrap_or("")
+                );
+                Handled::Reply(replies::denial(&id, &decision))
+            }
+            Verdict::RequireApproval => {
+                tracing::info!(
+                    tool,
+                    rule = decision.rule.as_deref().unwrap_or(""),
+                    "held for approval"
+                );
+                Handled::Reply(approval_required(&id, tool, &decision))
+            }
+        }
+    }
+
+    fn track(&self, id: &Value, pending: Pending) {
+        let displaced = lock(&self.pending).insert(id_key(id), pending, Instant::now());
+        for p in displaced {
+            if let Pending::Call { reservation, .. } = p {
+                self.settle(reservation.as_ref(), true);
+            }
+        }
+    }
+
+    /// Commits (`kept`) or rolls back a reservation; a store failure is logged, the
+    /// message flow goes on.
+    fn settle(&self, reservation: Option<&Reservation>, kept: bool) {
+        let Some(r) = reservation else { return };
+        let result = if kept {
+            self.engine.commit(r)
+        } else {
+            self.engine.rollback(r)
+        };
+        if let Err(e) = result {
+            tracing::warn!(
+                "could not {} a reservation: {e}",
+                if kept { "commit" } else { "roll back" }
+            );
+        }
+    }
+
+    /// Handles one line from the server.
+    pub fn server_message(&self, line: &[u8]) -> Vec<Route> {
+        // Nothing awaits an answer: nothing here can need the proxy's attention.
+        if lock(&self.pending).is_empty() {
+            return vec![Route::Client(line.to_vec())];
+        }
+        let value = match json::parse(line, Keys::Unique) {
+            Ok(v) => v,
+            Err(problem) => return self.unreadable_server_message(line, &problem.to_string()),
+        };
+        match value {
+            Value::Object(_) => match self.server_object(value) {
+                Answer::Unchanged => vec![Route::Client(line.to_vec())],
+                Answer::Replaced(v) => vec![client(v)],
+            },
+            Value::Array(items) => {
+                let mut changed = false;
+                let items: Vec<Value> = items
+                    .into_iter()
+                    .map(|item| {
+                        let original = item.clone();
+                        match self.server_object(item) {
+                            Answer::Unchanged => original,
+                            Answer::Replaced(v) => {
+                                changed = true;
+                                v
+                            }
+                        }
+                    })
+                    .collect();
+                if changed {
+                    vec![client(Value::Array(items))]
+                } else {
+                    vec![Route::Client(line.to_vec())]
+                }
+            }
+            _ => vec![Route::Client(line.to_vec())],
+        }
+    }
+
+    fn server_object(&self, msg: Value) -> Answer {
+        if msg.get("method").is_some() {
+            return Answer::Unchanged;
+        }
+        let Some(id) = msg.get("id").cloned() else {
+            return Answer::Unchanged;
+        };
+        let Some(pending) = lock(&self.pending).remove(&id_key(&id)) else {
+            return Answer::Unchanged;
+        };
+        let failed = msg.get("error").is_some_and(|e| !e.is_null());
+        match pending {
+            Pending::Call {
+                tool,
+                reservation,
+                retry_key,
+            } => {
+                let needs_input = msg.pointer("/result/resultType").and_then(Value::as_str)
+                    == Some("input_required");
+                if failed {
+                    tracing::debug!(tool, "upstream error: quota given back");
+                    self.settle(reservation.as_ref(), false);
+                } else if needs_input && let Some(r) = reservation {
+                    let mut awaiting = lock(&self.awaiting_input);
+                    if awaiting.len() >= AWAITING_INPUT_CAPACITY {
+                        awaiting.clear();
+                    }
+                    awaiting.insert(retry_key, r);
+                } else {
+                    self.settle(reservation.as_ref(), true);
+                }
+                Answer::Unchanged
+            }
+            Pending::List if failed => Answer::Unchanged,
+            Pending::List => self.filter_tools_list(msg, id),
+        }
+    }
+
+    /// Removes hidden, ungranted and (with `default: deny`) unlisted tools from one page,
+    /// keeping `nextCursor`, `_meta` and every other field. A page that cannot be read is
+    /// withheld: passing it on could show the client tools the policy hides.
+    fn filter_tools_list(&self, mut msg: Value, id: Value) -> Answer {
+        let Some(tools) = msg
+            .pointer_mut("/result/tools")
+            .and_then(Value::as_array_mut)
+        else {
+            tracing::warn!("the server's tools/list result has no tools array; withheld");
+            return Answer::Replaced(replies::error(
+                &id,
+                code::INTERNAL_ERROR,
+                "The MCP server's tools/list result could not be read, so the proxy withheld it",
+                None,
+            ));
+        };
+        let identity = self.options.identity.as_deref();
+        let before = tools.len();
+        tools.retain(|t| {
+            t.get("name")
+                .and_then(Value::as_str)
+                .is_some_and(|name| self.engine.is_visible(name, identity))
+        });
+        if tools.len() == before {
+            return Answer::Unchanged;
+        }
+        tracing::debug!(
+            "tools/list: {} of {before} tools hidden by policy",
+            before - tools.len()
+        );
+        Answer::Replaced(msg)
+    }
+
+    fn unreadable_server_message(&self, line: &[u8], problem: &str) -> Vec<Route> {
+        let id = json::top_level_id(line);
+        let pending = id.as_ref().and_then(|k| lock(&self.pending).remove(k));
+        match (pending, id) {
+            (Some(Pending::List), Some(id)) => {
+                tracing::warn!(
+                    "the server's tools/list response is not valid JSON ({problem}); withheld"
+                );
+                let id: Value = serde_json::from_str(&id).unwrap_or(Value::Null);
+                vec![client(replies::error(
+                    &id,
+                    code::INTERNAL_ERROR,
+                    "The MCP server's tools/list response could not be read, so the proxy withheld it",
+                    None,
+                ))]
+            }
+            (Some(Pending::Call { reservation, .. }), _) => {
+                // The client decides what an unreadable answer means; the call did reach
+                // the server, so its reservation stays.
+                self.settle(reservation.as_ref(), true);
+                vec![Route::Client(line.to_vec())]
+            }
+            _ => vec![Route::Client(line.to_vec())],
+        }
+    }
+
+    /// A client line longer than the limit: answered with an error, never forwarded.
+    pub fn client_oversize(&self, prefix: &[u8], len: usize, max: usize) -> Vec<Route> {
+        let id = json::top_level_id(prefix)
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or(Value::Null);
+        tracing::warn!(
+            "client message of {len} bytes exceeds the limit of {max} bytes; not forwarded"
+        );
+        vec![client(replies::error(
+            &id,
+            code::INVALID_REQUEST,
+            &format!(
+                "Invalid Request: message of {len} bytes exceeds the limit of {max} bytes (--max-message-bytes); it was not forwarded"
+            ),
+            None,
+        ))]
+    }
+
+    /// A server line longer than the limit: its request gets an error instead.
+    pub fn server_oversize(&self, prefix: &[u8], len: usize, max: usize) -> Vec<Route> {
+        let key = json::top_level_id(prefix);
+        let pending = key.as_ref().and_then(|k| lock(&self.pending).remove(k));
+        tracing::warn!("server message of {len} bytes exceeds the limit of {max} bytes; dropped");
+        let (Some(key), Some(pending)) = (key, pending) else {
+            return Vec::new();
+        };
+        if let Pending::Call { reservation, .. } = &pending {
+            self.settle(reservation.as_ref(), true);
+        }
+        let id: Value = serde_json::from_str(&key).unwrap_or(Value::Null);
+        vec![client(replies::error(
+            &id,
+            code::INTERNAL_ERROR,
+            &format!(
+                "The MCP server's response of {len} bytes exceeds the proxy's limit of {max} bytes (--max-message-bytes)"
+            ),
+            None,
+        ))]
+    }
+
+    /// The server is gone: every request it never answered gets an error, and the
+    /// quota of those calls is given back.
+    pub fn upstream_gone(&self, why: &str) -> Vec<Route> {
+        let drained = lock(&self.pending).drain();
+        drained
+            .into_iter()
+            .map(|(key, pending)| {
+                if let Pending::Call { reservation, .. } = &pending {
+                    self.settle(reservation.as_ref(), false);
+                }
+                let id: Value = serde_json::from_str(&key).unwrap_or(Value::Null);
+                client(replies::error(
+                    &id,
+                    code::INTERNAL_ERROR,
+                    &format!("The MCP server {why} before answering this request"),
+                    None,
+                ))
+            })
+            .collect()
+    }
+}
+
+enum Handled {
+    /// Forward: the original line (`None`), or these bytes.
+    Forward(Option<Vec<u8>>),
+    /// Answer the client without forwarding.
+    Reply(Value),
+}
+
+enum Answer {
+    Unchanged,
+    Replaced(Value),
+}
+
+fn approval_required(id: &Value, tool: &str, d: &Decision) -> Value {
+    let message = d
+        .message
+        .as_deref()
+        .unwrap_or("This tool call requires human approval");
+    replies::error(
+        id,
+        code::APPROVAL_REQUIRED,
+        message,
+        Some(json!({
+            "status": "approval_required",
+            "tool": tool,
+            "rule": d.rule.as_deref(),
+            "approval_timeout_seconds": d.approval_timeout.map(|t| t.as_secs()),
+            "human_instructions": "This call is held by policy for a human decision; it was not sent to the server.",
+        })),
+    )
+}
+
+fn client(v: Value) -> Route {
+    Route::Client(to_line(&v))
+}
+
+fn to_line(v: &Value) -> Vec<u8> {
+    // serde_json escapes control characters in strings, so the line has no raw newline.
+    serde_json::to_vec(v).unwrap_or_default()
+}
+
+/// The pending-table key of a request id: its JSON text (`1` and `"1"` differ).
+fn id_key(id: &Value) -> String {
+    serde_json::to_string(id).unwrap_or_default()
+}
+
+fn retry_key(tool: &str, args: Option<&Value>) -> String {
+    let args = args
+        .map(|a| serde_json::to_string(a).unwrap_or_default())
+        .unwrap_or_else(|| serde_json::to_string(&Map::new()).unwrap_or_default());
+    format!("{tool}\u{0}{args}")
+}
+
+/// The id of a message that was rejected as ambiguous, if one can be read.
+fn lenient_id(line: &[u8]) -> Value {
+    serde_json::from_slice::<Value>(line)
+        .ok()
+        .and_then(|v| v.get("id").cloned())
+        .filter(|id| id.is_string() || id.is_number())
+        .unwrap_or(Value::Null)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
