@@ -42,7 +42,7 @@ fn version_and_help() {
 
     let out = intercept(&["frobnicate"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("unrecognized subcommand"));
+    assert!(text(&out.stderr).contains("unexpected argument 'frobnicate'"));
 }
 
 #[test]
