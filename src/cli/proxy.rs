@@ -108,8 +108,7 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         max_message_bytes: args.max_message_bytes,
         shutdown_timeout: Duration::from_secs_f64(args.shutdown_timeout),
     };
-    let stdin = tokio::io::BufReader::with_capacity(64 * 1024, tokio::io::stdin());
-    let code = child::serve(proxy, options, stdin, tokio::io::stdout()).await?;
+    let code = child::serve(proxy, options, child::process_stdio()).await?;
     Ok(code)
 }
 

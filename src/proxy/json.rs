@@ -116,7 +116,7 @@ impl<'de> Visitor<'de> for Strict {
                 return Err(de::Error::custom(format!("duplicate key \"{key}\"")));
             }
             if self.keys == Keys::UniqueIgnoringCase
-                && let Some(other) = map.keys().find(|k| k.to_lowercase() == key.to_lowercase())
+                && let Some(other) = map.keys().find(|k| same_ignoring_case(k, &key))
             {
                 return Err(de::Error::custom(format!(
                     "keys \"{other}\" and \"{key}\" differ only in case"
@@ -126,6 +126,14 @@ impl<'de> Visitor<'de> for Strict {
             map.insert(key, value);
         }
         Ok(Value::Object(map))
+    }
+}
+
+fn same_ignoring_case(a: &str, b: &str) -> bool {
+    if a.is_ascii() && b.is_ascii() {
+        a.eq_ignore_ascii_case(b)
+    } else {
+        a.to_lowercase() == b.to_lowercase()
     }
 }
 

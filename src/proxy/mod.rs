@@ -325,6 +325,34 @@ impl Proxy {
         if lock(&self.pending).is_empty() {
             return vec![Route::Client(line.to_vec())];
         }
+        // Most server messages are single responses to calls: read only their envelope,
+        // without building the (possibly large) result.
+        if let Ok(envelope) = serde_json::from_slice::<Envelope<'_>>(line)
+            && envelope.method.is_none()
+            && let Some(id) = envelope.id
+            && let Ok(id) = serde_json::from_str::<Value>(id.get())
+        {
+            let key = id_key(&id);
+            let mut pending = lock(&self.pending);
+            if matches!(pending.peek(&key), Some(Pending::Call { .. })) {
+                let entry = pending.remove(&key);
+                drop(pending);
+                if let Some(Pending::Call {
+                    tool,
+                    reservation,
+                    retry_key,
+                }) = entry
+                {
+                    let failed = envelope.error.is_some_and(|e| e.get() != "null");
+                    let needs_input = envelope
+                        .result
+                        .and_then(|r| serde_json::from_str::<ResultType<'_>>(r.get()).ok())
+                        .is_some_and(|r| r.result_type == Some("input_required"));
+                    self.call_answered(&tool, reservation, retry_key, failed, needs_input);
+                }
+                return vec![Route::Client(line.to_vec())];
+            }
+        }
         let value = match json::parse(line, Keys::Unique) {
             Ok(v) => v,
             Err(problem) => return self.unreadable_server_message(line, &problem.to_string()),
@@ -356,6 +384,30 @@ impl Proxy {
                 }
             }
             _ => vec![Route::Client(line.to_vec())],
+        }
+    }
+
+    /// Settles a forwarded call once its response is in: a JSON-RPC error gives the quota
+    /// back, `input_required` keeps it for the retry, anything else keeps it.
+    fn call_answered(
+        &self,
+        tool: &str,
+        reservation: Option<Reservation>,
+        retry_key: String,
+        failed: bool,
+        needs_input: bool,
+    ) {
+        if failed {
+            tracing::debug!(tool, "upstream error: quota given back");
+            self.settle(reservation.as_ref(), false);
+        } else if needs_input && let Some(r) = reservation {
+            let mut awaiting = lock(&self.awaiting_input);
+            if awaiting.len() >= AWAITING_INPUT_CAPACITY {
+                awaiting.clear();
+            }
+            awaiting.insert(retry_key, r);
+        } else {
+            self.settle(reservation.as_ref(), true);
         }
     }
 
@@ -516,6 +568,26 @@ impl Proxy {
             })
             .collect()
     }
+}
+
+/// The parts of a server message the proxy reads on the fast path. Duplicate members are
+/// an error here too, so a response is never read two ways.
+#[derive(serde::Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow)]
+    id: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow)]
+    method: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow)]
+    error: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow)]
+    result: Option<&'a serde_json::value::RawValue>,
+}
+
+#[derive(serde::Deserialize)]
+struct ResultType<'a> {
+    #[serde(rename = "resultType", borrow)]
+    result_type: Option<&'a str>,
 }
 
 enum Handled {

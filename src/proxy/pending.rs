@@ -83,6 +83,10 @@ impl PendingTable {
         displaced
     }
 
+    pub fn peek(&self, id: &str) -> Option<&Pending> {
+        self.entries.get(id).map(|e| &e.pending)
+    }
+
     pub fn remove(&mut self, id: &str) -> Option<Pending> {
         self.entries.remove(id).map(|e| e.pending)
     }

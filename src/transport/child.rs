@@ -1,24 +1,23 @@
 //! Child-process mode: the MCP server runs as our child, speaking stdio; we speak stdio to
 //! the client that launched us.
 //!
-//! Shutdown follows the MCP stdio lifecycle: close the server's stdin, wait, SIGTERM, wait,
-//! SIGKILL. The server's exit ends the proxy with the server's exit code.
+//! Two threads move the messages (client → server, server → client), each reading a
+//! stream, asking the proxy core what to do and writing the results itself. Shutdown
+//! follows the MCP stdio lifecycle: close the server's stdin, wait, SIGTERM, wait, SIGKILL.
+//! The server's exit ends the proxy with the server's exit code.
 
-use std::process::{ExitStatus, Stdio};
+use std::io::Read;
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufRead, AsyncWrite, BufReader};
-use tokio::process::{Child, Command};
-use tokio::sync::mpsc;
+use tokio::sync::oneshot;
 
 use super::TransportError;
-use super::lines::{Frame, read_frame, write_line};
+use super::lines::Frame;
+use super::stdio::{Sink, close, read_frames, sink, write_lines};
 use crate::proxy::{Proxy, Route};
-
-/// Lines waiting to be written to one side; a full queue slows the reader down instead of
-/// growing memory.
-const QUEUE: usize = 1024;
 
 #[derive(Debug, Clone)]
 pub struct ChildOptions {
@@ -29,91 +28,191 @@ pub struct ChildOptions {
     pub shutdown_timeout: Duration,
 }
 
-/// Runs the proxy between our stdio and a child server until one side ends; returns the
+/// The client's side of the conversation: where its messages come from and go to.
+pub struct ClientStreams<R> {
+    pub input: R,
+    pub output: Sink,
+}
+
+impl<R> std::fmt::Debug for ClientStreams<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClientStreams")
+    }
+}
+
+/// Serves the process's own stdin and stdout.
+pub fn process_stdio() -> ClientStreams<std::io::Stdin> {
+    ClientStreams {
+        input: std::io::stdin(),
+        output: sink(std::io::stdout()),
+    }
+}
+
+/// Runs the proxy between the client and a child server until one side ends; returns the
 /// exit code to leave with.
-pub async fn serve<I, O>(
+pub async fn serve<R: Read + Send + 'static>(
     proxy: Arc<Proxy>,
     options: ChildOptions,
-    client_in: I,
-    client_out: O,
-) -> Result<i32, TransportError>
-where
-    I: AsyncBufRead + Unpin + Send + 'static,
-    O: AsyncWrite + Unpin + Send + 'static,
-{
+    client: ClientStreams<R>,
+) -> Result<i32, TransportError> {
     let mut child = spawn(&options.command)?;
-    let pid = child.id();
-    tracing::info!(pid, command = %options.command.join(" "), "started MCP server");
-    let child_in = child.stdin.take().expect("stdin is piped");
-    let child_out = BufReader::new(child.stdout.take().expect("stdout is piped"));
-
-    let (to_client, client_rx) = mpsc::channel::<Vec<u8>>(QUEUE);
-    let (to_server, server_rx) = mpsc::channel::<Vec<u8>>(QUEUE);
-    let client_writer = tokio::spawn(write_all(client_rx, client_out));
-    let server_writer = tokio::spawn(write_all(server_rx, child_in));
-
+    tracing::info!(pid = child.id(), command = %options.command.join(" "), "started MCP server");
+    let server_in = sink(child.stdin.take().expect("stdin is piped"));
+    let server_out = child.stdout.take().expect("stdout is piped");
+    let to_client = client.output;
     let max = options.max_message_bytes;
-    let client_reader = tokio::spawn(read_client(
-        proxy.clone(),
-        client_in,
-        max,
-        to_server,
-        to_client.clone(),
-    ));
-    let mut server_reader = tokio::spawn(read_server(
-        proxy.clone(),
-        child_out,
-        max,
-        to_client.clone(),
-    ));
+
+    let mut client_done = {
+        let (proxy, to_server, to_client) = (proxy.clone(), server_in.clone(), to_client.clone());
+        read_frames("intercept-client", client.input, max, move |frames| {
+            let mut server_lines = Vec::new();
+            let mut client_lines = Vec::new();
+            for frame in frames {
+                let routes = match frame {
+                    Frame::Line(line) => proxy.client_message(&line),
+                    Frame::Oversize { prefix, len } => proxy.client_oversize(&prefix, len, max),
+                };
+                for route in routes {
+                    match route {
+                        Route::Server(l) => server_lines.push(l),
+                        Route::Client(l) => client_lines.push(l),
+                    }
+                }
+            }
+            let ok = server_lines.is_empty()
+                || write_lines(&to_server, server_lines.iter().map(Vec::as_slice));
+            if !client_lines.is_empty() {
+                write_lines(&to_client, client_lines.iter().map(Vec::as_slice));
+            }
+            ok
+        })
+        .map_err(TransportError::Thread)?
+    };
+    let server_done = {
+        let (proxy, to_client) = (proxy.clone(), to_client.clone());
+        read_frames("intercept-server", server_out, max, move |frames| {
+            let mut lines = Vec::new();
+            for frame in frames {
+                let routes = match frame {
+                    Frame::Line(line) => proxy.server_message(&line),
+                    Frame::Oversize { prefix, len } => proxy.server_oversize(&prefix, len, max),
+                };
+                lines.extend(routes.into_iter().filter_map(|r| match r {
+                    Route::Client(l) => Some(l),
+                    Route::Server(_) => None,
+                }));
+            }
+            lines.is_empty() || write_lines(&to_client, lines.iter().map(Vec::as_slice))
+        })
+        .map_err(TransportError::Thread)?
+    };
+    let (signal, mut exited) = watch_exit(child)?;
 
     // Run until the server exits, the client goes away, or we are told to stop.
     let status = tokio::select! {
-        status = child.wait() => Some(status),
-        _ = wait_client_gone(&client_reader) => None,
+        status = &mut exited => status.ok(),
+        _ = &mut client_done => None,
         _ = crate::shutdown::wait() => None,
     };
     let status = match status {
-        Some(status) => status.map_err(TransportError::Wait)?,
-        None => {
-            // Closing the server's stdin is the polite request to exit.
-            client_reader.abort();
-            // The writer ends once the reader's sender is gone, dropping the server's stdin.
-            let _ = tokio::time::timeout(options.shutdown_timeout, server_writer).await;
-            stop(&mut child, options.shutdown_timeout).await?
-        }
+        Some(status) => status,
+        None => stop(&server_in, &signal, &mut exited, options.shutdown_timeout).await?,
     };
     let code = exit_code(status);
     tracing::info!(code, "MCP server exited");
 
     // What the server wrote before exiting still reaches the client; a grandchild that
     // keeps the pipe open must not keep us waiting.
-    if tokio::time::timeout(options.shutdown_timeout, &mut server_reader)
-        .await
-        .is_err()
-    {
-        server_reader.abort();
-    }
-    client_reader.abort();
+    let _ = tokio::time::timeout(options.shutdown_timeout, server_done).await;
     let why = match status.code() {
         Some(c) => format!("exited (code {c})"),
         None => format!("was stopped (exit status {code})"),
     };
-    for route in proxy.upstream_gone(&why) {
-        if let Route::Client(line) = route {
-            let _ = to_client.send(line).await;
-        }
+    let errors: Vec<Vec<u8>> = proxy
+        .upstream_gone(&why)
+        .into_iter()
+        .filter_map(|r| match r {
+            Route::Client(l) => Some(l),
+            Route::Server(_) => None,
+        })
+        .collect();
+    if !errors.is_empty() {
+        let to_client = to_client.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            write_lines(&to_client, errors.iter().map(Vec::as_slice))
+        })
+        .await;
     }
-    drop(to_client);
-    let _ = client_writer.await;
     Ok(code)
 }
 
-/// Resolves once the client reader has finished (the client closed our stdin).
-async fn wait_client_gone(reader: &tokio::task::JoinHandle<()>) {
-    while !reader.is_finished() {
-        tokio::time::sleep(Duration::from_millis(20)).await;
+/// Requests to the thread that owns the child process.
+const RUNNING: u8 = 0;
+const TERMINATE: u8 = 1;
+const KILL: u8 = 2;
+
+/// Waits for the child on a thread of its own, which also delivers termination requests
+/// (it alone holds the child, so no other thread races its reaping).
+fn watch_exit(
+    mut child: Child,
+) -> Result<(Arc<AtomicU8>, oneshot::Receiver<ExitStatus>), TransportError> {
+    let request = Arc::new(AtomicU8::new(RUNNING));
+    let (tx, rx) = oneshot::channel();
+    let req = request.clone();
+    std::thread::Builder::new()
+        .name("intercept-child".into())
+        .spawn(move || {
+            let mut sent = RUNNING;
+            loop {
+                match child.try_wait() {
+                    Ok(Some(status)) => {
+                        let _ = tx.send(status);
+                        return;
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::warn!("waiting for the MCP server failed: {e}");
+                        let _ = child.kill();
+                    }
+                }
+                let wanted = req.load(Ordering::SeqCst);
+                if wanted != sent {
+                    sent = wanted;
+                    if wanted == TERMINATE {
+                        terminate(&mut child);
+                    } else if wanted == KILL {
+                        let _ = child.kill();
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        })
+        .map_err(TransportError::Thread)?;
+    Ok((request, rx))
+}
+
+/// Close the server's stdin, wait; SIGTERM, wait; SIGKILL.
+async fn stop(
+    server_in: &Sink,
+    signal: &AtomicU8,
+    exited: &mut oneshot::Receiver<ExitStatus>,
+    step: Duration,
+) -> Result<ExitStatus, TransportError> {
+    let server_in = server_in.clone();
+    // The client thread may hold the lock while a write blocks; closing must not hang us.
+    let closing = tokio::task::spawn_blocking(move || close(&server_in));
+    let _ = tokio::time::timeout(step, closing).await;
+    if let Ok(Ok(status)) = tokio::time::timeout(step, &mut *exited).await {
+        return Ok(status);
     }
+    tracing::warn!("MCP server did not exit after its stdin closed; sending SIGTERM");
+    signal.store(TERMINATE, Ordering::SeqCst);
+    if let Ok(Ok(status)) = tokio::time::timeout(step, &mut *exited).await {
+        return Ok(status);
+    }
+    tracing::warn!("MCP server ignored SIGTERM; killing it");
+    signal.store(KILL, Ordering::SeqCst);
+    exited.await.map_err(|_| TransportError::Lost)
 }
 
 fn spawn(command: &[String]) -> Result<Child, TransportError> {
@@ -124,8 +223,7 @@ fn spawn(command: &[String]) -> Result<Child, TransportError> {
     cmd.args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true);
+        .stderr(Stdio::inherit());
     die_with_parent(&mut cmd);
     cmd.spawn().map_err(|e| TransportError::Spawn {
         command: program.clone(),
@@ -137,9 +235,11 @@ fn spawn(command: &[String]) -> Result<Child, TransportError> {
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
 fn die_with_parent(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
     let parent = std::process::id() as libc::pid_t;
     // SAFETY: the closure runs in the forked child before exec and only calls
-    // async-signal-safe functions (prctl, getppid, _exit).
+    // async-signal-safe functions (prctl, getppid, _exit). The death signal follows the
+    // thread that forks; spawning happens on a thread that lives as long as the proxy.
     unsafe {
         cmd.pre_exec(move || {
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
@@ -159,35 +259,18 @@ fn die_with_parent(cmd: &mut Command) {
 #[cfg(not(target_os = "linux"))]
 fn die_with_parent(_cmd: &mut Command) {}
 
-/// Closing stdin has been done; wait, then SIGTERM, wait, then SIGKILL.
-async fn stop(child: &mut Child, step: Duration) -> Result<ExitStatus, TransportError> {
-    if let Ok(status) = tokio::time::timeout(step, child.wait()).await {
-        return status.map_err(TransportError::Wait);
-    }
-    tracing::warn!("MCP server did not exit after its stdin closed; sending SIGTERM");
-    terminate(child);
-    if let Ok(status) = tokio::time::timeout(step, child.wait()).await {
-        return status.map_err(TransportError::Wait);
-    }
-    tracing::warn!("MCP server ignored SIGTERM; killing it");
-    let _ = child.start_kill();
-    child.wait().await.map_err(TransportError::Wait)
-}
-
 #[cfg(unix)]
 #[allow(unsafe_code)]
-fn terminate(child: &Child) {
-    if let Some(pid) = child.id() {
-        // SAFETY: kill(2) with a pid we spawned and have not reaped; no memory is touched.
-        unsafe {
-            libc::kill(pid as libc::pid_t, libc::SIGTERM);
-        }
+fn terminate(child: &mut Child) {
+    // SAFETY: kill(2) on the pid of a child we have not reaped; no memory is touched.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
     }
 }
 
 #[cfg(not(unix))]
 fn terminate(child: &mut Child) {
-    let _ = child.start_kill();
+    let _ = child.kill();
 }
 
 /// The exit code to leave with: the server's, or 128 + signal number.
@@ -203,82 +286,4 @@ pub fn exit_code(status: ExitStatus) -> i32 {
         }
     }
     1
-}
-
-async fn read_client<R: AsyncBufRead + Unpin>(
-    proxy: Arc<Proxy>,
-    mut input: R,
-    max: usize,
-    to_server: mpsc::Sender<Vec<u8>>,
-    to_client: mpsc::Sender<Vec<u8>>,
-) {
-    loop {
-        let routes = match read_frame(&mut input, max).await {
-            Ok(Some(Frame::Line(line))) => proxy.client_message(&line),
-            Ok(Some(Frame::Oversize { prefix, len })) => proxy.client_oversize(&prefix, len, max),
-            Ok(None) => break,
-            Err(e) => {
-                tracing::warn!("reading from the client failed: {e}");
-                break;
-            }
-        };
-        if !send(routes, &to_server, &to_client).await {
-            break;
-        }
-    }
-    tracing::debug!("client closed its input");
-}
-
-async fn read_server<R: AsyncBufRead + Unpin>(
-    proxy: Arc<Proxy>,
-    mut input: R,
-    max: usize,
-    to_client: mpsc::Sender<Vec<u8>>,
-) {
-    loop {
-        let routes = match read_frame(&mut input, max).await {
-            Ok(Some(Frame::Line(line))) => proxy.server_message(&line),
-            Ok(Some(Frame::Oversize { prefix, len })) => proxy.server_oversize(&prefix, len, max),
-            Ok(None) => break,
-            Err(e) => {
-                tracing::warn!("reading from the MCP server failed: {e}");
-                break;
-            }
-        };
-        for route in routes {
-            if let Route::Client(line) = route
-                && to_client.send(line).await.is_err()
-            {
-                return;
-            }
-        }
-    }
-}
-
-/// Sends routes to their sides; false once a side has gone.
-async fn send(
-    routes: Vec<Route>,
-    to_server: &mpsc::Sender<Vec<u8>>,
-    to_client: &mpsc::Sender<Vec<u8>>,
-) -> bool {
-    for route in routes {
-        let sent = match route {
-            Route::Server(line) => to_server.send(line).await,
-            Route::Client(line) => to_client.send(line).await,
-        };
-        if sent.is_err() {
-            return false;
-        }
-    }
-    true
-}
-
-async fn write_all<W: AsyncWrite + Unpin>(mut rx: mpsc::Receiver<Vec<u8>>, mut out: W) {
-    while let Some(line) = rx.recv().await {
-        if let Err(e) = write_line(&mut out, &line).await {
-            tracing::debug!("write failed, side closed: {e}");
-            break;
-        }
-    }
-    // Dropping `out` closes it: for the server's stdin that is the signal to exit.
 }

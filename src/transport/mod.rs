@@ -3,6 +3,7 @@
 
 pub mod child;
 pub mod lines;
+pub mod stdio;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
@@ -16,6 +17,8 @@ pub enum TransportError {
         #[source]
         source: std::io::Error,
     },
-    #[error("waiting for the upstream server failed: {0}")]
-    Wait(#[source] std::io::Error),
+    #[error("cannot start a proxy thread: {0}")]
+    Thread(#[source] std::io::Error),
+    #[error("lost track of the upstream server process")]
+    Lost,
 }

@@ -1,0 +1,123 @@
+#!/usr/bin/env node
+'use strict'
+// Whole-process benchmark of the stdio proxy: a raw JSON-RPC driver sends tools/call to a
+// minimal echo server, directly and through intercept, sequentially and with 64 in flight.
+// Reports added latency (p50/p99), throughput as a ratio of direct, peak RSS and start-up.
+// Run: cargo build --release --bin intercept && node benches/proxy.js
+const { spawn } = require('node:child_process')
+const { readFileSync, writeFileSync, mkdtempSync } = require('node:fs')
+const { tmpdir } = require('node:os')
+const { join } = require('node:path')
+
+const root = join(__dirname, '..')
+const binary = join(root, 'target', 'release', 'intercept')
+const echo = join(__dirname, 'echo-server.js')
+const policy = join(mkdtempSync(join(tmpdir(), 'intercept-bench-')), 'policy.yaml')
+writeFileSync(
+  policy,
+  `hide: [secret]
+tools:
+  echo:
+    rules:
+      - name: checks
+        conditions:
+          - {path: args.repo, op: neq, value: prod}
+          - {path: args.title, op: regex, value: '^[A-Z]'}
+`,
+)
+const SEQUENTIAL = 3000
+const CONCURRENT_TOTAL = 30000
+const IN_FLIGHT = 64
+
+function startProcess(through) {
+  const cmd = through ? binary : process.execPath
+  const args = through ? ['-c', policy, '--state', 'memory', '--log-level', 'error', '--', process.execPath, echo] : [echo]
+  const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'inherit'] })
+  const waiting = new Map()
+  let buffer = ''
+  child.stdout.setEncoding('utf8')
+  child.stdout.on('data', (chunk) => {
+    buffer += chunk
+    let i
+    while ((i = buffer.indexOf('\n')) >= 0) {
+      const msg = JSON.parse(buffer.slice(0, i))
+      buffer = buffer.slice(i + 1)
+      const resolve = waiting.get(msg.id)
+      waiting.delete(msg.id)
+      if (resolve) resolve(msg)
+    }
+  })
+  let nextId = 1
+  const request = (method, params) =>
+    new Promise((resolve) => {
+      const id = nextId++
+      waiting.set(id, resolve)
+      child.stdin.write(JSON.stringify({ jsonrpc: '2.0', id, method, params }) + '\n')
+    })
+  return { child, request }
+}
+
+const args = { repo: 'web', title: 'Fix the build', body: 'x'.repeat(200) }
+const percentile = (sorted, q) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]
+
+async function run(through) {
+  const t0 = process.hrtime.bigint()
+  const p = startProcess(through)
+  await p.request('initialize', { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'bench', version: '1' } })
+  const startup = Number(process.hrtime.bigint() - t0) / 1e6
+  for (let i = 0; i < 500; i++) await p.request('tools/call', { name: 'echo', arguments: args }) // warm up
+  const latencies = []
+  for (let i = 0; i < SEQUENTIAL; i++) {
+    const s = process.hrtime.bigint()
+    await p.request('tools/call', { name: 'echo', arguments: args })
+    latencies.push(Number(process.hrtime.bigint() - s) / 1000)
+  }
+  latencies.sort((a, b) => a - b)
+  let sent = 0
+  const c0 = process.hrtime.bigint()
+  const worker = async () => {
+    while (sent < CONCURRENT_TOTAL) {
+      sent++
+      await p.request('tools/call', { name: 'echo', arguments: args })
+    }
+  }
+  await Promise.all(Array.from({ length: IN_FLIGHT }, worker))
+  const throughput = CONCURRENT_TOTAL / (Number(process.hrtime.bigint() - c0) / 1e9)
+  let rssKb = null
+  let cpuPerCall = null
+  if (through && process.platform === 'linux') {
+    const status = readFileSync(`/proc/${p.child.pid}/status`, 'utf8')
+    rssKb = Number(/VmHWM:\s+(\d+)/.exec(status)[1])
+    const fields = readFileSync(`/proc/${p.child.pid}/stat`, 'utf8').split(') ')[1].split(' ')
+    const ticks = Number(fields[11]) + Number(fields[12])
+    cpuPerCall = (ticks / 100 / (SEQUENTIAL + CONCURRENT_TOTAL + 500)) * 1e6
+  }
+  p.child.stdin.end()
+  await new Promise((r) => p.child.on('exit', r))
+  return { startup, p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), throughput, rssKb, cpuPerCall }
+}
+
+;(async () => {
+  const rounds = Number(process.env.ROUNDS || 3)
+  const direct = []
+  const proxied = []
+  for (let r = 0; r < rounds; r++) {
+    direct.push(await run(false))
+    proxied.push(await run(true))
+  }
+  const med = (xs, k) => xs.map((x) => x[k]).sort((a, b) => a - b)[Math.floor(xs.length / 2)]
+  const d = { p50: med(direct, 'p50'), p99: med(direct, 'p99'), tp: med(direct, 'throughput'), su: med(direct, 'startup') }
+  const t = { p50: med(proxied, 'p50'), p99: med(proxied, 'p99'), tp: med(proxied, 'throughput'), su: med(proxied, 'startup') }
+  const rss = Math.max(...proxied.map((x) => x.rssKb || 0))
+  const lines = [
+    `rounds: ${rounds} (medians), sequential calls: ${SEQUENTIAL}, concurrent: ${CONCURRENT_TOTAL} with ${IN_FLIGHT} in flight`,
+    `sequential latency direct   p50 ${d.p50.toFixed(1)} µs  p99 ${d.p99.toFixed(1)} µs`,
+    `sequential latency through  p50 ${t.p50.toFixed(1)} µs  p99 ${t.p99.toFixed(1)} µs`,
+    `added latency               p50 ${(t.p50 - d.p50).toFixed(1)} µs  p99 ${(t.p99 - d.p99).toFixed(1)} µs`,
+    `throughput direct ${d.tp.toFixed(0)}/s, through ${t.tp.toFixed(0)}/s: ${((100 * t.tp) / d.tp).toFixed(1)}% of direct`,
+    `peak RSS of intercept: ${(rss / 1024).toFixed(1)} MB`,
+    `intercept CPU per call (both directions): ${med(proxied, 'cpuPerCall').toFixed(1)} µs`,
+    `start-up to initialize answered: direct ${d.su.toFixed(1)} ms, through ${t.su.toFixed(1)} ms (+${(t.su - d.su).toFixed(1)} ms)`,
+  ]
+  process.stderr.write(lines.join('\n') + '\n')
+})()
