@@ -83,3 +83,13 @@ test('package.json ships every platform as an exact-version optional dependency'
     if (platform.startsWith('linux')) assert.deepEqual(sub.libc, [platform.endsWith('musl') ? 'musl' : 'glibc'])
   }
 })
+
+test('every shipped policy in policies/ validates', () => {
+  const { readdirSync } = require('node:fs')
+  const files = readdirSync(join(root, 'policies')).filter((f) => f.endsWith('.yaml'))
+  assert.ok(files.length >= 3, files.join(', '))
+  for (const f of files) {
+    const r = api.validate(join(root, 'policies', f))
+    assert.deepEqual(r.errors, [], f)
+  }
+})
