@@ -12,6 +12,7 @@ use crate::policy;
 use crate::proxy::{Proxy, ProxyOptions};
 use crate::state::{self, MemoryStore, SqliteStore, Store};
 use crate::transport::child::{self, ChildOptions};
+use crate::transport::http::{self, RemoteOptions};
 
 const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 
@@ -44,6 +45,9 @@ pub struct Args {
     /// Seconds to wait at each shutdown step (stdin closed, then SIGTERM, then SIGKILL).
     #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
     pub shutdown_timeout: f64,
+    /// With --upstream: seconds a request may wait for the server before it fails.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300.0)]
+    pub request_timeout: f64,
     /// Remote MCP server (Streamable HTTP or legacy SSE) instead of a command.
     #[arg(long, value_name = "URL")]
     pub upstream: Option<String>,
@@ -67,24 +71,22 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
     let Some(config) = &args.config else {
         bail!("a policy is required: intercept -c policy.yaml -- <server command>");
     };
-    if args.upstream.is_some() {
-        if !args.command.is_empty() {
-            bail!("cannot specify both an upstream command (after --) and --upstream URL");
-        }
-        bail!(
-            "--upstream (remote MCP servers) is not supported by this version yet; run the server as a command after --"
-        );
+    if args.upstream.is_some() && !args.command.is_empty() {
+        bail!("cannot specify both an upstream command (after --) and --upstream URL");
     }
-    if !args.headers.is_empty() {
+    if !args.headers.is_empty() && args.upstream.is_none() {
         bail!("--header requires --upstream");
     }
-    if args.command.is_empty() {
+    if args.command.is_empty() && args.upstream.is_none() {
         bail!(
-            "specify the MCP server command after --, e.g. intercept -c policy.yaml -- npx -y @modelcontextprotocol/server-everything"
+            "specify the MCP server command after -- (or --upstream URL), e.g. intercept -c policy.yaml -- npx -y @modelcontextprotocol/server-everything"
         );
     }
     if !(args.shutdown_timeout.is_finite() && args.shutdown_timeout > 0.0) {
         bail!("--shutdown-timeout must be a positive number of seconds");
+    }
+    if !(args.request_timeout.is_finite() && args.request_timeout > 0.0) {
+        bail!("--request-timeout must be a positive number of seconds");
     }
 
     let compiled = policy::load_file(config).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -108,7 +110,19 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         max_message_bytes: args.max_message_bytes,
         shutdown_timeout: Duration::from_secs_f64(args.shutdown_timeout),
     };
-    let code = child::serve(proxy, options, child::process_stdio()).await?;
+    let code = match &args.upstream {
+        Some(url) => {
+            let remote = RemoteOptions {
+                url: url.clone(),
+                headers: args.headers.clone(),
+                max_message_bytes: args.max_message_bytes,
+                request_timeout: Duration::from_secs_f64(args.request_timeout),
+                connect_timeout: Duration::from_secs(10),
+            };
+            http::serve(proxy, remote, child::process_stdio()).await?
+        }
+        None => child::serve(proxy, options, child::process_stdio()).await?,
+    };
     Ok(code)
 }
 

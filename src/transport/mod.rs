@@ -2,7 +2,9 @@
 //! returns. They know nothing of policy.
 
 pub mod child;
+pub mod http;
 pub mod lines;
+pub mod sse;
 pub mod stdio;
 
 #[derive(Debug, thiserror::Error)]
@@ -21,4 +23,10 @@ pub enum TransportError {
     Thread(#[source] std::io::Error),
     #[error("lost track of the upstream server process")]
     Lost,
+    #[error("invalid header (expected \"Name: Value\"): {0}")]
+    Header(String),
+    #[error("invalid --upstream URL \"{0}\": {1}")]
+    Url(String, String),
+    #[error("cannot set up the HTTP client: {0}")]
+    Http(String),
 }

@@ -1,0 +1,579 @@
+//! Remote mode: stdio towards the client, Streamable HTTP (or legacy HTTP+SSE) towards the
+//! server.
+//!
+//! Every client message is POSTed on its own task, so a slow tool call never holds up a
+//! ping or a cancellation. Every failure (unreachable server, timeout, an HTTP error, an
+//! HTML page, an expired session) reaches the client as a JSON-RPC error on the request
+//! it concerns: the client never waits forever.
+
+use std::io::Read;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use reqwest::{Client, StatusCode, Url};
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use super::TransportError;
+use super::child::ClientStreams;
+use super::lines::Frame;
+use super::sse::{Event, SseParser};
+use super::stdio::{Sink, read_frames, write_lines};
+use crate::proxy::replies::{self, code};
+use crate::proxy::{Proxy, Route};
+
+const SESSION_HEADER: &str = "mcp-session-id";
+const VERSION_HEADER: &str = "mcp-protocol-version";
+
+#[derive(Debug, Clone)]
+pub struct RemoteOptions {
+    pub url: String,
+    /// Extra request headers, as `Name: Value`.
+    pub headers: Vec<String>,
+    pub max_message_bytes: usize,
+    /// Longest a single request may take (tool calls can be slow).
+    pub request_timeout: Duration,
+    pub connect_timeout: Duration,
+}
+
+/// Parses `Name: Value` headers.
+pub fn parse_headers(headers: &[String]) -> Result<HeaderMap, TransportError> {
+    let mut map = HeaderMap::new();
+    for h in headers {
+        let (name, value) = h
+            .split_once(':')
+            .ok_or_else(|| TransportError::Header(h.clone()))?;
+        let name = HeaderName::from_bytes(name.trim().as_bytes())
+            .map_err(|_| TransportError::Header(h.clone()))?;
+        let value =
+            HeaderValue::from_str(value.trim()).map_err(|_| TransportError::Header(h.clone()))?;
+        map.insert(name, value);
+    }
+    Ok(map)
+}
+
+/// What the connection has learnt about the server.
+#[derive(Debug, Default)]
+struct Session {
+    id: Option<String>,
+    protocol_version: Option<String>,
+    /// Legacy HTTP+SSE: where messages are POSTed, learnt from the `endpoint` event.
+    legacy_endpoint: Option<Url>,
+    stream_started: bool,
+}
+
+struct Remote {
+    proxy: Arc<Proxy>,
+    http: Client,
+    url: Url,
+    headers: HeaderMap,
+    max: usize,
+    to_client: Sink,
+    session: Mutex<Session>,
+}
+
+/// Runs the proxy between the client and a remote server until the client goes away or
+/// a shutdown is requested; returns the exit code.
+pub async fn serve<R: Read + Send + 'static>(
+    proxy: Arc<Proxy>,
+    options: RemoteOptions,
+    client: ClientStreams<R>,
+) -> Result<i32, TransportError> {
+    let url = Url::parse(&options.url)
+        .map_err(|e| TransportError::Url(options.url.clone(), e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(TransportError::Url(
+            options.url.clone(),
+            "only http and https are supported".into(),
+        ));
+    }
+    let headers = parse_headers(&options.headers)?;
+    // One process-wide TLS provider (ring: no C toolchain beyond cc is needed to build it).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = Client::builder()
+        .connect_timeout(options.connect_timeout)
+        .read_timeout(options.request_timeout)
+        .build()
+        .map_err(|e| TransportError::Http(e.to_string()))?;
+    let remote = Arc::new(Remote {
+        proxy: proxy.clone(),
+        http,
+        url,
+        headers,
+        max: options.max_message_bytes,
+        to_client: client.output.clone(),
+        session: Mutex::new(Session::default()),
+    });
+    tracing::info!(url = %remote.url, "proxying to a remote MCP server");
+
+    let (to_server, mut server_rx) = mpsc::channel::<Vec<u8>>(1024);
+    let max = options.max_message_bytes;
+    let mut client_done = {
+        let (proxy, to_client) = (proxy.clone(), client.output.clone());
+        read_frames("intercept-client", client.input, max, move |frames| {
+            let mut client_lines = Vec::new();
+            for frame in frames {
+                let routes = match frame {
+                    Frame::Line(line) => proxy.client_message(&line),
+                    Frame::Oversize { prefix, len } => proxy.client_oversize(&prefix, len, max),
+                };
+                for route in routes {
+                    match route {
+                        Route::Server(l) => {
+                            if to_server.blocking_send(l).is_err() {
+                                return false;
+                            }
+                        }
+                        Route::Client(l) => client_lines.push(l),
+                    }
+                }
+            }
+            client_lines.is_empty()
+                || write_lines(&to_client, client_lines.iter().map(Vec::as_slice))
+        })
+        .map_err(TransportError::Thread)?
+    };
+
+    let mut tasks = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            line = server_rx.recv() => match line {
+                // Everything after initialize needs what it establishes (the session id,
+                // the protocol version, or the legacy endpoint): let it finish first.
+                Some(line) if is_initialize(&line) => remote.clone().post(line).await,
+                Some(line) => {
+                    let remote = remote.clone();
+                    tasks.spawn(async move { remote.post(line).await });
+                }
+                None => break,
+            },
+            _ = &mut client_done => break,
+            _ = crate::shutdown::wait() => break,
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+        }
+    }
+    // Messages read before the client left still go out.
+    while let Ok(line) = server_rx.try_recv() {
+        let remote = remote.clone();
+        tasks.spawn(async move { remote.post(line).await });
+    }
+    let drain = async { while tasks.join_next().await.is_some() {} };
+    let _ = tokio::time::timeout(Duration::from_secs(5), drain).await;
+    remote.close_session().await;
+    let errors: Vec<Vec<u8>> = proxy
+        .upstream_gone("connection was closed")
+        .into_iter()
+        .filter_map(|r| match r {
+            Route::Client(l) => Some(l),
+            Route::Server(_) => None,
+        })
+        .collect();
+    remote.deliver_lines(errors).await;
+    Ok(0)
+}
+
+impl Remote {
+    /// POSTs one client message and relays whatever comes back.
+    async fn post(self: Arc<Self>, line: Vec<u8>) {
+        let ids = request_ids(&line);
+        let is_initialize = is_initialize(&line);
+        let endpoint = self.lock().legacy_endpoint.clone();
+        let target = endpoint.clone().unwrap_or_else(|| self.url.clone());
+        let response = match self
+            .request(reqwest::Method::POST, target.clone())
+            .body(line.clone())
+            .send()
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => return self.fail(&ids, &describe_send_error(&self.url, &e)).await,
+        };
+        self.remember_session(response.headers());
+        let status = response.status();
+        if endpoint.is_none() && is_initialize && matches!(status.as_u16(), 400 | 404 | 405) {
+            // A server that only speaks the legacy HTTP+SSE transport (2024-11-05).
+            tracing::info!(%status, "POST initialize refused; trying the legacy HTTP+SSE transport");
+            return self.start_legacy(line, &ids).await;
+        }
+        if status == StatusCode::ACCEPTED {
+            return;
+        }
+        let content_type = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        if status.is_success() && content_type.starts_with("text/event-stream") {
+            self.relay_stream(response, false).await;
+        } else if status.is_success() && content_type.starts_with("application/json") {
+            match self.read_body(response).await {
+                Ok(body) => self.relay_message(&body).await,
+                Err(e) => self.fail(&ids, &e).await,
+            }
+        } else if status.is_success() {
+            let what = if content_type.is_empty() {
+                "no content type".to_string()
+            } else {
+                content_type
+            };
+            self.fail(
+                &ids,
+                &format!(
+                    "The MCP server at {} answered with {what} instead of JSON or an event stream",
+                    self.url
+                ),
+            )
+            .await;
+        } else {
+            self.http_error(response, &ids).await;
+        }
+        if is_initialize && status.is_success() {
+            self.start_stream();
+        }
+    }
+
+    /// A non-2xx answer: relayed if it is a JSON-RPC error for these requests, otherwise
+    /// turned into one with a message that says what to do.
+    async fn http_error(&self, response: reqwest::Response, ids: &[Value]) {
+        let status = response.status();
+        let had_session = self.lock().id.is_some();
+        let auth_hint = response
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok())
+            .map(|v| format!(" (WWW-Authenticate: {v})"))
+            .unwrap_or_default();
+        let body = self.read_body(response).await.unwrap_or_default();
+        if let Ok(v) = serde_json::from_slice::<Value>(&body)
+            && v.get("error").is_some()
+            && v.get("id").is_some_and(|id| !id.is_null())
+        {
+            return self.relay_message(&body).await;
+        }
+        let message = match status.as_u16() {
+            401 | 403 => format!(
+                "The MCP server at {} refused the request (HTTP {status}){auth_hint}: pass credentials with --header \"Authorization: Bearer <token>\"",
+                self.url
+            ),
+            404 if had_session => {
+                self.lock().id = None;
+                format!(
+                    "The MCP server at {} no longer knows this session (HTTP 404): the session expired; reconnect the client",
+                    self.url
+                )
+            }
+            _ => format!(
+                "The MCP server at {} answered HTTP {status}: {}",
+                self.url,
+                summarize(&body)
+            ),
+        };
+        self.fail(ids, &message).await;
+    }
+
+    /// Relays an event stream (a POST's response, the GET stream or the legacy stream).
+    /// On a `legacy` stream, the `endpoint` event says where to POST.
+    async fn relay_stream(&self, mut response: reqwest::Response, legacy: bool) {
+        let mut parser = SseParser::new(self.max);
+        let mut events = Vec::new();
+        loop {
+            let chunk = match response.chunk().await {
+                Ok(Some(c)) => c,
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!("event stream from the MCP server broke: {e}");
+                    break;
+                }
+            };
+            parser.push(&chunk, &mut events);
+            for event in events.drain(..) {
+                if event.event == "endpoint" {
+                    let text = String::from_utf8_lossy(&event.data);
+                    match self.url.join(text.trim()) {
+                        Ok(url) if legacy => self.lock().legacy_endpoint = Some(url),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!("bad legacy endpoint {text:?}: {e}"),
+                    }
+                    continue;
+                }
+                if !(event.event.is_empty() || event.event == "message") {
+                    continue;
+                }
+                self.relay_event(event).await;
+            }
+        }
+    }
+
+    async fn relay_event(&self, event: Event) {
+        if event.truncated {
+            let routes = self.proxy.server_oversize(&event.data, event.len, self.max);
+            self.deliver(routes).await;
+        } else if !event.data.iter().all(u8::is_ascii_whitespace) {
+            self.relay_message(&event.data).await;
+        }
+    }
+
+    /// One message (or batch) from the server, through the proxy core to the client.
+    async fn relay_message(&self, body: &[u8]) {
+        self.note_protocol_version(body);
+        // Servers may pretty-print; the client's stream is one message per line.
+        let compact;
+        let line = if body.contains(&b'\n') {
+            compact = serde_json::from_slice::<Value>(body)
+                .ok()
+                .and_then(|v| serde_json::to_vec(&v).ok())
+                .unwrap_or_else(|| {
+                    body.iter()
+                        .copied()
+                        .filter(|b| *b != b'\n' && *b != b'\r')
+                        .collect()
+                });
+            &compact[..]
+        } else {
+            body
+        };
+        let routes = self.proxy.server_message(line);
+        self.deliver(routes).await;
+    }
+
+    async fn deliver(&self, routes: Vec<Route>) {
+        let lines = routes
+            .into_iter()
+            .filter_map(|r| match r {
+                Route::Client(l) => Some(l),
+                Route::Server(_) => None,
+            })
+            .collect();
+        self.deliver_lines(lines).await;
+    }
+
+    async fn deliver_lines(&self, lines: Vec<Vec<u8>>) {
+        if lines.is_empty() {
+            return;
+        }
+        let sink = self.to_client.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            write_lines(&sink, lines.iter().map(Vec::as_slice))
+        })
+        .await;
+    }
+
+    /// Answers each request with a JSON-RPC error, through the proxy core so that what it
+    /// reserved is given back.
+    async fn fail(&self, ids: &[Value], message: &str) {
+        tracing::warn!("{message}");
+        for id in ids {
+            let line = serde_json::to_vec(&replies::error(id, code::INTERNAL_ERROR, message, None))
+                .unwrap_or_default();
+            let routes = self.proxy.server_message(&line);
+            self.deliver(routes).await;
+        }
+    }
+
+    async fn read_body(&self, mut response: reqwest::Response) -> Result<Vec<u8>, String> {
+        let mut body = Vec::new();
+        loop {
+            match response.chunk().await {
+                Ok(Some(c)) => {
+                    if body.len() + c.len() > self.max {
+                        return Err(format!(
+                            "The MCP server's response exceeds the proxy's limit of {} bytes (--max-message-bytes)",
+                            self.max
+                        ));
+                    }
+                    body.extend_from_slice(&c);
+                }
+                Ok(None) => return Ok(body),
+                Err(e) => return Err(format!("Reading the MCP server's response failed: {e}")),
+            }
+        }
+    }
+
+    /// After a successful initialize, listen for server-initiated messages on a GET
+    /// stream, if the server offers one (405 means it does not).
+    fn start_stream(self: &Arc<Self>) {
+        {
+            let mut s = self.lock();
+            if s.stream_started || s.legacy_endpoint.is_some() {
+                return;
+            }
+            s.stream_started = true;
+        }
+        let remote = self.clone();
+        tokio::spawn(async move {
+            for attempt in 0..5u32 {
+                let req = remote
+                    .request(reqwest::Method::GET, remote.url.clone())
+                    .header(ACCEPT, "text/event-stream");
+                match req.send().await {
+                    Ok(r) if r.status().is_success() => {
+                        remote.relay_stream(r, false).await;
+                    }
+                    Ok(r) => {
+                        tracing::debug!(status = %r.status(), "no server-initiated message stream");
+                        return;
+                    }
+                    Err(e) => tracing::debug!("server-initiated message stream failed: {e}"),
+                }
+                if crate::shutdown::is_requested() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt + 1))).await;
+            }
+        });
+    }
+
+    /// Legacy HTTP+SSE: GET the URL for the event stream, learn the POST endpoint from its
+    /// `endpoint` event, then send the initialize request there.
+    async fn start_legacy(self: Arc<Self>, initialize: Vec<u8>, ids: &[Value]) {
+        let response = match self
+            .request(reqwest::Method::GET, self.url.clone())
+            .header(ACCEPT, "text/event-stream")
+            .send()
+            .await
+        {
+            Ok(r) if r.status().is_success() => r,
+            Ok(r) => return self.http_error(r, ids).await,
+            Err(e) => return self.fail(ids, &describe_send_error(&self.url, &e)).await,
+        };
+        let remote = self.clone();
+        tokio::spawn(async move { remote.relay_stream(response, true).await });
+        for _ in 0..100 {
+            if self.lock().legacy_endpoint.is_some() {
+                return Box::pin(self.clone().post(initialize)).await;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.fail(
+            ids,
+            &format!(
+                "The MCP server at {} sent no endpoint event on its legacy SSE stream",
+                self.url
+            ),
+        )
+        .await;
+    }
+
+    fn request(&self, method: reqwest::Method, url: Url) -> reqwest::RequestBuilder {
+        let s = self.lock();
+        let mut req = self
+            .http
+            .request(method.clone(), url)
+            .header(ACCEPT, "application/json, text/event-stream");
+        if method == reqwest::Method::POST {
+            req = req.header(CONTENT_TYPE, "application/json");
+        }
+        if let Some(id) = &s.id {
+            req = req.header(SESSION_HEADER, id);
+        }
+        if let Some(v) = &s.protocol_version {
+            req = req.header(VERSION_HEADER, v);
+        }
+        drop(s);
+        req.headers(self.headers.clone())
+    }
+
+    fn remember_session(&self, headers: &HeaderMap) {
+        if let Some(id) = headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok()) {
+            let mut s = self.lock();
+            if s.id.as_deref() != Some(id) {
+                s.id = Some(id.to_string());
+            }
+        }
+    }
+
+    fn note_protocol_version(&self, body: &[u8]) {
+        if memchr::memmem::find(body, b"protocolVersion").is_none() {
+            return;
+        }
+        if let Ok(v) = serde_json::from_slice::<Value>(body)
+            && v.get("method").is_none()
+            && let Some(version) = v.pointer("/result/protocolVersion").and_then(Value::as_str)
+        {
+            self.lock().protocol_version = Some(version.to_string());
+        }
+    }
+
+    /// Ends the server's session, if it has one.
+    async fn close_session(&self) {
+        if self.lock().id.is_none() {
+            return;
+        }
+        let req = self.request(reqwest::Method::DELETE, self.url.clone());
+        match tokio::time::timeout(Duration::from_secs(2), req.send()).await {
+            Ok(Ok(r)) => tracing::debug!(status = %r.status(), "session closed"),
+            _ => tracing::debug!("closing the session failed"),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Session> {
+        self.session.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The ids of the requests in a message (or batch), to answer them if the POST fails.
+fn request_ids(line: &[u8]) -> Vec<Value> {
+    let Ok(v) = serde_json::from_slice::<Value>(line) else {
+        return Vec::new();
+    };
+    let items = match v {
+        Value::Array(items) => items,
+        other => vec![other],
+    };
+    items
+        .into_iter()
+        .filter(|m| m.get("method").is_some())
+        .filter_map(|m| m.get("id").cloned())
+        .filter(|id| !id.is_null())
+        .collect()
+}
+
+fn is_initialize(line: &[u8]) -> bool {
+    memchr::memmem::find(line, b"\"initialize\"").is_some()
+        && serde_json::from_slice::<Value>(line)
+            .ok()
+            .is_some_and(|v| v.get("method").and_then(Value::as_str) == Some("initialize"))
+}
+
+fn describe_send_error(url: &Url, e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        format!("The MCP server at {url} did not answer in time")
+    } else if e.is_connect() {
+        format!("Cannot reach the MCP server at {url}: {}", root_cause(e))
+    } else {
+        format!(
+            "Request to the MCP server at {url} failed: {}",
+            root_cause(e)
+        )
+    }
+}
+
+fn root_cause(e: &dyn std::error::Error) -> String {
+    let mut cause = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        cause = s.to_string();
+        source = s.source();
+    }
+    cause
+}
+
+/// A short, single-line description of an error body: its text, or that it is a web page.
+fn summarize(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        return "(empty body)".to_string();
+    }
+    let lower = trimmed
+        .get(..trimmed.len().min(200))
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if lower.starts_with("<!doctype html") || lower.starts_with("<html") {
+        return "an HTML error page".to_string();
+    }
+    let one_line: String = trimmed.split_whitespace().collect::<Vec<_>>().join(" ");
+    one_line.chars().take(200).collect()
+}

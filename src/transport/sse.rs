@@ -1,0 +1,165 @@
+//! Server-sent events: an incremental parser with no limit on line length other than the
+//! proxy's message limit, so events of any size are relayed.
+
+/// One dispatched event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// The `event:` field; empty means the default type, `message`.
+    pub event: String,
+    pub data: Vec<u8>,
+    pub id: Option<String>,
+    /// The data went over the limit: only its first bytes are kept.
+    pub truncated: bool,
+    /// Full length of the data.
+    pub len: usize,
+}
+
+#[derive(Debug)]
+pub struct SseParser {
+    max: usize,
+    line: Vec<u8>,
+    event: String,
+    data: Vec<u8>,
+    len: usize,
+    id: Option<String>,
+    has_data: bool,
+}
+
+/// How much of an over-long event is kept, to find its id.
+const TRUNCATED_PREFIX: usize = 64 * 1024;
+
+impl SseParser {
+    pub fn new(max: usize) -> Self {
+        SseParser {
+            max,
+            line: Vec::new(),
+            event: String::new(),
+            data: Vec::new(),
+            len: 0,
+            id: None,
+            has_data: false,
+        }
+    }
+
+    /// Feeds bytes; complete events go to `out`.
+    pub fn push(&mut self, mut chunk: &[u8], out: &mut Vec<Event>) {
+        while !chunk.is_empty() {
+            match memchr::memchr(b'\n', chunk) {
+                Some(i) => {
+                    self.extend_line(&chunk[..i]);
+                    let mut line = std::mem::take(&mut self.line);
+                    if line.last() == Some(&b'\r') {
+                        line.pop();
+                    }
+                    self.field(&line, out);
+                    chunk = &chunk[i + 1..];
+                }
+                None => {
+                    self.extend_line(chunk);
+                    chunk = &[];
+                }
+            }
+        }
+    }
+
+    /// Lines are only buffered up to the limit (plus room for the field name); the data
+    /// field itself is capped in `field`.
+    fn extend_line(&mut self, part: &[u8]) {
+        let room = (self.max + 16).saturating_sub(self.line.len());
+        if part.len() > room {
+            self.len += part.len() - room;
+        }
+        self.line.extend_from_slice(&part[..part.len().min(room)]);
+    }
+
+    fn field(&mut self, line: &[u8], out: &mut Vec<Event>) {
+        if line.is_empty() {
+            if self.has_data {
+                let truncated = self.len > self.max;
+                let mut data = std::mem::take(&mut self.data);
+                if truncated {
+                    data.truncate(TRUNCATED_PREFIX);
+                }
+                out.push(Event {
+                    event: std::mem::take(&mut self.event),
+                    data,
+                    id: self.id.clone(),
+                    truncated,
+                    len: std::mem::take(&mut self.len),
+                });
+            }
+            self.event.clear();
+            self.has_data = false;
+            return;
+        }
+        if line[0] == b':' {
+            return;
+        }
+        let (name, value) = match memchr::memchr(b':', line) {
+            Some(i) => {
+                let v = &line[i + 1..];
+                (&line[..i], v.strip_prefix(b" ").unwrap_or(v))
+            }
+            None => (line, &line[line.len()..]),
+        };
+        match name {
+            b"data" => {
+                if self.has_data {
+                    self.data.push(b'\n');
+                    self.len += 1;
+                }
+                self.has_data = true;
+                self.len += value.len();
+                let room = (self.max + 1).saturating_sub(self.data.len());
+                self.data.extend_from_slice(&value[..value.len().min(room)]);
+            }
+            b"event" => self.event = String::from_utf8_lossy(value).into_owned(),
+            b"id" => self.id = Some(String::from_utf8_lossy(value).into_owned()),
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(input: &[u8], max: usize, chunk: usize) -> Vec<Event> {
+        let mut p = SseParser::new(max);
+        let mut out = Vec::new();
+        for c in input.chunks(chunk) {
+            p.push(c, &mut out);
+        }
+        out
+    }
+
+    #[test]
+    fn events_fields_comments_and_multiline_data() {
+        let input = b": hello\r\nevent: endpoint\r\ndata: /message?sessionId=1\r\n\r\nid: 7\ndata: {\"a\":\ndata: 1}\n\ndata\n\n";
+        for chunk in [1, 2, 5, 1000] {
+            let got = parse(input, 1000, chunk);
+            assert_eq!(got.len(), 3, "chunk {chunk}: {got:?}");
+            assert_eq!(got[0].event, "endpoint");
+            assert_eq!(got[0].data, b"/message?sessionId=1");
+            assert_eq!(got[1].event, "");
+            assert_eq!(got[1].data, b"{\"a\":\n1}");
+            assert_eq!(got[1].id.as_deref(), Some("7"));
+            assert_eq!(got[2].data, b"");
+        }
+    }
+
+    #[test]
+    fn over_long_events_are_marked_and_do_not_grow_memory() {
+        let mut input = b"data: {\"id\":3,\"x\":\"".to_vec();
+        input.extend(std::iter::repeat_n(b'a', 100_000));
+        input.extend(b"\"}\n\ndata: ok\n\n");
+        let got = parse(&input, 1000, 4096);
+        assert_eq!(got.len(), 2);
+        assert!(got[0].truncated);
+        assert!(got[0].len > 100_000, "{}", got[0].len);
+        assert!(got[0].data.len() <= 1001);
+        assert!(got[0].data.starts_with(b"{\"id\":3"));
+        assert_eq!(got[1].data, b"ok");
+        assert!(!got[1].truncated);
+    }
+}
