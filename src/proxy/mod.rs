@@ -430,18 +430,7 @@ impl Proxy {
             } => {
                 let needs_input = msg.pointer("/result/resultType").and_then(Value::as_str)
                     == Some("input_required");
-                if failed {
-                    tracing::debug!(tool, "upstream error: quota given back");
-                    self.settle(reservation.as_ref(), false);
-                } else if needs_input && let Some(r) = reservation {
-                    let mut awaiting = lock(&self.awaiting_input);
-                    if awaiting.len() >= AWAITING_INPUT_CAPACITY {
-                        awaiting.clear();
-                    }
-                    awaiting.insert(retry_key, r);
-                } else {
-                    self.settle(reservation.as_ref(), true);
-                }
+                self.call_answered(&tool, reservation, retry_key, failed, needs_input);
                 Answer::Unchanged
             }
             Pending::List if failed => Answer::Unchanged,

@@ -14,9 +14,8 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-use super::TransportError;
-use super::lines::Frame;
 use super::stdio::{Sink, close, read_frames, sink, write_lines};
+use super::{TransportError, client_routes, server_routes, to_client_lines};
 use crate::proxy::{Proxy, Route};
 
 #[derive(Debug, Clone)]
@@ -68,11 +67,7 @@ pub async fn serve<R: Read + Send + 'static>(
             let mut server_lines = Vec::new();
             let mut client_lines = Vec::new();
             for frame in frames {
-                let routes = match frame {
-                    Frame::Line(line) => proxy.client_message(&line),
-                    Frame::Oversize { prefix, len } => proxy.client_oversize(&prefix, len, max),
-                };
-                for route in routes {
+                for route in client_routes(&proxy, frame, max) {
                     match route {
                         Route::Server(l) => server_lines.push(l),
                         Route::Client(l) => client_lines.push(l),
@@ -93,14 +88,7 @@ pub async fn serve<R: Read + Send + 'static>(
         read_frames("intercept-server", server_out, max, move |frames| {
             let mut lines = Vec::new();
             for frame in frames {
-                let routes = match frame {
-                    Frame::Line(line) => proxy.server_message(&line),
-                    Frame::Oversize { prefix, len } => proxy.server_oversize(&prefix, len, max),
-                };
-                lines.extend(routes.into_iter().filter_map(|r| match r {
-                    Route::Client(l) => Some(l),
-                    Route::Server(_) => None,
-                }));
+                lines.extend(to_client_lines(server_routes(&proxy, frame, max)));
             }
             lines.is_empty() || write_lines(&to_client, lines.iter().map(Vec::as_slice))
         })
@@ -128,14 +116,7 @@ pub async fn serve<R: Read + Send + 'static>(
         Some(c) => format!("exited (code {c})"),
         None => format!("was stopped (exit status {code})"),
     };
-    let errors: Vec<Vec<u8>> = proxy
-        .upstream_gone(&why)
-        .into_iter()
-        .filter_map(|r| match r {
-            Route::Client(l) => Some(l),
-            Route::Server(_) => None,
-        })
-        .collect();
+    let errors: Vec<Vec<u8>> = to_client_lines(proxy.upstream_gone(&why)).collect();
     if !errors.is_empty() {
         let to_client = to_client.clone();
         let _ = tokio::task::spawn_blocking(move || {

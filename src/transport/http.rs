@@ -15,11 +15,10 @@ use reqwest::{Client, StatusCode, Url};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use super::TransportError;
 use super::child::ClientStreams;
-use super::lines::Frame;
 use super::sse::{Event, SseParser};
 use super::stdio::{Sink, read_frames, write_lines};
+use super::{TransportError, client_routes, to_client_lines};
 use crate::proxy::replies::{self, code};
 use crate::proxy::{Proxy, Route};
 
@@ -114,11 +113,7 @@ pub async fn serve<R: Read + Send + 'static>(
         read_frames("intercept-client", client.input, max, move |frames| {
             let mut client_lines = Vec::new();
             for frame in frames {
-                let routes = match frame {
-                    Frame::Line(line) => proxy.client_message(&line),
-                    Frame::Oversize { prefix, len } => proxy.client_oversize(&prefix, len, max),
-                };
-                for route in routes {
+                for route in client_routes(&proxy, frame, max) {
                     match route {
                         Route::Server(l) => {
                             if to_server.blocking_send(l).is_err() {
@@ -161,14 +156,8 @@ pub async fn serve<R: Read + Send + 'static>(
     let drain = async { while tasks.join_next().await.is_some() {} };
     let _ = tokio::time::timeout(Duration::from_secs(5), drain).await;
     remote.close_session().await;
-    let errors: Vec<Vec<u8>> = proxy
-        .upstream_gone("connection was closed")
-        .into_iter()
-        .filter_map(|r| match r {
-            Route::Client(l) => Some(l),
-            Route::Server(_) => None,
-        })
-        .collect();
+    let errors: Vec<Vec<u8>> =
+        to_client_lines(proxy.upstream_gone("connection was closed")).collect();
     remote.deliver_lines(errors).await;
     Ok(0)
 }
@@ -339,14 +328,7 @@ impl Remote {
     }
 
     async fn deliver(&self, routes: Vec<Route>) {
-        let lines = routes
-            .into_iter()
-            .filter_map(|r| match r {
-                Route::Client(l) => Some(l),
-                Route::Server(_) => None,
-            })
-            .collect();
-        self.deliver_lines(lines).await;
+        self.deliver_lines(to_client_lines(routes).collect()).await;
     }
 
     async fn deliver_lines(&self, lines: Vec<Vec<u8>>) {

@@ -7,6 +7,33 @@ pub mod lines;
 pub mod sse;
 pub mod stdio;
 
+use crate::proxy::{Proxy, Route};
+use lines::Frame;
+
+/// What the proxy core makes of one frame from the client.
+fn client_routes(proxy: &Proxy, frame: Frame, max: usize) -> Vec<Route> {
+    match frame {
+        Frame::Line(line) => proxy.client_message(&line),
+        Frame::Oversize { prefix, len } => proxy.client_oversize(&prefix, len, max),
+    }
+}
+
+/// What the proxy core makes of one frame from the server.
+fn server_routes(proxy: &Proxy, frame: Frame, max: usize) -> Vec<Route> {
+    match frame {
+        Frame::Line(line) => proxy.server_message(&line),
+        Frame::Oversize { prefix, len } => proxy.server_oversize(&prefix, len, max),
+    }
+}
+
+/// The lines of `routes` that go to the client.
+fn to_client_lines(routes: Vec<Route>) -> impl Iterator<Item = Vec<u8>> {
+    routes.into_iter().filter_map(|r| match r {
+        Route::Client(l) => Some(l),
+        Route::Server(_) => None,
+    })
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
     #[error("no upstream command given after --")]
