@@ -96,6 +96,31 @@ fn benches(c: &mut Criterion) {
     c.bench_function("validate/300_tools", |b| {
         b.iter(|| black_box(policy::validate(black_box(&text))))
     });
+
+    // The proxy core on one tools/call and its response, as the stdio proxy sees them.
+    let proxy = intercept::proxy::Proxy::new(
+        Engine::new(
+            Arc::new(policy::parse(&text, "bench").expect("valid")),
+            Arc::new(MemoryStore::new()),
+        ),
+        intercept::proxy::ProxyOptions {
+            identity: None,
+            session: "bench".into(),
+        },
+    );
+    let body = "x".repeat(200);
+    let request = format!(
+        r#"{{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{{"name":"tool_100","arguments":{{"repo":"web","title":"Fix the build","count":3,"body":"{body}"}}}}}}"#
+    );
+    let response = format!(
+        r#"{{"jsonrpc":"2.0","id":7,"result":{{"content":[{{"type":"text","text":"{body}"}}]}}}}"#
+    );
+    c.bench_function("proxy/tools_call_round_trip", |b| {
+        b.iter(|| {
+            black_box(proxy.client_message(black_box(request.as_bytes())));
+            black_box(proxy.server_message(black_box(response.as_bytes())));
+        })
+    });
 }
 
 criterion_group!(engine_benches, benches);

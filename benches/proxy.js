@@ -91,6 +91,7 @@ async function run(through) {
     const fields = readFileSync(`/proc/${p.child.pid}/stat`, 'utf8').split(') ')[1].split(' ')
     const ticks = Number(fields[11]) + Number(fields[12])
     cpuPerCall = (ticks / 100 / (SEQUENTIAL + CONCURRENT_TOTAL + 500)) * 1e6
+    if (process.env.CPU_SPLIT) process.stderr.write(`utime ${fields[11]} stime ${fields[12]} ticks\n`)
   }
   p.child.stdin.end()
   await new Promise((r) => p.child.on('exit', r))

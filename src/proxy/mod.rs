@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::engine::{Call, Decision, Engine, Verdict};
 use crate::state::Reservation;
@@ -55,7 +55,9 @@ pub struct Proxy {
     pending: Mutex<PendingTable>,
     /// Reservations of calls the server answered with `input_required`, keyed by tool and
     /// arguments: the client's retry with `inputResponses` is the same call.
-    awaiting_input: Mutex<HashMap<String, Reservation>>,
+    awaiting_input: Mutex<HashMap<u64, Reservation>>,
+    /// Keys the retry hashes, so a client cannot craft a collision.
+    retry_hasher: std::collections::hash_map::RandomState,
 }
 
 impl Proxy {
@@ -66,6 +68,7 @@ impl Proxy {
             client_name: Mutex::new(None),
             pending: Mutex::new(PendingTable::new(PENDING_CAPACITY, PENDING_TTL)),
             awaiting_input: Mutex::new(HashMap::new()),
+            retry_hasher: Default::default(),
         }
     }
 
@@ -240,7 +243,7 @@ impl Proxy {
             session: Some(&self.options.session),
             client_name: client_name.as_deref(),
         };
-        let retry_key = retry_key(tool, args);
+        let retry_key = self.retry_key(tool, args);
         let earlier = if params.contains_key("inputResponses") {
             lock(&self.awaiting_input).remove(&retry_key)
         } else {
@@ -291,6 +294,16 @@ impl Proxy {
                 Handled::Reply(approval_required(&id, tool, &decision))
             }
         }
+    }
+
+    /// Identifies a call (tool and arguments) across a 2026-07-28 `inputResponses` retry,
+    /// which comes with a new id: a keyed hash of the arguments, not a copy of them.
+    fn retry_key(&self, tool: &str, args: Option<&Value>) -> u64 {
+        use std::hash::{BuildHasher, Hash, Hasher};
+        let mut h = self.retry_hasher.build_hasher();
+        tool.hash(&mut h);
+        hash_value(args.unwrap_or(&Value::Null), &mut h);
+        h.finish()
     }
 
     fn track(&self, id: &Value, pending: Pending) {
@@ -393,7 +406,7 @@ impl Proxy {
         &self,
         tool: &str,
         reservation: Option<Reservation>,
-        retry_key: String,
+        retry_key: u64,
         failed: bool,
         needs_input: bool,
     ) {
@@ -624,11 +637,42 @@ fn id_key(id: &Value) -> String {
     serde_json::to_string(id).unwrap_or_default()
 }
 
-fn retry_key(tool: &str, args: Option<&Value>) -> String {
-    let args = args
-        .map(|a| serde_json::to_string(a).unwrap_or_default())
-        .unwrap_or_else(|| serde_json::to_string(&Map::new()).unwrap_or_default());
-    format!("{tool}\u{0}{args}")
+/// Feeds a JSON value to a hasher: type tags keep `"1"` and `1` apart; object members are
+/// hashed in order, as they are forwarded.
+fn hash_value(v: &Value, h: &mut impl std::hash::Hasher) {
+    use std::hash::Hash;
+    match v {
+        Value::Null => h.write_u8(0),
+        Value::Bool(b) => {
+            h.write_u8(1);
+            b.hash(h);
+        }
+        Value::Number(n) => {
+            h.write_u8(2);
+            match (n.as_i64(), n.as_u64()) {
+                (Some(i), _) => i.hash(h),
+                (None, Some(u)) => u.hash(h),
+                _ => n.as_f64().unwrap_or(f64::NAN).to_bits().hash(h),
+            }
+        }
+        Value::String(s) => {
+            h.write_u8(3);
+            s.hash(h);
+        }
+        Value::Array(items) => {
+            h.write_u8(4);
+            h.write_usize(items.len());
+            items.iter().for_each(|i| hash_value(i, h));
+        }
+        Value::Object(map) => {
+            h.write_u8(5);
+            h.write_usize(map.len());
+            for (k, v) in map {
+                k.hash(h);
+                hash_value(v, h);
+            }
+        }
+    }
 }
 
 /// The id of a message that was rejected as ambiguous, if one can be read.

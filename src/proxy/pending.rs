@@ -17,7 +17,7 @@ pub enum Pending {
         tool: String,
         reservation: Option<Reservation>,
         /// Identifies the call for a 2026-07-28 `inputResponses` retry.
-        retry_key: String,
+        retry_key: u64,
     },
     /// A forwarded `tools/list`, whose response must be filtered.
     List,
