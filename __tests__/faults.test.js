@@ -215,3 +215,16 @@ test('usage errors are reported on stderr with a non-zero exit, and stdout stays
     assert.deepEqual(p.lines, [])
   }
 })
+
+test('an 8 MB result reaches a slow reader intact through the npm launcher', async () => {
+  const p = start({ via: 'launcher', env: { FAKE_BIG: String(8 * 1024 * 1024) } })
+  await initialized(p)
+  p.child.stdout.pause()
+  p.send(call(1, 'big'))
+  await sleep(1000) // the pipe fills; writes must block, not fail with EAGAIN
+  p.child.stdout.resume()
+  const r = await p.next(byId(1), 30000)
+  assert.equal(r.result.content[0].text.length, 8 * 1024 * 1024)
+  p.close()
+  assert.equal((await p.exited).code, 0)
+})
