@@ -106,6 +106,7 @@ fn benches(c: &mut Criterion) {
         intercept::proxy::ProxyOptions {
             identity: None,
             session: "bench".into(),
+            audit: None,
         },
     );
     let body = "x".repeat(200);
@@ -121,6 +122,32 @@ fn benches(c: &mut Criterion) {
             black_box(proxy.server_message(black_box(response.as_bytes())));
         })
     });
+
+    // The same with the audit log on: two events per call, written in the background.
+    let dir = std::env::temp_dir().join(format!("intercept-bench-{}", std::process::id()));
+    let audit = Arc::new(
+        intercept::audit::AuditLog::open(&dir.join("events.jsonl"), "bench", false)
+            .expect("audit log"),
+    );
+    let audited = intercept::proxy::Proxy::new(
+        Engine::new(
+            Arc::new(policy::parse(&text, "bench").expect("valid")),
+            Arc::new(MemoryStore::new()),
+        ),
+        intercept::proxy::ProxyOptions {
+            identity: None,
+            session: "bench".into(),
+            audit: Some(audit.clone()),
+        },
+    );
+    c.bench_function("proxy/tools_call_round_trip_audited", |b| {
+        b.iter(|| {
+            black_box(audited.client_message(black_box(request.as_bytes())));
+            black_box(audited.server_message(black_box(response.as_bytes())));
+        })
+    });
+    audit.close();
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 criterion_group!(engine_benches, benches);

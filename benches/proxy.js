@@ -7,7 +7,7 @@
 const { spawn } = require('node:child_process')
 const { readFileSync, writeFileSync, mkdtempSync } = require('node:fs')
 const { tmpdir } = require('node:os')
-const { join } = require('node:path')
+const { dirname, join } = require('node:path')
 
 const root = join(__dirname, '..')
 const binary = join(root, 'target', 'release', 'intercept')
@@ -31,7 +31,9 @@ const IN_FLIGHT = 64
 
 function startProcess(through) {
   const cmd = through ? binary : process.execPath
-  const args = through ? ['-c', policy, '--state', 'memory', '--log-level', 'error', '--', process.execPath, echo] : [echo]
+  // AUDIT=1 also writes the audit log (to a temporary file).
+  const audit = process.env.AUDIT ? ['--audit-log', join(dirname(policy), `events-${Date.now()}.jsonl`)] : []
+  const args = through ? ['-c', policy, '--state', 'memory', '--log-level', 'error', ...audit, '--', process.execPath, echo] : [echo]
   const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'inherit'] })
   const waiting = new Map()
   let buffer = ''

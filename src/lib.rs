@@ -9,6 +9,7 @@
 //! - [`cli`]: the `intercept` command line, shared by the binary and the npm launcher;
 //! - `node` (feature `node`): the napi-rs bindings behind `require('@policylayer/intercept')`.
 
+pub mod audit;
 pub mod cli;
 pub mod engine;
 pub mod policy;

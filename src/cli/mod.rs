@@ -1,5 +1,6 @@
 //! The `intercept` command line, shared by the native binary and the npm launcher.
 
+mod audit;
 mod check;
 mod proxy;
 mod validate;
@@ -35,6 +36,9 @@ enum Command {
     Validate(validate::Args),
     /// Dry-run one tool call against a policy and print the decision.
     Check(check::Args),
+    /// Work with audit logs.
+    #[command(subcommand)]
+    Audit(audit::Command),
 }
 
 /// A policy file argument shared by the subcommands.
@@ -141,6 +145,7 @@ fn run_command(cmd: Command, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     let result = match cmd {
         Command::Validate(args) => validate::run(&args, out, err),
         Command::Check(args) => check::run(&args, out, err),
+        Command::Audit(cmd) => audit::run(&cmd, out),
     };
     finish(result, err)
 }

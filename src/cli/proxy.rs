@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
+use crate::audit::AuditLog;
 use crate::engine::Engine;
 use crate::policy;
 use crate::proxy::{Proxy, ProxyOptions};
@@ -45,6 +46,15 @@ pub struct Args {
     /// Seconds to wait at each shutdown step (stdin closed, then SIGTERM, then SIGKILL).
     #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
     pub shutdown_timeout: f64,
+    /// Keep an audit log in this directory, one file per instance (e.g. ~/.intercept/events).
+    #[arg(long, value_name = "DIR")]
+    pub audit_dir: Option<PathBuf>,
+    /// Write the audit log to this file instead.
+    #[arg(long, value_name = "PATH", conflicts_with = "audit_dir")]
+    pub audit_log: Option<PathBuf>,
+    /// Record tool arguments in the audit log (values under secret-looking keys redacted).
+    #[arg(long)]
+    pub log_args: bool,
     /// With --upstream: seconds a request may wait for the server before it fails.
     #[arg(long, value_name = "SECONDS", default_value_t = 300.0)]
     pub request_timeout: f64,
@@ -89,8 +99,11 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         bail!("--request-timeout must be a positive number of seconds");
     }
 
+    let policy_text = std::fs::read(config).unwrap_or_default();
     let compiled = policy::load_file(config).map_err(|e| anyhow::anyhow!("{e}"))?;
     let store = open_store(&args)?;
+    let session = session_id();
+    let audit = open_audit(&args, &session[..8])?;
     tracing::info!(
         policy = %config.display(),
         state = %store.describe(),
@@ -102,9 +115,32 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         engine,
         ProxyOptions {
             identity: args.identity.clone(),
-            session: session_id(),
+            session: session.clone(),
+            audit: audit.clone(),
         },
     ));
+    let server = match &args.upstream {
+        Some(url) => url.clone(),
+        None => args.command.join(" "),
+    };
+    if let Some(audit) = &audit {
+        tracing::info!(file = %audit.path().display(), "audit log");
+        audit.record(
+            "startup",
+            serde_json::json!({
+                "version": crate::VERSION,
+                "pid": std::process::id(),
+                "session": session,
+                "identity": args.identity,
+                "server": server,
+                "policy": config.display().to_string(),
+                "policy_sha256": crate::audit::sha256_hex(&policy_text),
+                // describe() never includes credentials.
+                "state": proxy.engine().store().describe(),
+                "log_args": audit.logs_args(),
+            }),
+        );
+    }
     let options = ChildOptions {
         command: args.command.clone(),
         max_message_bytes: args.max_message_bytes,
@@ -123,7 +159,27 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         }
         None => child::serve(proxy, options, child::process_stdio()).await?,
     };
+    if let Some(audit) = &audit {
+        audit.record("shutdown", serde_json::json!({ "exit_code": code }));
+        let audit = audit.clone();
+        let _ = tokio::task::spawn_blocking(move || audit.close()).await;
+    }
     Ok(code)
+}
+
+/// The audit log: `--audit-log PATH`, or `<DIR>/<instance>.jsonl` with `--audit-dir DIR`.
+/// Off unless asked for: at its current cost per call (see docs/benchmarks.md) it is not
+/// yet the default.
+fn open_audit(args: &Args, instance: &str) -> anyhow::Result<Option<Arc<AuditLog>>> {
+    let path = match (&args.audit_log, &args.audit_dir) {
+        (Some(path), _) => path.clone(),
+        (None, Some(dir)) => dir.join(format!("{instance}.jsonl")),
+        (None, None) if args.log_args => bail!("--log-args requires --audit-log or --audit-dir"),
+        (None, None) => return Ok(None),
+    };
+    let log = AuditLog::open(&path, instance, args.log_args)
+        .with_context(|| format!("cannot open the audit log {}", path.display()))?;
+    Ok(Some(Arc::new(log)))
 }
 
 fn open_store(args: &Args) -> anyhow::Result<Arc<dyn Store>> {

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use crate::engine::{Call, Decision, Engine, Verdict};
 use crate::state::Reservation;
 use json::{JsonProblem, Keys};
-use pending::{Pending, PendingTable};
+use pending::{CallInfo, Pending, PendingTable};
 use replies::code;
 
 /// How many forwarded requests may await a response at once.
@@ -44,6 +44,8 @@ pub struct ProxyOptions {
     pub identity: Option<String>,
     /// This client connection, for session-scoped counters.
     pub session: String,
+    /// Where decisions and outcomes are recorded.
+    pub audit: Option<std::sync::Arc<crate::audit::AuditLog>>,
 }
 
 /// One client connection's view of the policy.
@@ -249,6 +251,7 @@ impl Proxy {
         } else {
             None
         };
+        let evaluating = Instant::now();
         let mut decision = match &earlier {
             // The same call again, with the input the server asked for: evaluate it, but
             // do not count it twice.
@@ -262,16 +265,18 @@ impl Proxy {
                 self.settle(Some(&r), false);
             }
         }
+        self.audit_decision(&call, &decision, evaluating.elapsed());
         match decision.verdict {
             Verdict::Allow => {
                 tracing::debug!(tool, "allowed");
                 self.track(
                     &id,
-                    Pending::Call {
+                    Pending::Call(CallInfo {
                         tool: tool.to_string(),
                         reservation: decision.reservation,
                         retry_key,
-                    },
+                        forwarded: Instant::now(),
+                    }),
                 );
                 Handled::Forward(Some(to_line(&msg)))
             }
@@ -309,8 +314,8 @@ impl Proxy {
     fn track(&self, id: &Value, pending: Pending) {
         let displaced = lock(&self.pending).insert(id_key(id), pending, Instant::now());
         for p in displaced {
-            if let Pending::Call { reservation, .. } = p {
-                self.settle(reservation.as_ref(), true);
+            if let Pending::Call(info) = p {
+                self.finish_call(info, Outcome::Forgotten);
             }
         }
     }
@@ -350,18 +355,17 @@ impl Proxy {
             if matches!(pending.peek(&key), Some(Pending::Call { .. })) {
                 let entry = pending.remove(&key);
                 drop(pending);
-                if let Some(Pending::Call {
-                    tool,
-                    reservation,
-                    retry_key,
-                }) = entry
-                {
+                if let Some(Pending::Call(info)) = entry {
                     let failed = envelope.error.is_some_and(|e| e.get() != "null");
-                    let needs_input = envelope
+                    let result = envelope
                         .result
-                        .and_then(|r| serde_json::from_str::<ResultType<'_>>(r.get()).ok())
-                        .is_some_and(|r| r.result_type == Some("input_required"));
-                    self.call_answered(&tool, reservation, retry_key, failed, needs_input);
+                        .and_then(|r| serde_json::from_str::<ResultType<'_>>(r.get()).ok());
+                    let outcome = Outcome::of(
+                        failed,
+                        result.as_ref().and_then(|r| r.result_type),
+                        result.as_ref().and_then(|r| r.is_error),
+                    );
+                    self.finish_call(info, outcome);
                 }
                 return vec![Route::Client(line.to_vec())];
             }
@@ -400,28 +404,70 @@ impl Proxy {
         }
     }
 
-    /// Settles a forwarded call once its response is in: a JSON-RPC error gives the quota
-    /// back, `input_required` keeps it for the retry, anything else keeps it.
-    fn call_answered(
-        &self,
-        tool: &str,
-        reservation: Option<Reservation>,
-        retry_key: u64,
-        failed: bool,
-        needs_input: bool,
-    ) {
-        if failed {
-            tracing::debug!(tool, "upstream error: quota given back");
-            self.settle(reservation.as_ref(), false);
-        } else if needs_input && let Some(r) = reservation {
-            let mut awaiting = lock(&self.awaiting_input);
-            if awaiting.len() >= AWAITING_INPUT_CAPACITY {
-                awaiting.clear();
+    /// Settles a forwarded call once its fate is known, and records it: a JSON-RPC error or
+    /// a lost server gives the quota back, `input_required` keeps it for the retry, anything
+    /// else keeps it.
+    fn finish_call(&self, info: CallInfo, outcome: Outcome) {
+        let CallInfo {
+            tool,
+            reservation,
+            retry_key,
+            forwarded,
+        } = info;
+        match outcome {
+            Outcome::Error | Outcome::UpstreamGone => {
+                tracing::debug!(tool, "no result: quota given back");
+                self.settle(reservation.as_ref(), false);
             }
-            awaiting.insert(retry_key, r);
-        } else {
-            self.settle(reservation.as_ref(), true);
+            Outcome::InputRequired if reservation.is_some() => {
+                let mut awaiting = lock(&self.awaiting_input);
+                if awaiting.len() >= AWAITING_INPUT_CAPACITY {
+                    awaiting.clear();
+                }
+                awaiting.insert(retry_key, reservation.expect("checked above"));
+            }
+            _ => self.settle(reservation.as_ref(), true),
         }
+        if let Some(audit) = &self.options.audit {
+            audit.record(
+                "tool_result",
+                json!({
+                    "session": self.options.session,
+                    "identity": self.options.identity,
+                    "tool": tool,
+                    "outcome": outcome.as_str(),
+                    "duration_ms": forwarded.elapsed().as_secs_f64() * 1000.0,
+                }),
+            );
+        }
+    }
+
+    /// Records a decision in the audit log: never the raw arguments unless `--log-args`,
+    /// and then with secret-looking values redacted.
+    fn audit_decision(&self, call: &Call<'_>, d: &Decision, latency: Duration) {
+        let Some(audit) = &self.options.audit else {
+            return;
+        };
+        let args = audit
+            .logs_args()
+            .then(|| crate::audit::redact_secrets(call.args.unwrap_or(&Value::Null)));
+        audit.record(
+            "tool_call",
+            json!({
+                "session": call.session,
+                "identity": call.identity,
+                "client": call.client_name,
+                "tool": call.tool,
+                "decision": d.verdict.as_str(),
+                "reason": d.reason.as_str(),
+                "rule": d.rule.as_deref(),
+                "message": d.message.as_deref(),
+                "retry_after_seconds": d.retry_after_seconds,
+                "latency_us": latency.as_secs_f64() * 1e6,
+                "args_hash": crate::audit::args_hash(call.args),
+                "args": args,
+            }),
+        );
     }
 
     fn server_object(&self, msg: Value) -> Answer {
@@ -436,14 +482,13 @@ impl Proxy {
         };
         let failed = msg.get("error").is_some_and(|e| !e.is_null());
         match pending {
-            Pending::Call {
-                tool,
-                reservation,
-                retry_key,
-            } => {
-                let needs_input = msg.pointer("/result/resultType").and_then(Value::as_str)
-                    == Some("input_required");
-                self.call_answered(&tool, reservation, retry_key, failed, needs_input);
+            Pending::Call(info) => {
+                let outcome = Outcome::of(
+                    failed,
+                    msg.pointer("/result/resultType").and_then(Value::as_str),
+                    msg.pointer("/result/isError").and_then(Value::as_bool),
+                );
+                self.finish_call(info, outcome);
                 Answer::Unchanged
             }
             Pending::List if failed => Answer::Unchanged,
@@ -500,10 +545,10 @@ impl Proxy {
                     None,
                 ))]
             }
-            (Some(Pending::Call { reservation, .. }), _) => {
+            (Some(Pending::Call(info)), _) => {
                 // The client decides what an unreadable answer means; the call did reach
                 // the server, so its reservation stays.
-                self.settle(reservation.as_ref(), true);
+                self.finish_call(info, Outcome::Unreadable);
                 vec![Route::Client(line.to_vec())]
             }
             _ => vec![Route::Client(line.to_vec())],
@@ -536,8 +581,8 @@ impl Proxy {
         let (Some(key), Some(pending)) = (key, pending) else {
             return Vec::new();
         };
-        if let Pending::Call { reservation, .. } = &pending {
-            self.settle(reservation.as_ref(), true);
+        if let Pending::Call(info) = pending {
+            self.finish_call(info, Outcome::Oversize);
         }
         let id: Value = serde_json::from_str(&key).unwrap_or(Value::Null);
         vec![client(replies::error(
@@ -557,8 +602,8 @@ impl Proxy {
         drained
             .into_iter()
             .map(|(key, pending)| {
-                if let Pending::Call { reservation, .. } = &pending {
-                    self.settle(reservation.as_ref(), false);
+                if let Pending::Call(info) = pending {
+                    self.finish_call(info, Outcome::UpstreamGone);
                 }
                 let id: Value = serde_json::from_str(&key).unwrap_or(Value::Null);
                 client(replies::error(
@@ -590,6 +635,51 @@ struct Envelope<'a> {
 struct ResultType<'a> {
     #[serde(rename = "resultType", borrow)]
     result_type: Option<&'a str>,
+    #[serde(rename = "isError")]
+    is_error: Option<bool>,
+}
+
+/// How a forwarded call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Ok,
+    /// A result with `isError: true`: the tool ran and reported a failure.
+    IsError,
+    /// A JSON-RPC error: the call did not run.
+    Error,
+    InputRequired,
+    Unreadable,
+    Oversize,
+    UpstreamGone,
+    /// Pushed out of the pending table or expired before an answer came.
+    Forgotten,
+}
+
+impl Outcome {
+    fn of(failed: bool, result_type: Option<&str>, is_error: Option<bool>) -> Self {
+        if failed {
+            Outcome::Error
+        } else if result_type == Some("input_required") {
+            Outcome::InputRequired
+        } else if is_error == Some(true) {
+            Outcome::IsError
+        } else {
+            Outcome::Ok
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::IsError => "is_error",
+            Outcome::Error => "error",
+            Outcome::InputRequired => "input_required",
+            Outcome::Unreadable => "unreadable",
+            Outcome::Oversize => "oversize",
+            Outcome::UpstreamGone => "upstream_gone",
+            Outcome::Forgotten => "forgotten",
+        }
+    }
 }
 
 enum Handled {

@@ -13,14 +13,19 @@ use crate::state::Reservation;
 #[derive(Debug)]
 pub enum Pending {
     /// A forwarded `tools/call`, with what it reserved.
-    Call {
-        tool: String,
-        reservation: Option<Reservation>,
-        /// Identifies the call for a 2026-07-28 `inputResponses` retry.
-        retry_key: u64,
-    },
+    Call(CallInfo),
     /// A forwarded `tools/list`, whose response must be filtered.
     List,
+}
+
+#[derive(Debug)]
+pub struct CallInfo {
+    pub tool: String,
+    pub reservation: Option<Reservation>,
+    /// Identifies the call for a 2026-07-28 `inputResponses` retry.
+    pub retry_key: u64,
+    /// When it was forwarded, for the audit log's duration.
+    pub forwarded: Instant,
 }
 
 #[derive(Debug)]
