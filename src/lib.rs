@@ -13,6 +13,7 @@ pub mod audit;
 pub mod cli;
 pub mod engine;
 pub mod policy;
+mod private_fs;
 pub mod proxy;
 pub mod shutdown;
 pub mod state;

@@ -58,7 +58,7 @@ impl AuditLog {
     /// Opens (or continues) the event file at `path`: created `0600` in a `0700` directory.
     pub fn open(path: &Path, instance: &str, log_args: bool) -> std::io::Result<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            create_private_dir(dir)?;
+            crate::private_fs::create_private_dir(dir)?;
         }
         let (seq, prev) = chain_tail(path)?;
         let file = open_private(path)?;
@@ -300,20 +300,6 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
-#[cfg(unix)]
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-}
-
-#[cfg(not(unix))]
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)
 }
 
 fn open_private(path: &Path) -> std::io::Result<File> {
