@@ -1,7 +1,9 @@
 //! The tool classifier: a category and a risk from 1 to 5 for every tool, with the reasons.
 //!
 //! Deterministic and explainable, in this order:
-//! 1. MCP annotations: `readOnlyHint: true` is Read; `destructiveHint: true` is Destructive.
+//! 1. MCP annotations: `readOnlyHint: true` is Read; `destructiveHint: true` is Destructive,
+//!    except on a tool whose name says it writes, executes or pays (`write_file`), where
+//!    "may overwrite" raises the risk instead.
 //! 2. The verbs of the tool's name (`delete_*` Destructive, `run`/`exec`/`deploy` Execute,
 //!    `create`/`update` Write, `get`/`list` Read, …); money words make a changing verb
 //!    Financial (`create_refund`, `cancel_subscription`).
@@ -288,11 +290,20 @@ pub fn classify(tool: &Tool) -> Classification {
         .find(|w| MONEY_NOUNS.contains(&w.as_str()))
         .cloned();
 
+    let verb = name_verb(&words);
+    // `destructiveHint` means "may destroy or overwrite": on a tool whose name says it
+    // writes, executes or moves money (`write_file`, `move_file`), the hint raises the
+    // risk instead of making the tool Destructive, so that it stays usable.
+    let overwrites = ann.read_only != Some(true)
+        && ann.destructive == Some(true)
+        && verb.as_ref().is_some_and(|(_, c)| {
+            matches!(c, Category::Write | Category::Execute | Category::Financial)
+        });
     let (mut category, mut basis) = if ann.read_only == Some(true) {
         (Category::Read, "read-only (readOnlyHint)".to_string())
-    } else if ann.destructive == Some(true) {
+    } else if ann.destructive == Some(true) && !overwrites {
         (Category::Destructive, "destructiveHint".to_string())
-    } else if let Some((verb, cat)) = name_verb(&words) {
+    } else if let Some((verb, cat)) = verb {
         (cat, format!("verb \"{verb}\""))
     } else if let Some((verb, cat)) = description_verb(description) {
         (cat, format!("description: \"{verb}\""))
@@ -349,7 +360,10 @@ pub fn classify(tool: &Tool) -> Classification {
     }
     if category != Category::Read {
         let lower = description.to_lowercase();
-        if let Some(w) = words.iter().find(|w| BULK_WORDS.contains(&w.as_str())) {
+        if overwrites {
+            flags.push("may overwrite or destroy data (destructiveHint)".to_string());
+            bump += 1;
+        } else if let Some(w) = words.iter().find(|w| BULK_WORDS.contains(&w.as_str())) {
             flags.push(format!("bulk operation (\"{w}\")"));
             bump += 1;
         } else if let Some(p) = IRREVERSIBLE_PHRASES.iter().find(|p| lower.contains(*p)) {
@@ -475,6 +489,17 @@ mod tests {
             (c.category, c.basis.as_str()),
             (Category::Destructive, "destructiveHint")
         );
+        let mut t = tool("write_file", "", json!({}));
+        t.annotations.destructive = Some(true);
+        let c = classify(&t);
+        assert_eq!((c.category, c.risk), (Category::Write, 3));
+        assert_eq!(
+            c.reasons(),
+            "verb \"write\"; may overwrite or destroy data (destructiveHint)"
+        );
+        let mut t = tool("get_thing", "", json!({}));
+        t.annotations.destructive = Some(true);
+        assert_eq!(classify(&t).category, Category::Destructive);
         let mut t = tool("remove_label", "", json!({}));
         t.annotations.destructive = Some(false);
         assert_eq!(classify(&t).category, Category::Write);
