@@ -2,6 +2,7 @@
 
 mod audit;
 mod check;
+mod init;
 mod proxy;
 mod scan;
 mod validate;
@@ -42,6 +43,8 @@ enum Command {
     Audit(audit::Command),
     /// List a server's tools, classify them by risk, and write a policy for them.
     Scan(scan::Args),
+    /// Put the MCP servers of Claude Code, Claude Desktop, Cursor, VS Code and Windsurf behind intercept.
+    Init(init::Args),
 }
 
 /// A policy file argument shared by the subcommands.
@@ -150,6 +153,7 @@ fn run_command(cmd: Command, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         Command::Check(args) => check::run(&args, out, err),
         Command::Audit(cmd) => audit::run(&cmd, out),
         Command::Scan(args) => scan::run(&args, out, err),
+        Command::Init(args) => init::run(&args, out, err),
     };
     finish(result, err)
 }

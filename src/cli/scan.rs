@@ -109,6 +109,7 @@ pub fn run(args: &Args, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Res
     };
     let options = scan::ScanOptions {
         timeout: args.timeout,
+        env: Vec::new(),
     };
     let discovery = match block_on(scan::discover(&target, &options, &progress))? {
         Ok(d) => d,

@@ -46,6 +46,8 @@ pub enum Target {
 pub struct ScanOptions {
     /// The whole scan, from start to the last page.
     pub timeout: Duration,
+    /// Extra environment for a server command (on top of this process's).
+    pub env: Vec<(String, String)>,
 }
 
 /// What the scan learnt.
@@ -123,7 +125,7 @@ pub async fn discover(
     let mut conn = match target {
         Target::Command(command) => {
             progress(&format!("Starting {}", command.join(" ")));
-            Conn::Stdio(StdioConn::start(command, shared.clone())?)
+            Conn::Stdio(StdioConn::start(command, &options.env, shared.clone())?)
         }
         Target::Url { url, headers } => {
             progress(&format!("Connecting to {url}"));
@@ -446,11 +448,16 @@ struct StdioConn {
 }
 
 impl StdioConn {
-    fn start(command: &[String], shared: Arc<Shared>) -> Result<Self, ScanError> {
+    fn start(
+        command: &[String],
+        env: &[(String, String)],
+        shared: Arc<Shared>,
+    ) -> Result<Self, ScanError> {
         let (program, args) = command.split_first().ok_or(ScanError::NoCommand)?;
         let path = which::which(program).map_err(|_| ScanError::NotFound(program.clone()))?;
         let mut cmd = tokio::process::Command::new(path);
         cmd.args(args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
