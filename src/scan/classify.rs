@@ -2,15 +2,15 @@
 //!
 //! Deterministic and explainable, in this order:
 //! 1. MCP annotations: `readOnlyHint: true` is Read; `destructiveHint: true` is Destructive,
-//!    except on a tool whose name says it writes, executes or pays (`write_file`), where
-//!    "may overwrite" raises the risk instead.
+//!    except on a tool whose verb is not destructive (`write_file`, `browser_navigate`),
+//!    where "may overwrite" raises the risk (and makes a reading verb Write) instead.
 //! 2. The verbs of the tool's name (`delete_*` Destructive, `run`/`exec`/`deploy` Execute,
 //!    `create`/`update` Write, `get`/`list` Read, …); money words make a changing verb
 //!    Financial (`create_refund`, `cancel_subscription`).
 //! 3. The first verb of the description's first sentence ("Deletes a …").
 //! 4. Nothing recognised: Write, so the tool stays usable but bounded.
 //!
-//! Explicit `readOnlyHint: false` / `destructiveHint: false` correct what the name suggests.
+//! An explicit `destructiveHint: false` corrects a destructive guess from the name.
 //! Risk starts from the category (Read 1, Write 2, Execute/Financial/Destructive 4) and
 //! rises by one for credential-bearing or very wide inputs and by one for bulk or
 //! irreversible operations.
@@ -95,7 +95,7 @@ impl Classification {
 #[rustfmt::skip]
 const FINANCIAL_VERBS: &[&str] = &[
     "pay", "refund", "charge", "transfer", "withdraw", "purchase", "buy", "sell", "trade",
-    "swap", "payout", "bill", "invoice", "checkout",
+    "swap", "payout", "bill", "invoice",
 ];
 /// Nouns that make a changing verb Financial (`create_refund`, `cancel_subscription`).
 #[rustfmt::skip]
@@ -110,13 +110,13 @@ const MONEY_NOUNS: &[&str] = &[
 const DESTRUCTIVE_VERBS: &[&str] = &[
     "delete", "remove", "drop", "purge", "destroy", "terminate", "wipe", "truncate", "erase",
     "kill", "uninstall", "discard", "rm", "del", "obliterate", "shred", "nuke", "unlink",
-    "evict", "expunge", "deprovision", "prune",
+    "evict", "expunge", "deprovision", "prune", "clear",
 ];
 #[rustfmt::skip]
 const EXECUTE_VERBS: &[&str] = &[
     "run", "exec", "execute", "eval", "shell", "bash", "sh", "spawn", "invoke", "deploy",
-    "launch", "script", "command", "cmd", "interpret", "trigger", "rerun", "restart", "start",
-    "python", "repl", "terminal", "build", "redeploy", "evaluate", "sql", "pipeline",
+    "launch", "script", "command", "cmd", "interpret", "trigger", "rerun", "restart", "python",
+    "repl", "terminal", "build", "redeploy", "evaluate", "sql", "pipeline",
 ];
 #[rustfmt::skip]
 const WRITE_VERBS: &[&str] = &[
@@ -136,30 +136,39 @@ const WRITE_VERBS: &[&str] = &[
     "block", "unblock", "follow", "unfollow", "like", "vote", "react", "annotate", "finalize",
     "void", "upgrade", "downgrade", "emulate", "dismiss", "accept", "decline", "confirm",
     "rebase", "cherry", "branch", "draft", "enqueue", "request", "notify", "email", "message",
-    "dm", "tweet", "book", "reserve", "claim", "clear", "mutate", "alter", "transcribe",
-    "design", "draw", "plan", "setup", "bootstrap", "rebuild", "migrate", "seed", "reindex",
-    "optimize", "signup", "fix", "open", "compress", "decompress", "zip", "gzip", "keyboard", "mouse", "scroll", "tap", "swipe", "focus",
+    "dm", "tweet", "book", "reserve", "claim", "mutate", "alter", "transcribe", "design",
+    "draw", "plan", "setup", "bootstrap", "rebuild", "migrate", "seed", "reindex", "optimize",
+    "signup", "fix", "open", "compress", "decompress", "zip", "gzip", "keyboard", "mouse",
+    "scroll", "tap", "swipe", "focus", "start", "navigate", "visit", "forward", "back",
 ];
 #[rustfmt::skip]
 const READ_VERBS: &[&str] = &[
     "get", "list", "search", "read", "describe", "fetch", "find", "query", "show", "view",
     "lookup", "retrieve", "browse", "check", "inspect", "count", "explain", "analyze",
     "analyse", "download", "export", "summarize", "summarise", "validate", "preview", "diff",
-    "status", "snapshot", "screenshot", "navigate", "wait", "resolve", "echo", "think",
-    "thinking", "sequentialthinking", "calculate", "compute", "convert", "parse", "render",
-    "translate", "ping", "whoami", "info", "health", "scan", "monitor", "watch", "poll",
-    "audit", "verify", "compare", "extract", "scrape", "crawl", "map", "research", "ask",
-    "answer", "recommend", "suggest", "estimate", "geocode", "directions", "distance",
-    "elevation", "autocomplete", "visit", "capture", "take", "measure", "trace", "help", "docs",
-    "log", "logs", "lint", "review", "diagnose", "return", "returns", "retrieves", "load",
-    "print", "test", "grep", "glob", "ls", "cat", "head", "tail", "tree", "stat", "exists",
-    "identify", "detect", "classify", "match", "look", "see", "observe", "go", "back",
-    "forward", "tabs", "sample", "aggregate", "usage", "metrics", "stats", "outline",
-    "overview", "details", "detail", "history", "schema", "sum", "contents", "content",
-    "current", "now", "time", "weather", "forecast", "transcript", "quote", "quotes", "index",
-    "analysis", "decode", "encode", "hash", "tokenize", "debug", "profile", "insights",
+    "status", "snapshot", "screenshot", "wait", "resolve", "echo", "think", "thinking",
+    "sequentialthinking", "calculate", "compute", "convert", "parse", "render", "translate",
+    "ping", "whoami", "info", "health", "scan", "monitor", "watch", "poll", "audit", "verify",
+    "compare", "extract", "scrape", "crawl", "map", "research", "ask", "answer", "recommend",
+    "suggest", "estimate", "geocode", "directions", "distance", "elevation", "autocomplete",
+    "capture", "take", "measure", "trace", "help", "docs", "log", "logs", "lint", "review",
+    "diagnose", "return", "returns", "retrieves", "load", "print", "test", "grep", "glob", "ls",
+    "cat", "head", "tail", "tree", "stat", "exists", "identify", "detect", "classify", "match",
+    "look", "see", "observe", "go", "tabs", "sample", "aggregate", "usage", "metrics", "stats",
+    "outline", "overview", "details", "detail", "history", "schema", "sum", "contents",
+    "content", "current", "now", "time", "weather", "forecast", "transcript", "quote", "quotes",
+    "index", "analysis", "decode", "encode", "hash", "tokenize", "debug", "profile", "insights",
     "discover", "explore", "examine", "study", "learn", "understand", "fetching", "reading",
+    "expand", "chat", "filter", "screen", "rank", "rerank", "sort",
 ];
+/// What a starting or writing verb acts on that makes the tool run code or statements
+/// (`start_process`, `write_query`, `write_neo4j_cypher`).
+#[rustfmt::skip]
+const EXECUTE_OBJECTS: &[&str] = &[
+    "process", "command", "script", "code", "sql", "cypher", "query", "javascript", "shell",
+    "pipeline", "workflow", "job",
+];
+const EXECUTING_VERBS: &[&str] = &["start", "write", "spawn", "launch", "submit", "trigger"];
 /// Verbs that say little on their own; a later verb in the name decides
 /// (`API-post-search` is a search, `bulk_delete` a delete).
 #[rustfmt::skip]
@@ -221,6 +230,23 @@ fn verb_category(word: &str) -> Option<Category> {
 
 /// The deciding verb of a name and its category.
 fn name_verb(words: &[String]) -> Option<(String, Category)> {
+    // A destructive verb anywhere decides (`firecrawl_monitor_delete`: "monitor" is a noun).
+    if let Some(w) = words
+        .iter()
+        .find(|w| DESTRUCTIVE_VERBS.contains(&w.as_str()))
+    {
+        return Some((w.clone(), Category::Destructive));
+    }
+    let (verb, category) = first_verb(words)?;
+    if EXECUTING_VERBS.contains(&verb.as_str())
+        && let Some(object) = words.iter().find(|w| EXECUTE_OBJECTS.contains(&w.as_str()))
+    {
+        return Some((format!("{verb} {object}"), Category::Execute));
+    }
+    Some((verb, category))
+}
+
+fn first_verb(words: &[String]) -> Option<(String, Category)> {
     let mut weak: Option<(String, Category)> = None;
     for w in words {
         let Some(cat) = verb_category(w) else {
@@ -290,36 +316,39 @@ pub fn classify(tool: &Tool) -> Classification {
         .find(|w| MONEY_NOUNS.contains(&w.as_str()))
         .cloned();
 
-    let verb = name_verb(&words);
-    // `destructiveHint` means "may destroy or overwrite": on a tool whose name says it
-    // writes, executes or moves money (`write_file`, `move_file`), the hint raises the
-    // risk instead of making the tool Destructive, so that it stays usable.
+    // The verb: from the name, else from the description.
+    let verb = name_verb(&words)
+        .map(|(v, c)| (format!("verb \"{v}\""), c))
+        .or_else(|| {
+            description_verb(description).map(|(v, c)| (format!("description: \"{v}\""), c))
+        });
+    // `destructiveHint` means "may destroy or overwrite". On a tool whose verb is not
+    // itself destructive (`write_file`, `browser_navigate`) the hint raises the risk and
+    // makes a reading verb Write, rather than making the tool Destructive: it stays usable.
     let overwrites = ann.read_only != Some(true)
         && ann.destructive == Some(true)
-        && verb.as_ref().is_some_and(|(_, c)| {
-            matches!(c, Category::Write | Category::Execute | Category::Financial)
-        });
+        && verb
+            .as_ref()
+            .is_some_and(|(_, c)| *c != Category::Destructive);
     let (mut category, mut basis) = if ann.read_only == Some(true) {
         (Category::Read, "read-only (readOnlyHint)".to_string())
     } else if ann.destructive == Some(true) && !overwrites {
         (Category::Destructive, "destructiveHint".to_string())
-    } else if let Some((verb, cat)) = verb {
-        (cat, format!("verb \"{verb}\""))
-    } else if let Some((verb, cat)) = description_verb(description) {
-        (cat, format!("description: \"{verb}\""))
+    } else if let Some((basis, cat)) = verb {
+        if overwrites && cat == Category::Read {
+            (Category::Write, basis)
+        } else {
+            (cat, basis)
+        }
     } else {
         (Category::Write, "no recognised verb".to_string())
     };
 
-    // Explicit hints correct a name-based guess.
-    if ann.read_only != Some(true) && ann.destructive != Some(true) {
-        if category == Category::Destructive && ann.destructive == Some(false) {
-            category = Category::Write;
-            basis.push_str(", but destructiveHint is false");
-        } else if category == Category::Read && ann.read_only == Some(false) {
-            category = Category::Write;
-            basis.push_str(", but readOnlyHint is false");
-        }
+    // An explicit "not destructive" corrects a name-based guess. (An explicit
+    // `readOnlyHint: false` does not: servers set it on snapshots and audits too.)
+    if category == Category::Destructive && ann.destructive == Some(false) {
+        category = Category::Write;
+        basis.push_str(", but destructiveHint is false");
     }
     // Money turns any change into a financial operation.
     if category != Category::Read
@@ -497,15 +526,22 @@ mod tests {
             c.reasons(),
             "verb \"write\"; may overwrite or destroy data (destructiveHint)"
         );
-        let mut t = tool("get_thing", "", json!({}));
+        let mut t = tool("browser_navigate", "", json!({}));
+        t.annotations.destructive = Some(true);
+        assert_eq!(classify(&t).category, Category::Write);
+        let mut t = tool("delete_thing", "", json!({}));
         t.annotations.destructive = Some(true);
         assert_eq!(classify(&t).category, Category::Destructive);
         let mut t = tool("remove_label", "", json!({}));
         t.annotations.destructive = Some(false);
         assert_eq!(classify(&t).category, Category::Write);
-        let mut t = tool("navigate_page", "", json!({}));
+        let mut t = tool("take_snapshot", "", json!({}));
         t.annotations.read_only = Some(false);
-        assert_eq!(classify(&t).category, Category::Write);
+        assert_eq!(classify(&t).category, Category::Read);
+        assert_eq!(cat("git_checkout"), Category::Write);
+        assert_eq!(cat("start_process"), Category::Execute);
+        assert_eq!(cat("write_query"), Category::Execute);
+        assert_eq!(cat("firecrawl_monitor_delete"), Category::Destructive);
     }
 
     #[test]
@@ -560,5 +596,68 @@ mod tests {
         assert!(c.flags.is_empty(), "{c:?}");
         let c = classify(&tool("login", "", json!({"properties": {"api_key": {}}})));
         assert_eq!(c.flags, ["handles credentials or secrets (api_key)"]);
+    }
+
+    /// The classifier against 367 real tools labelled by hand (`labelled.tsv`).
+    #[test]
+    fn labelled_set() {
+        const FLOOR: f64 = 0.90;
+        let mut total = 0;
+        let mut right = 0;
+        let mut misses = Vec::new();
+        let mut per_category = std::collections::BTreeMap::<Category, (usize, usize)>::new();
+        for line in include_str!("labelled.tsv").lines() {
+            if line.starts_with('#') || line.trim().is_empty() {
+                continue;
+            }
+            let cols: Vec<&str> = line.split('\t').collect();
+            assert_eq!(cols.len(), 5, "bad line: {line}");
+            let expected = Category::parse(cols[2]).unwrap_or_else(|| panic!("{line}"));
+            let mut t = tool(cols[1], cols[4], json!({}));
+            for hint in cols[3].split(',') {
+                match hint {
+                    "ro=true" => t.annotations.read_only = Some(true),
+                    "ro=false" => t.annotations.read_only = Some(false),
+                    "de=true" => t.annotations.destructive = Some(true),
+                    "de=false" => t.annotations.destructive = Some(false),
+                    "-" => {}
+                    other => panic!("unknown hint {other} in {line}"),
+                }
+            }
+            let got = classify(&t);
+            total += 1;
+            let entry = per_category.entry(expected).or_default();
+            entry.1 += 1;
+            if got.category == expected {
+                right += 1;
+                entry.0 += 1;
+            } else {
+                misses.push(format!(
+                    "{}/{}: expected {expected}, got {} ({})",
+                    cols[0],
+                    cols[1],
+                    got.category,
+                    got.basis
+                ));
+            }
+        }
+        let accuracy = right as f64 / total as f64;
+        println!(
+            "classifier accuracy on the labelled set: {right}/{total} = {:.1}%",
+            accuracy * 100.0
+        );
+        for (category, (ok, n)) in &per_category {
+            println!("  {category}: {ok}/{n}");
+        }
+        for m in &misses {
+            println!("  miss: {m}");
+        }
+        assert!(total >= 200, "the labelled set holds {total} tools");
+        assert!(
+            accuracy >= FLOOR,
+            "accuracy {:.1}% is below the floor of {:.0}%",
+            accuracy * 100.0,
+            FLOOR * 100.0
+        );
     }
 }
