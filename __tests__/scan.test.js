@@ -9,7 +9,7 @@ const { execFile, spawn } = require('node:child_process')
 const { readFileSync } = require('node:fs')
 const { join } = require('node:path')
 const { tempDir } = require('./helpers.js')
-const { BINARY, SERVERS, INIT, rawProcess } = require('./mcp.js')
+const { BINARY, LAUNCHER, SERVERS, INIT, rawProcess } = require('./mcp.js')
 
 const FIXTURE = join(__dirname, 'fixtures', 'scan-server.js')
 
@@ -48,6 +48,16 @@ test('scans server-everything over stdio into a policy that validates', async ()
   assert.match(yaml, /^# Scanned: \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ with intercept /m)
   assert.match(yaml, /^ {2}echo:\n {4}# Read · risk 1\/5 · read-only \(readOnlyHint\)\n {4}# Echoes back the input string\n {4}# Parameters: message \(string, required\)\n {4}rules: \[\]$/m)
   await validates(out)
+})
+
+test('the npm launcher scans too (the addon runs the same command)', async () => {
+  const r = await new Promise((resolve) => {
+    execFile(process.execPath, [LAUNCHER, 'scan', '-q', '--format', 'json', '--', process.execPath, ...SERVERS.memory], (error, stdout, stderr) => {
+      resolve({ code: error ? error.code : 0, stdout, stderr })
+    })
+  })
+  assert.equal(r.code, 0, r.stderr)
+  assert.equal(JSON.parse(r.stdout).tools.length, 9)
 })
 
 test('classifies server-memory and server-filesystem tools', async () => {

@@ -93,10 +93,14 @@ function installNpm(server, dir) {
 /** Installs a PyPI package in a virtualenv of its own. */
 function installPypi(server, dir) {
   const python = join(dir, 'bin', 'python')
-  if (install && !existsSync(join(dir, '.installed'))) {
-    run('python3', ['-m', 'venv', dir])
-    run(python, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', `${server.package}==${server.version}`])
-    writeFileSync(join(dir, '.installed'), `${server.package}==${server.version}\n`)
+  // `requires` pins what a server's own metadata leaves open (e.g. `mcp<2`).
+  const specs = [`${server.package}==${server.version}`, ...(server.requires || [])]
+  const stamp = `${specs.join(' ')}\n`
+  const installed = existsSync(join(dir, '.installed')) ? readFileSync(join(dir, '.installed'), 'utf8') : ''
+  if (install && installed !== stamp) {
+    if (!existsSync(python)) run('python3', ['-m', 'venv', dir])
+    run(python, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', ...specs])
+    writeFileSync(join(dir, '.installed'), stamp)
   }
   const lib = join(dir, 'lib')
   const site = join(lib, readdirSync(lib).find((d) => d.startsWith('python')), 'site-packages')
@@ -163,6 +167,10 @@ async function main() {
   const skipped = []
   let written = 0
   for (const server of servers) {
+    if (server.skip) {
+      skipped.push({ server, reason: server.skip })
+      continue
+    }
     const dir = join(cache, slug(server))
     const scratch = join(cache, 'scratch', slug(server))
     mkdirSync(scratch, { recursive: true })
@@ -202,7 +210,8 @@ const SKIP_END = '<!-- skipped:end -->'
 
 /** The list of servers the last full run could not scan, with the reason. */
 function withSkipped(readme, skipped) {
-  const clean = (s) => s.replace(/\/[^\s'"]*intercept-policies[^\s'"]*/g, '…').replace(/\|/g, '/').slice(0, 300)
+  // No local paths in the README: the cache lives wherever the run put it.
+  const clean = (s) => s.split(cache).join('<cache>').replace(/\|/g, '/').slice(0, 300)
   const body = skipped.length
     ? skipped.map(({ server, reason }) => `- ${server.registry} \`${server.package}@${server.version}\`: ${clean(reason)}`).join('\n')
     : '(none)'
