@@ -192,7 +192,7 @@ test('init: dry-run diff, backup and rewrite, idempotence, undo', async () => {
   }
 })
 
-test('init: an entry edited after init is restored entry by entry, other edits kept', async () => {
+test('init: an entry edited after init is restored entry by entry, other edits kept; JSONC is left alone', async () => {
   const home = tempDir()
   const project = tempDir()
   const path = write(
@@ -200,9 +200,13 @@ test('init: an entry edited after init is restored entry by entry, other edits k
     JSON.stringify({ mcpServers: { memory: { command: process.execPath, args: SERVERS.memory, env: { MEMORY_FILE_PATH: join(home, 'm.jsonl') } } } }, null, 2) + '\n',
   )
   const original = JSON.parse(readFileSync(path, 'utf8'))
+  // A file with comments (JSONC) is reported and left alone.
+  const jsonc = write(join(project, '.vscode', 'mcp.json'), '{\n  // mine\n  "servers": {}\n}\n')
   const env = { ...process.env, HOME: home }
   let r = await intercept(['init', '--project', project, '--launcher', BINARY], env)
   assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`)
+  assert.match(r.stdout, /VS Code +- +- +skipped: not plain JSON/)
+  assert.equal(readFileSync(jsonc, 'utf8'), '{\n  // mine\n  "servers": {}\n}\n')
   const doc = JSON.parse(readFileSync(path, 'utf8'))
   doc.mcpServers.other = { command: 'other-server' }
   writeFileSync(path, JSON.stringify(doc, null, 2) + '\n')

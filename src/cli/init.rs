@@ -569,3 +569,43 @@ fn undo(home: &Path, dry_run: bool, out: &mut dyn Write) -> anyhow::Result<i32> 
     save_index(home, &index)?;
     Ok(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_policy_per_command_and_no_clobbering() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut planner = Planner {
+            dir: dir.path().to_path_buf(),
+            assigned: BTreeMap::new(),
+        };
+        let (a, exists) = planner.path_for("GitHub Server", "npx -y gh");
+        assert_eq!(a, dir.path().join("github-server.yaml"));
+        assert!(!exists);
+        // The same server in another client's config shares the policy.
+        assert_eq!(planner.path_for("GitHub Server", "npx -y gh").0, a);
+        // Another command under the same name gets its own file.
+        assert_eq!(
+            planner.path_for("GitHub Server", "other").0,
+            dir.path().join("github-server-2.yaml")
+        );
+        // A file written for another command (or by hand) is never overwritten; one for
+        // the same command is reused as it is.
+        std::fs::write(dir.path().join("x.yaml"), "# Command: something else\n").unwrap();
+        std::fs::write(dir.path().join("y.yaml"), "# Command: npx y\n").unwrap();
+        let mut planner = Planner {
+            dir: dir.path().to_path_buf(),
+            assigned: BTreeMap::new(),
+        };
+        assert_eq!(
+            planner.path_for("x", "npx x").0,
+            dir.path().join("x-2.yaml")
+        );
+        assert_eq!(
+            planner.path_for("y", "npx y"),
+            (dir.path().join("y.yaml"), true)
+        );
+    }
+}
