@@ -4,6 +4,7 @@
 // writes validates and is enforced by the proxy.
 const test = require('node:test')
 const assert = require('node:assert/strict')
+const http = require('node:http')
 const net = require('node:net')
 const { execFile, spawn } = require('node:child_process')
 const { readFileSync } = require('node:fs')
@@ -226,3 +227,102 @@ async function callThroughEnv(policy, env, tool, args) {
     await p.exited
   }
 }
+
+/** An in-process HTTP MCP server: `mode` is 'session' (JSON replies, session id required,
+ * paginated), 'stateless' (2026-07-28 only) or 'auth' (401). Records what it saw. */
+async function fakeHttpServer(mode) {
+  const seen = []
+  const server = http.createServer((req, res) => {
+    let body = ''
+    req.on('data', (d) => {
+      body += d
+    })
+    req.on('end', () => {
+      seen.push({ method: req.method, headers: req.headers, body })
+      const json = (status, obj, headers = {}) => {
+        res.writeHead(status, { 'content-type': 'application/json', ...headers })
+        res.end(JSON.stringify(obj))
+      }
+      if (mode === 'auth') {
+        res.writeHead(401, { 'www-authenticate': 'Bearer resource_metadata="http://x/.well-known/oauth-protected-resource"' })
+        return res.end()
+      }
+      if (req.method === 'DELETE') {
+        res.writeHead(200)
+        return res.end()
+      }
+      const msg = JSON.parse(body)
+      if (msg.id === undefined) {
+        res.writeHead(202)
+        return res.end()
+      }
+      const reply = (result) => json(200, { jsonrpc: '2.0', id: msg.id, result })
+      if (mode === 'stateless') {
+        if (msg.method === 'initialize') {
+          return json(400, { jsonrpc: '2.0', id: msg.id, error: { code: -32022, message: 'Unsupported protocol version', data: { supported: ['2026-07-28'] } } })
+        }
+        if (msg.method === 'server/discover') return reply({ supportedVersions: ['2026-07-28'], capabilities: { tools: {} }, serverInfo: { name: 'http-stateless', version: '3.0.0' } })
+        if (msg.method === 'tools/list' && req.headers['mcp-method'] === 'tools/list' && msg.params._meta['io.modelcontextprotocol/protocolVersion'] === '2026-07-28') {
+          return reply({ tools: [{ name: 'get_weather', inputSchema: { type: 'object' } }] })
+        }
+        return json(400, { jsonrpc: '2.0', id: msg.id, error: { code: -32601, message: 'no' } })
+      }
+      if (msg.method === 'initialize') {
+        return json(200, { jsonrpc: '2.0', id: msg.id, result: { protocolVersion: '2025-06-18', capabilities: { tools: {} }, serverInfo: { name: 'http-session', version: '2.0.0' } } }, { 'mcp-session-id': 'sess-1' })
+      }
+      if (req.headers['mcp-session-id'] !== 'sess-1' || req.headers['mcp-protocol-version'] !== '2025-06-18') {
+        return json(400, { jsonrpc: '2.0', error: { code: -32000, message: 'Bad Request: no valid session' } })
+      }
+      if (msg.method === 'tools/list') {
+        const cursor = msg.params && msg.params.cursor
+        if (!cursor) return reply({ tools: [{ name: 'list_things', inputSchema: { type: 'object' } }], nextCursor: 'c2' })
+        return reply({ tools: [{ name: 'drop_things', inputSchema: { type: 'object' } }] })
+      }
+      return json(200, { jsonrpc: '2.0', id: msg.id, error: { code: -32601, message: 'Method not found' } })
+    })
+  })
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return { url: `http://127.0.0.1:${server.address().port}/mcp`, seen, close: () => server.close() }
+}
+
+test('Streamable HTTP: JSON replies, session id and protocol version on every request, pagination, DELETE at the end', async () => {
+  const srv = await fakeHttpServer('session')
+  try {
+    const doc = await scanJson(['--upstream', srv.url])
+    assert.deepEqual(doc.server, { name: 'http-session', version: '2.0.0', protocolVersion: '2025-06-18', transport: 'Streamable HTTP' })
+    assert.deepEqual(doc.tools.map((t) => [t.name, t.category]), [['list_things', 'Read'], ['drop_things', 'Destructive']])
+    const posts = srv.seen.filter((s) => s.method === 'POST')
+    assert.equal(posts.length, 4) // initialize, initialized, two pages
+    for (const p of posts) assert.match(p.headers.accept, /application\/json.*text\/event-stream/)
+    assert.equal(posts[0].headers['mcp-session-id'], undefined)
+    assert.ok(posts.slice(1).every((p) => p.headers['mcp-session-id'] === 'sess-1'))
+    assert.equal(JSON.parse(posts[0].body).params.protocolVersion, '2025-11-25')
+    assert.equal(srv.seen.at(-1).method, 'DELETE')
+    assert.equal(srv.seen.at(-1).headers['mcp-session-id'], 'sess-1')
+  } finally {
+    srv.close()
+  }
+})
+
+test('Streamable HTTP: a stateless-only server is scanned with the 2026-07-28 revision', async () => {
+  const srv = await fakeHttpServer('stateless')
+  try {
+    const doc = await scanJson(['--upstream', srv.url])
+    assert.equal(doc.server.protocolVersion, '2026-07-28')
+    assert.equal(doc.server.name, 'http-stateless')
+    assert.deepEqual(doc.tools.map((t) => t.name), ['get_weather'])
+  } finally {
+    srv.close()
+  }
+})
+
+test('Streamable HTTP: 401 means credentials, with the challenge', async () => {
+  const srv = await fakeHttpServer('auth')
+  try {
+    const r = await intercept(['scan', '--upstream', srv.url])
+    assert.equal(r.code, 1)
+    assert.match(r.stderr, /Error: the server needs credentials: .* answered HTTP 401 Unauthorized \(WWW-Authenticate: Bearer resource_metadata=.*\); pass them with --header "Authorization: Bearer <token>"/)
+  } finally {
+    srv.close()
+  }
+})
