@@ -201,6 +201,16 @@ const SECRET_PAIRS: &[(&str, &str)] = &[
     ("auth", "header"),
     ("seed", "phrase"),
 ];
+/// Phrases in a description's first sentence that say the tool handles secrets.
+const SECRET_PHRASES: &[&str] = &[
+    "environment variable",
+    "secret",
+    "credential",
+    "password",
+    "api key",
+    "private key",
+    "access token",
+];
 /// A secret word after one of these is a count or a cursor, not a secret (`max_tokens`,
 /// `nextPageToken`).
 #[rustfmt::skip]
@@ -371,6 +381,11 @@ pub fn classify(tool: &Tool) -> Classification {
     });
     if is_secret_name(&words) {
         secrets.insert(0, "tool name".to_string());
+    }
+    // A tool that says it returns secrets (`get-env`: "Returns all environment variables").
+    let sentence = super::words::first_sentence(description, 400).to_lowercase();
+    if secrets.is_empty() && SECRET_PHRASES.iter().any(|p| sentence.contains(p)) {
+        secrets.push("description".to_string());
     }
     let wide = properties >= HIGH_PARAMETER_COUNT;
     if !secrets.is_empty() {
@@ -596,6 +611,15 @@ mod tests {
         assert!(c.flags.is_empty(), "{c:?}");
         let c = classify(&tool("login", "", json!({"properties": {"api_key": {}}})));
         assert_eq!(c.flags, ["handles credentials or secrets (api_key)"]);
+        let mut t = tool(
+            "get-env",
+            "Returns all environment variables, for debugging.",
+            json!({}),
+        );
+        t.annotations.read_only = Some(true);
+        let c = classify(&t);
+        assert_eq!((c.category, c.risk), (Category::Read, 2));
+        assert_eq!(c.flags, ["handles credentials or secrets (description)"]);
     }
 
     /// The classifier against real tools labelled by hand (`labelled.tsv`).
