@@ -86,7 +86,7 @@ test('package.json ships every platform as an exact-version optional dependency'
 
 test('every shipped policy in policies/ validates', () => {
   const { readdirSync } = require('node:fs')
-  const files = readdirSync(join(root, 'policies')).filter((f) => f.endsWith('.yaml'))
+  const files = readdirSync(join(root, 'policies'), { recursive: true }).filter((f) => f.endsWith('.yaml'))
   assert.ok(files.length >= 3, files.join(', '))
   for (const f of files) {
     const r = api.validate(join(root, 'policies', f))

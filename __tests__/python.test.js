@@ -14,7 +14,7 @@ test('the Python MCP SDK client sees the same enforcement', () => {
     [
       join(__dirname, 'fixtures', 'python_client.py'),
       BINARY,
-      '-c', join(root, 'policies', 'server-everything.yaml'),
+      '-c', join(root, 'policies', 'examples', 'server-everything.yaml'),
       '--state', 'memory', '--log-level', 'warn',
       '--', process.execPath, ...SERVERS.everything,
     ],

@@ -6,6 +6,8 @@
 //! - [`engine`]: evaluates one tool call against a compiled policy: hide, default deny,
 //!   grants, rules, then an atomic reservation of every counter involved;
 //! - [`state`]: where counters live (memory, SQLite) and how windows work;
+//! - [`scan`]: an MCP client that lists a server's tools, the risk classifier, and the
+//!   policy scaffold writer behind `intercept scan`;
 //! - [`cli`]: the `intercept` command line, shared by the binary and the npm launcher;
 //! - `node` (feature `node`): the napi-rs bindings behind `require('@policylayer/intercept')`.
 
@@ -15,6 +17,7 @@ pub mod engine;
 pub mod policy;
 mod private_fs;
 pub mod proxy;
+pub mod scan;
 pub mod shutdown;
 pub mod state;
 pub mod transport;

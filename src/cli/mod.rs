@@ -2,7 +2,9 @@
 
 mod audit;
 mod check;
+mod init;
 mod proxy;
+mod scan;
 mod validate;
 
 use std::ffi::OsString;
@@ -39,6 +41,10 @@ enum Command {
     /// Work with audit logs.
     #[command(subcommand)]
     Audit(audit::Command),
+    /// List a server's tools, classify them by risk, and write a policy for them.
+    Scan(scan::Args),
+    /// Put the MCP servers of Claude Code, Claude Desktop, Cursor, VS Code and Windsurf behind intercept.
+    Init(init::Args),
 }
 
 /// A policy file argument shared by the subcommands.
@@ -146,6 +152,8 @@ fn run_command(cmd: Command, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         Command::Validate(args) => validate::run(&args, out, err),
         Command::Check(args) => check::run(&args, out, err),
         Command::Audit(cmd) => audit::run(&cmd, out),
+        Command::Scan(args) => scan::run(&args, out, err),
+        Command::Init(args) => init::run(&args, out, err),
     };
     finish(result, err)
 }

@@ -52,6 +52,17 @@ pub fn parse_headers(headers: &[String]) -> Result<HeaderMap, TransportError> {
     Ok(map)
 }
 
+/// An HTTP client for MCP servers (also used by `intercept scan`).
+pub fn client(connect_timeout: Duration, read_timeout: Duration) -> Result<Client, TransportError> {
+    // One process-wide TLS provider (ring: no C toolchain beyond cc is needed to build it).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    Client::builder()
+        .connect_timeout(connect_timeout)
+        .read_timeout(read_timeout)
+        .build()
+        .map_err(|e| TransportError::Http(e.to_string()))
+}
+
 /// What the connection has learnt about the server.
 #[derive(Debug, Default)]
 struct Session {
@@ -88,13 +99,7 @@ pub async fn serve<R: Read + Send + 'static>(
         ));
     }
     let headers = parse_headers(&options.headers)?;
-    // One process-wide TLS provider (ring: no C toolchain beyond cc is needed to build it).
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let http = Client::builder()
-        .connect_timeout(options.connect_timeout)
-        .read_timeout(options.request_timeout)
-        .build()
-        .map_err(|e| TransportError::Http(e.to_string()))?;
+    let http = self::client(options.connect_timeout, options.request_timeout)?;
     let remote = Arc::new(Remote {
         proxy: proxy.clone(),
         http,
@@ -519,7 +524,7 @@ fn is_initialize(line: &[u8]) -> bool {
             .is_some_and(|v| v.get("method").and_then(Value::as_str) == Some("initialize"))
 }
 
-fn describe_send_error(url: &Url, e: &reqwest::Error) -> String {
+pub(crate) fn describe_send_error(url: &Url, e: &reqwest::Error) -> String {
     if e.is_timeout() {
         format!("The MCP server at {url} did not answer in time")
     } else if e.is_connect() {
@@ -543,7 +548,7 @@ fn root_cause(e: &dyn std::error::Error) -> String {
 }
 
 /// A short, single-line description of an error body: its text, or that it is a web page.
-fn summarize(body: &[u8]) -> String {
+pub(crate) fn summarize(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
     let trimmed = text.trim();
     if trimmed.is_empty() {

@@ -1,0 +1,223 @@
+//! Where MCP clients keep their server lists, and how to read and write them without
+//! disturbing anything else in the file.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+/// One client configuration file that exists on this machine.
+#[derive(Debug, Clone)]
+pub struct ConfigFile {
+    /// Claude Code, Claude Desktop, Cursor, VS Code or Windsurf.
+    pub client: &'static str,
+    pub path: PathBuf,
+    /// The key of the server map: `mcpServers`, or `servers` for VS Code.
+    pub key: &'static str,
+}
+
+/// Every known configuration file that exists, for this home and project directory.
+pub fn locate(home: &Path, project: &Path) -> Vec<ConfigFile> {
+    let mut candidates = vec![
+        ("Claude Code", project.join(".mcp.json"), "mcpServers"),
+        ("Claude Code", home.join(".claude.json"), "mcpServers"),
+        (
+            "Cursor",
+            home.join(".cursor").join("mcp.json"),
+            "mcpServers",
+        ),
+        (
+            "Cursor",
+            project.join(".cursor").join("mcp.json"),
+            "mcpServers",
+        ),
+        (
+            "VS Code",
+            project.join(".vscode").join("mcp.json"),
+            "servers",
+        ),
+        (
+            "Windsurf",
+            home.join(".codeium")
+                .join("windsurf")
+                .join("mcp_config.json"),
+            "mcpServers",
+        ),
+    ];
+    for path in claude_desktop_paths(home) {
+        candidates.push(("Claude Desktop", path, "mcpServers"));
+    }
+    let mut seen = Vec::new();
+    candidates
+        .into_iter()
+        .filter(|(_, path, _)| path.is_file())
+        .filter(|(_, path, _)| {
+            // The project may be the home directory: list each file once.
+            let canonical = path.canonicalize().unwrap_or_else(|_| path.clone());
+            if seen.contains(&canonical) {
+                return false;
+            }
+            seen.push(canonical);
+            true
+        })
+        .map(|(client, path, key)| ConfigFile { client, path, key })
+        .collect()
+}
+
+fn claude_desktop_paths(home: &Path) -> Vec<PathBuf> {
+    let name = "claude_desktop_config.json";
+    let mut paths = vec![
+        home.join("Library/Application Support/Claude").join(name),
+        home.join(".config/Claude").join(name),
+    ];
+    if let Some(xdg) = std::env::var_os("XDG_CONFIG_HOME") {
+        paths.push(PathBuf::from(xdg).join("Claude").join(name));
+    }
+    if let Some(appdata) = std::env::var_os("APPDATA") {
+        paths.push(PathBuf::from(appdata).join("Claude").join(name));
+    }
+    paths
+}
+
+/// Where a server entry sits in its file: the path of keys to its server map, and its name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    pub container: Vec<String>,
+    pub name: String,
+}
+
+impl Location {
+    /// How a person would name it: `github`, or `projects./home/me/app.github`.
+    pub fn label(&self) -> String {
+        if self.container.len() <= 1 {
+            self.name.clone()
+        } else {
+            format!(
+                "{} › {}",
+                self.container[..self.container.len() - 1].join(" › "),
+                self.name
+            )
+        }
+    }
+}
+
+/// Every server entry of a parsed config: the top-level map under `key`, and for
+/// `~/.claude.json` also each project's own map (`projects.<dir>.mcpServers`).
+pub fn servers(doc: &Value, key: &str) -> Vec<(Location, Value)> {
+    let mut out = Vec::new();
+    let mut collect = |container: Vec<String>, map: &Value| {
+        if let Some(map) = map.as_object() {
+            for (name, spec) in map {
+                out.push((
+                    Location {
+                        container: container.clone(),
+                        name: name.clone(),
+                    },
+                    spec.clone(),
+                ));
+            }
+        }
+    };
+    if let Some(map) = doc.get(key) {
+        collect(vec![key.to_string()], map);
+    }
+    if let Some(projects) = doc.get("projects").and_then(Value::as_object) {
+        for (dir, project) in projects {
+            if let Some(map) = project.get(key) {
+                collect(vec!["projects".into(), dir.clone(), key.to_string()], map);
+            }
+        }
+    }
+    out
+}
+
+/// The entry at `loc`, mutable.
+pub fn entry_mut<'a>(doc: &'a mut Value, loc: &Location) -> Option<&'a mut Value> {
+    let mut v = doc;
+    for k in &loc.container {
+        v = v.get_mut(k)?;
+    }
+    v.get_mut(&loc.name)
+}
+
+/// How a JSON file is indented, so a rewrite looks like the original.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Style {
+    indent: Option<Vec<u8>>,
+    trailing_newline: bool,
+}
+
+impl Style {
+    pub fn of(text: &str) -> Style {
+        let indent = text
+            .lines()
+            .skip(1)
+            .find(|l| l.starts_with([' ', '\t']))
+            .map(|l| {
+                l.bytes()
+                    .take_while(|b| *b == b' ' || *b == b'\t')
+                    .collect::<Vec<u8>>()
+            });
+        // One line (or none indented): compact.
+        let indent = if text.trim().lines().count() <= 1 {
+            None
+        } else {
+            Some(indent.unwrap_or_else(|| b"  ".to_vec()))
+        };
+        Style {
+            indent,
+            trailing_newline: text.ends_with('\n'),
+        }
+    }
+
+    pub fn render(&self, doc: &Value) -> String {
+        use serde::Serialize;
+        let mut buf = Vec::new();
+        match &self.indent {
+            Some(indent) => {
+                let fmt = serde_json::ser::PrettyFormatter::with_indent(indent);
+                let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
+                doc.serialize(&mut ser).expect("JSON values serialise");
+            }
+            None => serde_json::to_writer(&mut buf, doc).expect("JSON values serialise"),
+        }
+        let mut text = String::from_utf8(buf).expect("serde_json writes UTF-8");
+        if self.trailing_newline {
+            text.push('\n');
+        }
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn styles_round_trip() {
+        for text in [
+            "{\n  \"a\": [\n    1\n  ]\n}\n",
+            "{\n    \"a\": {\n        \"b\": true\n    }\n}",
+            "{\n\t\"a\": 1\n}\n",
+            "{\"a\":1}",
+        ] {
+            let doc: Value = serde_json::from_str(text).unwrap();
+            assert_eq!(Style::of(text).render(&doc), text);
+        }
+    }
+
+    #[test]
+    fn finds_top_level_and_project_servers() {
+        let doc = json!({
+            "mcpServers": {"a": {"command": "x"}},
+            "projects": {"/p": {"mcpServers": {"b": {"url": "http://h"}}}, "/q": {}}
+        });
+        let found = servers(&doc, "mcpServers");
+        assert_eq!(found.len(), 2);
+        assert_eq!(found[0].0.label(), "a");
+        assert_eq!(found[1].0.label(), "projects › /p › b");
+        let mut doc = doc;
+        *entry_mut(&mut doc, &found[1].0).unwrap() = json!(1);
+        assert_eq!(doc["projects"]["/p"]["mcpServers"]["b"], 1);
+    }
+}
