@@ -2,4 +2,5 @@
 
 #![allow(dead_code)]
 
+pub mod proxy_process;
 pub mod redis_server;
