@@ -2,6 +2,7 @@
 // Counters in Redis, shared by in-process engines (sync and async API) and proxies.
 const test = require('node:test')
 const assert = require('node:assert/strict')
+const http = require('node:http')
 const { join } = require('node:path')
 const { Engine } = require('..')
 const { root, tempDir, writeIn } = require('./helpers.js')
@@ -108,4 +109,53 @@ test('state options are checked', () => {
     () => new Engine({ policy: POLICY, state: 'redis://:pw-in-dsn@127.0.0.1:1/notadb' }),
     (e) => /invalid Redis DSN/.test(e.message) && !e.message.includes('pw-in-dsn'),
   )
+})
+
+test("a remote server's JSON-RPC errors give Redis quota back (rollback on the HTTP transport)", async () => {
+  const redis = await startRedis()
+  // A minimal Streamable HTTP server: JSON answers; `fail: true` makes a tool fail.
+  const server = http.createServer((req, res) => {
+    if (req.method !== 'POST') {
+      res.writeHead(req.method === 'DELETE' ? 200 : 405).end()
+      return
+    }
+    let body = ''
+    req.on('data', (c) => (body += c))
+    req.on('end', () => {
+      const msg = JSON.parse(body)
+      if (msg.id === undefined) return res.writeHead(202).end()
+      const reply =
+        msg.method === 'initialize'
+          ? { result: { protocolVersion: '2025-06-18', capabilities: { tools: {} }, serverInfo: { name: 'h', version: '1' } } }
+          : msg.params.arguments.fail
+            ? { error: { code: -32000, message: 'the tool failed' } }
+            : { result: { content: [{ type: 'text', text: 'ok' }] } }
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ jsonrpc: '2.0', id: msg.id, ...reply }))
+    })
+  })
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  try {
+    const dir = tempDir()
+    const policy = writeIn(dir, 'policy.yaml', 'tools:\n  t:\n    rules:\n      - rate_limit: 2/hour\n')
+    const url = `http://127.0.0.1:${server.address().port}/mcp`
+    const proxy = rawProcess(BINARY, ['-c', policy, '--state-dsn', redis.url, '--state-prefix', `remote-${process.pid}`, '--upstream', url])
+    proxy.send(INIT)
+    await proxy.next((m) => m.id === 'init')
+    const call = async (id, args) => {
+      proxy.send({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 't', arguments: args } })
+      return proxy.next((m) => m.id === id)
+    }
+    for (const id of [1, 2, 3]) {
+      const failed = await call(id, { fail: true })
+      assert.equal(failed.error.code, -32000, JSON.stringify(failed))
+    }
+    assert.equal((await call(4, {})).result.content[0].text, 'ok')
+    assert.equal((await call(5, {})).result.content[0].text, 'ok')
+    assert.match((await call(6, {})).result.content[0].text, /Rate limit/)
+    proxy.close()
+    await proxy.exited
+  } finally {
+    server.close()
+    await redis.stop()
+  }
 })
