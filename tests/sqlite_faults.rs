@@ -62,3 +62,22 @@ fn a_busy_database_fails_closed_with_a_clear_message_then_recovers() {
     assert!(d.is_allowed(), "{:?}", d.message);
     assert!(d.reservation.is_some());
 }
+
+#[test]
+fn a_database_busy_at_start_up_still_opens_and_fails_by_the_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("intercept.sqlite");
+    drop(SqliteStore::open(&path).unwrap());
+    let other = rusqlite::Connection::open(&path).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+
+    // Another process is mid-transaction as this one starts: opening must not fail.
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).unwrap());
+    let closed = Engine::new(Arc::new(policy::parse(POLICY, "p").unwrap()), store);
+    assert_eq!(
+        closed.evaluate(&call("limited")).reason,
+        Reason::StateUnavailable
+    );
+    other.execute_batch("ROLLBACK").unwrap();
+    assert!(closed.evaluate(&call("limited")).is_allowed());
+}
