@@ -427,3 +427,22 @@ fn spend_counters_take_and_give_back_amounts() {
         1000
     );
 }
+
+#[test]
+fn the_first_call_after_redis_returns_passes() {
+    let mut server = RedisServer::start(&[]);
+    let s = store(&server);
+    let hour = [req("back", HOUR, 100, 1)];
+    for pause_ms in [0, 300] {
+        granted(s.reserve(&hour, 0).unwrap());
+        server.stop();
+        // Failed attempts while it is down, remembered by the connection.
+        for _ in 0..3 {
+            assert!(s.reserve(&hour, 0).is_err());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(pause_ms));
+        server.restart();
+        granted(s.reserve(&hour, 0).unwrap());
+    }
+    assert_eq!(s.read("back", HOUR, 0).unwrap(), 4);
+}

@@ -62,6 +62,8 @@ pub struct RedisStore {
     conn: ConnectionManager,
     /// Declared after `conn`, so the connection is dropped while its runtime still runs.
     bridge: Bridge,
+    /// `--state-prefix`: the hash tag of every key.
+    prefix: String,
     /// `{<prefix>}:`, the start of every key.
     key_prefix: String,
     display: String,
@@ -103,6 +105,7 @@ impl RedisStore {
             conn,
             bridge,
             key_prefix: format!("{{{prefix}}}:"),
+            prefix: prefix.clone(),
             display: dsn.display,
             secret: dsn.secret,
         })
@@ -137,7 +140,17 @@ impl RedisStore {
             for a in &args {
                 call.arg(a);
             }
-            call.invoke_async::<T>(&mut conn).await
+            let first = call.invoke_async::<T>(&mut conn).await;
+            match first {
+                Err(e) if e.is_connection_refusal() => {
+                    // The connection manager remembers its last failed attempt and starts a
+                    // new one only when a command meets it: once Redis is back, the first
+                    // command would fail for nothing. A refused connection sent nothing, so
+                    // trying once more cannot count anything twice.
+                    call.invoke_async::<T>(&mut conn).await
+                }
+                other => other,
+            }
         });
         outcome.map_err(|f| self.failure(f))
     }
@@ -246,21 +259,22 @@ impl Store for RedisStore {
 
     fn check(&self) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
-        let outcome = self
-            .bridge
-            .run(async move { redis::cmd("PING").query_async::<String>(&mut conn).await });
+        let outcome = self.bridge.run(async move {
+            let ping = redis::cmd("PING");
+            match ping.query_async::<String>(&mut conn).await {
+                // As in `invoke`: a refusal may be the memory of an earlier attempt.
+                Err(e) if e.is_connection_refusal() => ping.query_async::<String>(&mut conn).await,
+                other => other,
+            }
+        });
         outcome.map(|_| ()).map_err(|f| self.failure(f))
     }
 
     fn describe(&self) -> String {
-        if self.key_prefix == format!("{{{DEFAULT_PREFIX}}}:") {
+        if self.prefix == DEFAULT_PREFIX {
             self.display.clone()
         } else {
-            format!(
-                "{} (prefix {})",
-                self.display,
-                &self.key_prefix[1..self.key_prefix.len() - 2]
-            )
+            format!("{} (prefix {})", self.display, self.prefix)
         }
     }
 }
