@@ -208,3 +208,59 @@ fn start_up_with_redis_down_follows_the_fail_mode() {
         assert!(text.contains("is unavailable"), "{text}");
     }
 }
+
+#[test]
+fn four_processes_through_an_outage_lose_and_double_nothing() {
+    let mut server = RedisServer::start(&["--requirepass", PASSWORD]);
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        "tools:\n  hit:\n    rules:\n      - rate_limit: 200/hour\n",
+    )
+    .unwrap();
+    let started = now_millis();
+    let url = dsn(&server);
+    let mut proxies: Vec<ProxyProcess> = (0..4)
+        .map(|i| {
+            let log = dir.path().join(format!("intercept-{i}.log"));
+            ProxyProcess::start(&policy, &[], &[("INTERCEPT_STATE_DSN", &url)], &log)
+        })
+        .collect();
+    let burst = |proxies: &mut Vec<ProxyProcess>, n: usize| -> Vec<Outcome> {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = proxies
+                .iter_mut()
+                .map(|p| s.spawn(move || p.pipeline(&vec![("hit", json!({})); n])))
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().expect("driver"))
+                .collect()
+        })
+    };
+    let ran = |outcomes: &[Outcome]| outcomes.iter().filter(|o| **o == Outcome::Ran).count();
+
+    let before = burst(&mut proxies, 30);
+    assert_eq!(ran(&before), 120);
+    server.stop();
+    let during = burst(&mut proxies, 10);
+    during.iter().for_each(assert_unavailable);
+    server.restart();
+    let after = burst(&mut proxies, 30);
+    for o in &after {
+        match o {
+            Outcome::Ran => {}
+            Outcome::Denied(m) if m.contains("Rate limit") => {}
+            other => assert_unavailable(other),
+        }
+    }
+    // 120 before the outage and 120 attempts after, against 200: exactly 80 more pass.
+    assert_eq!(ran(&after), 80);
+    for p in proxies {
+        p.finish();
+    }
+    if !hour_changed(started) {
+        assert_eq!(hits(&server), 200);
+    }
+}
