@@ -8,7 +8,7 @@ export interface EngineOptions {
   /**
    * Where counters live: `'memory'` (default), `'sqlite:PATH'` (shared by processes on this
    * machine, survives restarts), or a Redis DSN — `'redis://[user:pass@]host:port/db'`,
-   * `'rediss://…'` (TLS), `'unix:///path/to/socket'` — shared with every proxy and engine
+   * `'rediss://…'` (TLS), `'unix:///path/to/socket'`, `'redis+cluster://node:port'` — shared with every proxy and engine
    * that uses it. With Redis, prefer the `…Async` methods: they keep the round trip off the
    * JavaScript thread.
    */

@@ -446,3 +446,88 @@ fn the_first_call_after_redis_returns_passes() {
     }
     assert_eq!(s.read("back", HOUR, 0).unwrap(), 4);
 }
+
+#[test]
+fn a_three_node_cluster_is_used_through_any_of_its_nodes() {
+    // A cluster that is not there yet: an error to report, not a failure to start.
+    let absent = RedisStore::open("redis+cluster://127.0.0.1:1", &RedisOptions::default()).unwrap();
+    assert!(absent.check().is_err());
+    assert!(absent.reserve(&[req("k", HOUR, 1, 1)], 0).is_err());
+
+    let nodes: Vec<RedisServer> = (0..3)
+        .map(|_| RedisServer::start(&["--cluster-enabled", "yes"]))
+        .collect();
+    let addresses: Vec<String> = nodes
+        .iter()
+        .map(|n| format!("127.0.0.1:{}", n.port()))
+        .collect();
+    let created = std::process::Command::new("redis-cli")
+        .args(["--cluster", "create"])
+        .args(&addresses)
+        .arg("--cluster-yes")
+        .output()
+        .expect("redis-cli runs");
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stdout)
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !nodes
+        .iter()
+        .all(|n| n.command(&["CLUSTER", "INFO"]).contains("cluster_state:ok"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "cluster never became ok"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // Two of the three seeds do not own the deployment's slot: their stores must follow
+    // the cluster's redirection.
+    let now = now_millis();
+    let stores: Vec<RedisStore> = nodes
+        .iter()
+        .map(|n| {
+            let dsn = format!("redis+cluster://127.0.0.1:{}", n.port());
+            RedisStore::open(&dsn, &RedisOptions::default()).unwrap()
+        })
+        .collect();
+    let rolling = Window::Rolling { seconds: 60 };
+    for s in &stores {
+        assert!(s.describe().starts_with("redis+cluster://127.0.0.1:"));
+        s.check().unwrap();
+        let r = granted(
+            s.reserve(
+                &[
+                    req("global:t:_rate_hour", HOUR, 3, 1),
+                    req("global:t:r", rolling, 3, 1),
+                ],
+                now,
+            )
+            .unwrap(),
+        );
+        // Given back and taken again: still one per store.
+        s.rollback(&r).unwrap();
+        granted(
+            s.reserve(
+                &[
+                    req("global:t:_rate_hour", HOUR, 3, 1),
+                    req("global:t:r", rolling, 3, 1),
+                ],
+                now,
+            )
+            .unwrap(),
+        );
+    }
+    assert!(matches!(
+        stores[0]
+            .reserve(&[req("global:t:_rate_hour", HOUR, 3, 1)], now)
+            .unwrap(),
+        Reserved::Denied { index: 0, .. }
+    ));
+    for s in &stores {
+        assert_eq!(s.read("global:t:_rate_hour", HOUR, now).unwrap(), 3);
+        assert_eq!(s.read("global:t:r", rolling, now).unwrap(), 3);
+    }
+}

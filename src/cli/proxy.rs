@@ -30,7 +30,8 @@ pub struct Args {
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
     /// Keep counters in Redis, shared by every instance that uses it:
-    /// redis://[user:pass@]host:port/db, rediss://… (TLS) or unix:///path/to/socket.
+    /// redis://[user:pass@]host:port/db, rediss://… (TLS), unix:///path/to/socket, or
+    /// redis+cluster://node:port for a Redis Cluster.
     /// Prefer the environment variable for a DSN with a password.
     #[arg(
         long,

@@ -5,9 +5,11 @@ use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
 use crate::state::StoreError;
 
 /// The URL schemes the Redis store accepts.
-const SCHEMES: [&str; 5] = [
+const SCHEMES: [&str; 7] = [
     "redis://",
     "rediss://",
+    "redis+cluster://",
+    "rediss+cluster://",
     "unix://",
     "redis+unix://",
     "valkey://",
@@ -27,12 +29,20 @@ pub struct Dsn {
     pub display: String,
     /// The password, to scrub from any message a lower layer might build.
     pub secret: Option<String>,
+    /// `redis+cluster://` or `rediss+cluster://`: the server is one node of a Redis Cluster,
+    /// from which the others are discovered.
+    pub cluster: bool,
 }
 
 pub fn parse(text: &str) -> Result<Dsn, StoreError> {
     // The client library's messages do not echo the URL, but nothing here relies on that.
     let secret = password_in(text);
-    let info = text
+    let (cluster, url) = match text.split_once("+cluster://") {
+        Some((scheme @ ("redis" | "rediss"), rest)) => (true, format!("{scheme}://{rest}")),
+        _ => (false, text.to_string()),
+    };
+    let info = url
+        .as_str()
         .into_connection_info()
         .map_err(|e| StoreError::InvalidDsn(scrub(&e.to_string(), secret.as_deref(), text)))?;
     let redis = info.redis_settings();
@@ -44,10 +54,16 @@ pub fn parse(text: &str) -> Result<Dsn, StoreError> {
         (None, None) => String::new(),
     };
     let db = redis.db();
+    let cluster_tag = if cluster { "+cluster" } else { "" };
     let display = match info.addr() {
-        ConnectionAddr::Tcp(host, port) => format!("redis://{user}{}:{port}/{db}", host_text(host)),
+        ConnectionAddr::Tcp(host, port) => {
+            format!("redis{cluster_tag}://{user}{}:{port}/{db}", host_text(host))
+        }
         ConnectionAddr::TcpTls { host, port, .. } => {
-            format!("rediss://{user}{}:{port}/{db}", host_text(host))
+            format!(
+                "rediss{cluster_tag}://{user}{}:{port}/{db}",
+                host_text(host)
+            )
         }
         ConnectionAddr::Unix(path) => format!("unix://{user}{}?db={db}", path.display()),
         other => format!("redis://{user}{other}/{db}"),
@@ -56,6 +72,7 @@ pub fn parse(text: &str) -> Result<Dsn, StoreError> {
         info,
         display,
         secret,
+        cluster,
     })
 }
 
@@ -111,6 +128,10 @@ mod tests {
         let d = parse("unix:///run/redis.sock?db=2&pass=s3cret").unwrap();
         assert_eq!(d.display, "unix://:***@/run/redis.sock?db=2");
         assert_eq!(d.secret.as_deref(), Some("s3cret"));
+        let d = parse("redis+cluster://:pw@10.0.0.7:7000").unwrap();
+        assert!(d.cluster);
+        assert_eq!(d.display, "redis+cluster://:***@10.0.0.7:7000/0");
+        assert!(!parse("redis://h").unwrap().cluster);
     }
 
     #[test]

@@ -11,18 +11,19 @@
 //! script that gives the amount back in the window it was taken from.
 
 mod bridge;
+mod connection;
 pub mod dsn;
 
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Script, Value as RedisValue};
 
 use super::{
     CounterRequest, Millis, Reservation, Reserved, ReservedEntry, Store, StoreError, Window,
 };
 use bridge::{Bridge, Failure};
+use connection::Connection;
 
 /// Longest wait for any one command (including reconnecting), after which the store is
 /// reported unavailable and the fail mode decides.
@@ -59,7 +60,7 @@ impl Default for RedisOptions {
 
 #[derive(Debug)]
 pub struct RedisStore {
-    conn: ConnectionManager,
+    conn: Connection,
     /// Declared after `conn`, so the connection is dropped while its runtime still runs.
     bridge: Bridge,
     /// `--state-prefix`: the hash tag of every key.
@@ -82,25 +83,16 @@ impl RedisStore {
         // TLS (rediss://) uses rustls with the same provider as the HTTP client.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let dsn = dsn::parse(dsn_text)?;
-        let client = redis::Client::open(dsn.info.clone()).map_err(|e| {
-            StoreError::InvalidDsn(dsn::scrub(&e.to_string(), dsn.secret.as_deref(), dsn_text))
-        })?;
         let bridge =
             Bridge::new(options.timeout).map_err(|e| StoreError::Runtime(e.to_string()))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(options.timeout))
-            .set_response_timeout(Some(options.timeout))
-            // Each command tries to connect once or twice; the next command tries again.
-            // Waiting longer would only make callers wait for a store that is down.
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(20))
-            .set_max_delay(Duration::from_millis(200));
-        let conn = {
-            let _entered = bridge.handle().enter();
-            ConnectionManager::new_lazy_with_config(client, config).map_err(|e| {
-                StoreError::InvalidDsn(dsn::scrub(&e.to_string(), dsn.secret.as_deref(), dsn_text))
-            })?
-        };
+        let conn = if dsn.cluster {
+            Connection::cluster(dsn.info.clone(), options.timeout)
+        } else {
+            Connection::single(dsn.info.clone(), options.timeout, bridge.handle())
+        }
+        .map_err(|e| {
+            StoreError::InvalidDsn(dsn::scrub(&e.to_string(), dsn.secret.as_deref(), dsn_text))
+        })?;
         Ok(RedisStore {
             conn,
             bridge,
@@ -131,7 +123,7 @@ impl RedisStore {
         T: redis::FromRedisValue + Send + 'static,
     {
         let script = script.clone();
-        let mut conn = self.conn.clone();
+        let conn = self.conn.clone();
         let outcome = self.bridge.run(async move {
             let mut call = script.prepare_invoke();
             for k in &keys {
@@ -140,17 +132,7 @@ impl RedisStore {
             for a in &args {
                 call.arg(a);
             }
-            let first = call.invoke_async::<T>(&mut conn).await;
-            match first {
-                Err(e) if e.is_connection_refusal() => {
-                    // The connection manager remembers its last failed attempt and starts a
-                    // new one only when a command meets it: once Redis is back, the first
-                    // command would fail for nothing. A refused connection sent nothing, so
-                    // trying once more cannot count anything twice.
-                    call.invoke_async::<T>(&mut conn).await
-                }
-                other => other,
-            }
+            conn.invoke::<T>(&call).await
         });
         outcome.map_err(|f| self.failure(f))
     }
@@ -258,15 +240,8 @@ impl Store for RedisStore {
     }
 
     fn check(&self) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
-        let outcome = self.bridge.run(async move {
-            let ping = redis::cmd("PING");
-            match ping.query_async::<String>(&mut conn).await {
-                // As in `invoke`: a refusal may be the memory of an earlier attempt.
-                Err(e) if e.is_connection_refusal() => ping.query_async::<String>(&mut conn).await,
-                other => other,
-            }
-        });
+        let conn = self.conn.clone();
+        let outcome = self.bridge.run(async move { conn.ping().await });
         outcome.map(|_| ()).map_err(|f| self.failure(f))
     }
 
