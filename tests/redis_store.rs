@@ -531,3 +531,41 @@ fn a_three_node_cluster_is_used_through_any_of_its_nodes() {
         assert_eq!(s.read("global:t:r", rolling, now).unwrap(), 3);
     }
 }
+
+#[test]
+fn check_reads_the_shared_counters_and_consumes_none() {
+    let server = RedisServer::start(&[]);
+    let options = RedisOptions {
+        prefix: "chk".into(),
+        ..Default::default()
+    };
+    let s = RedisStore::open(&server.url(), &options).unwrap();
+    for _ in 0..2 {
+        granted(
+            s.reserve(&[req("global:t:_rate_hour", HOUR, 3, 1)], 0)
+                .unwrap(),
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("p.yaml");
+    std::fs::write(
+        &policy,
+        "tools:\n  t:\n    rules:\n      - rate_limit: 3/hour\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_intercept"))
+        .args(["check", "-c"])
+        .arg(&policy)
+        .args(["--tool", "t", "--repeat", "2", "--state", &server.url()])
+        .args(["--state-prefix", "chk"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(
+        lines[0].contains("allow") && lines[1].contains("deny"),
+        "{stdout}"
+    );
+    assert_eq!(s.read("global:t:_rate_hour", HOUR, 0).unwrap(), 2);
+}
