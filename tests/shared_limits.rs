@@ -1,6 +1,6 @@
 //! Four real intercept processes share one counter store, SQLite or Redis: together they
-//! allow exactly a limit's worth of calls, never pass a spend cap, and calls that fail
-//! upstream give their amount back.
+//! allow exactly a limit's worth of calls (calendar and rolling windows), never pass a
+//! spend cap, and calls that fail upstream give their amount back.
 
 mod support;
 
@@ -23,6 +23,11 @@ const POLICY: &str = r#"tools:
       - name: hits
         action: allow
         rate_limit: 100/minute
+  roll:
+    rules:
+      - name: rolling
+        action: allow
+        rate_limit: {max: 50, window: 60}
   pay:
     rules:
       - name: budget
@@ -33,6 +38,7 @@ const POLICY: &str = r#"tools:
 #[derive(Debug, Default)]
 struct Tally {
     hits: u64,
+    rolls: u64,
     spent: u64,
     returned: u64,
     denied_payments: u64,
@@ -65,6 +71,7 @@ fn hammer(dir: &Path, flags: &[&str]) -> Tally {
                 let mut amounts = Vec::new();
                 for i in 0..CALLS_EACH {
                     calls.push(("hit", json!({})));
+                    calls.push(("roll", json!({})));
                     let amount = 7 + (w * 13 + i * 5) % 40;
                     // Every third payment fails upstream and must be given back.
                     calls.push(("pay", json!({"amount": amount, "fail": i % 3 == 0})));
@@ -73,13 +80,16 @@ fn hammer(dir: &Path, flags: &[&str]) -> Tally {
                 let outcomes = proxy.pipeline(&calls);
                 proxy.finish();
                 let mut t = Tally::default();
-                for (i, pair) in outcomes.chunks(2).enumerate() {
-                    match &pair[0] {
-                        Outcome::Ran => t.hits += 1,
-                        Outcome::Denied(m) => assert!(m.contains("Rate limit"), "{m}"),
-                        Outcome::Failed => panic!("hit failed"),
+                for (i, triple) in outcomes.chunks(3).enumerate() {
+                    for (outcome, count) in [(&triple[0], &mut t.hits), (&triple[1], &mut t.rolls)]
+                    {
+                        match outcome {
+                            Outcome::Ran => *count += 1,
+                            Outcome::Denied(m) => assert!(m.contains("Rate limit"), "{m}"),
+                            Outcome::Failed => panic!("a call failed"),
+                        }
                     }
-                    match &pair[1] {
+                    match &triple[2] {
                         Outcome::Ran => t.spent += amounts[i],
                         Outcome::Failed => {
                             t.spent += amounts[i];
@@ -96,6 +106,7 @@ fn hammer(dir: &Path, flags: &[&str]) -> Tally {
     for w in workers {
         let t = w.join().expect("worker");
         total.hits += t.hits;
+        total.rolls += t.rolls;
         total.spent += t.spent;
         total.returned += t.returned;
         total.denied_payments += t.denied_payments;
@@ -111,6 +122,13 @@ fn check(total: &Tally, store: &dyn Store, started: i64) {
     assert_eq!(
         store.read("global:hit:_rate_minute", minute, now).unwrap(),
         100
+    );
+    // And 50 in any 60 seconds of the rolling window.
+    assert_eq!(total.rolls, 50, "{total:?}");
+    let rolling = Window::Rolling { seconds: 60 };
+    assert_eq!(
+        store.read("global:roll:_rate_60s", rolling, now).unwrap(),
+        50
     );
 
     let day = CalendarUnit::Day;
