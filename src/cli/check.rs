@@ -31,9 +31,13 @@ pub struct Args {
     /// Client name, for `client.name` conditions.
     #[arg(long, value_name = "NAME")]
     client_name: Option<String>,
-    /// Counter store: `memory` (fresh counters) or `sqlite:PATH` (read the real ones).
+    /// Counter store: `memory` (fresh counters), or `sqlite:PATH` or a Redis DSN
+    /// (`redis://…`) to read the real ones.
     #[arg(long, value_name = "STORE", default_value = "memory")]
     state: String,
+    /// With a Redis store: the deployment's key prefix.
+    #[arg(long, env = "INTERCEPT_STATE_PREFIX", value_name = "PREFIX", default_value = state::redis::DEFAULT_PREFIX)]
+    state_prefix: String,
     /// Evaluate the same call N times in a row, to see where a limit trips.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     repeat: u32,
@@ -51,7 +55,11 @@ pub fn run(a: &Args, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result
         }
     };
     let args: Value = serde_json::from_str(&a.args).context("--args is not valid JSON")?;
-    let store = state::open(&a.state)?;
+    let redis = state::RedisOptions {
+        prefix: a.state_prefix.clone(),
+        ..Default::default()
+    };
+    let store = state::open_with(&a.state, &redis)?;
     let engine = Engine::new(Arc::new(policy), Arc::from(store));
     let call = Call {
         tool: &a.tool,

@@ -18,7 +18,9 @@ pub use decision::{Decision, Reason, Verdict};
 
 use crate::policy::CompiledPolicy;
 use crate::policy::model::{Action, Amount, ArgPath, Condition, PathExpr, Rule};
-use crate::state::{CounterRequest, Millis, Reservation, Reserved, Store, StoreError, now_millis};
+use crate::state::{
+    CounterRequest, FailMode, Millis, Reservation, Reserved, Store, StoreError, now_millis,
+};
 
 /// One `tools/call` as the engine sees it.
 #[derive(Debug, Clone, Copy, Default)]
@@ -41,6 +43,7 @@ static EMPTY_ARGS: LazyLock<Value> = LazyLock::new(|| Value::Object(Map::new()))
 pub struct Engine {
     policy: Arc<CompiledPolicy>,
     store: Arc<dyn Store>,
+    fail_mode: FailMode,
 }
 
 /// The time of one evaluation, read from the system clock only if a counter needs it.
@@ -68,7 +71,21 @@ const INVALID_ARGUMENTS: &str = "(invalid arguments)";
 
 impl Engine {
     pub fn new(policy: Arc<CompiledPolicy>, store: Arc<dyn Store>) -> Self {
-        Engine { policy, store }
+        Engine {
+            policy,
+            store,
+            fail_mode: FailMode::Closed,
+        }
+    }
+
+    /// What calls that need the store get while it cannot be used (closed by default).
+    pub fn with_fail_mode(mut self, fail_mode: FailMode) -> Self {
+        self.fail_mode = fail_mode;
+        self
+    }
+
+    pub fn fail_mode(&self) -> FailMode {
+        self.fail_mode
     }
 
     pub fn policy(&self) -> &Arc<CompiledPolicy> {
@@ -150,6 +167,8 @@ impl Engine {
         let mut scratch = Vec::new();
         let rule_ids = p.rules_for(tool, &mut scratch);
         let mut approval: Option<&Rule> = None;
+        // With the store down in fail-open mode: why the counters were not enforced.
+        let mut unenforced: Option<StoreError> = None;
         for &id in rule_ids {
             let rule = &p.rules[id];
             match rule.action {
@@ -157,7 +176,7 @@ impl Engine {
                     return Decision::deny(Reason::Rule, rule.name.clone(), rule.message.clone());
                 }
                 Action::Evaluate | Action::Allow => {
-                    match self.all_pass(&rule.conditions, args, call, now) {
+                    match self.all_pass(&rule.conditions, args, call, now, &mut unenforced) {
                         Ok(true) => {}
                         Ok(false) => {
                             return Decision::deny(
@@ -169,13 +188,15 @@ impl Engine {
                         Err(e) => return state_unavailable(rule, &e),
                     }
                 }
-                Action::RequireApproval => match self.all_pass(&rule.conditions, args, call, now) {
-                    Ok(true) => {
-                        approval.get_or_insert(rule);
+                Action::RequireApproval => {
+                    match self.all_pass(&rule.conditions, args, call, now, &mut unenforced) {
+                        Ok(true) => {
+                            approval.get_or_insert(rule);
+                        }
+                        Ok(false) => {}
+                        Err(e) => return state_unavailable(rule, &e),
                     }
-                    Ok(false) => {}
-                    Err(e) => return state_unavailable(rule, &e),
-                },
+                }
             }
         }
         if let Some(rule) = approval {
@@ -193,12 +214,20 @@ impl Engine {
                 retry_after_seconds: None,
                 approval_timeout: rule.approval_timeout,
                 reservation: None,
+                unenforced: None,
             };
         }
-        if !reserve {
-            return Decision::allow(None);
+        let mut decision = if reserve {
+            self.reserve(rule_ids, args, call, now, &mut unenforced)
+        } else {
+            Decision::allow(None)
+        };
+        if decision.is_allowed()
+            && let Some(e) = unenforced
+        {
+            decision.unenforced = Some(Arc::from(e.to_string()));
         }
-        self.reserve(rule_ids, args, call, now)
+        decision
     }
 
     fn all_pass(
@@ -207,6 +236,7 @@ impl Engine {
         args: &Value,
         call: &Call<'_>,
         now: &Clock,
+        unenforced: &mut Option<StoreError>,
     ) -> Result<bool, StoreError> {
         for cond in conditions {
             let actual: Option<Cow<'_, Value>> = match &cond.path {
@@ -214,7 +244,15 @@ impl Engine {
                 PathExpr::State(ci) => {
                     let spec = &self.policy.counters[*ci];
                     let key = spec.key(call.identity, call.session);
-                    let value = self.store.read(&key, spec.window, now.get())?;
+                    let value = match self.store.read(&key, spec.window, now.get()) {
+                        Ok(v) => v,
+                        // Fail open: an unreadable counter reads as zero.
+                        Err(e) if self.fail_mode == FailMode::Open => {
+                            unenforced.get_or_insert(e);
+                            0
+                        }
+                        Err(e) => return Err(e),
+                    };
                     Some(Cow::Owned(Value::from(value)))
                 }
                 PathExpr::Identity => call.identity.map(|s| Cow::Owned(Value::from(s))),
@@ -228,7 +266,14 @@ impl Engine {
     }
 
     /// Reserves every counter of the rules that passed, all or none.
-    fn reserve(&self, rule_ids: &[usize], args: &Value, call: &Call<'_>, now: &Clock) -> Decision {
+    fn reserve(
+        &self,
+        rule_ids: &[usize],
+        args: &Value,
+        call: &Call<'_>,
+        now: &Clock,
+        unenforced: &mut Option<StoreError>,
+    ) -> Decision {
         let p = &*self.policy;
         let mut keys: Vec<(Cow<'_, str>, usize, u64)> = Vec::new();
         for &id in rule_ids {
@@ -273,6 +318,10 @@ impl Engine {
                 );
                 d.retry_after_seconds = retry_after;
                 d
+            }
+            Err(e) if self.fail_mode == FailMode::Open => {
+                unenforced.get_or_insert(e);
+                Decision::allow(None)
             }
             Err(e) => {
                 let rule = &p.rules[p.counters[keys[0].1].rule];

@@ -268,7 +268,13 @@ impl Proxy {
         self.audit_decision(&call, &decision, evaluating.elapsed());
         match decision.verdict {
             Verdict::Allow => {
-                tracing::debug!(tool, "allowed");
+                match &decision.unenforced {
+                    Some(why) => tracing::warn!(
+                        tool,
+                        "allowed without enforcing its limits (state fail mode is open): {why}"
+                    ),
+                    None => tracing::debug!(tool, "allowed"),
+                }
                 self.track(
                     &id,
                     Pending::Call(CallInfo {
@@ -451,9 +457,7 @@ impl Proxy {
         let args = audit
             .logs_args()
             .then(|| crate::audit::redact_secrets(call.args.unwrap_or(&Value::Null)));
-        audit.record(
-            "tool_call",
-            json!({
+        let mut event = json!({
                 "session": call.session,
                 "identity": call.identity,
                 "client": call.client_name,
@@ -466,8 +470,12 @@ impl Proxy {
                 "latency_us": latency.as_secs_f64() * 1e6,
                 "args_hash": crate::audit::args_hash(call.args),
                 "args": args,
-            }),
-        );
+        });
+        if let Some(why) = &d.unenforced {
+            // Allowed in fail-open mode while the state store was unavailable.
+            event["unenforced"] = json!(why.as_ref());
+        }
+        audit.record("tool_call", event);
     }
 
     fn server_object(&self, msg: Value) -> Answer {
