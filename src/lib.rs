@@ -5,6 +5,7 @@
 //!   compiled into an immutable [`policy::CompiledPolicy`];
 //! - [`engine`]: evaluates one tool call against a compiled policy: hide, default deny,
 //!   grants, rules, then an atomic reservation of every counter involved;
+//! - [`reload`]: watches the policy file and swaps in each valid new version;
 //! - [`state`]: where counters live (memory, SQLite) and how windows work;
 //! - [`cli`]: the `intercept` command line, shared by the binary and the npm launcher;
 //! - `node` (feature `node`): the napi-rs bindings behind `require('@policylayer/intercept')`.
@@ -15,6 +16,7 @@ pub mod engine;
 pub mod policy;
 mod private_fs;
 pub mod proxy;
+pub mod reload;
 pub mod shutdown;
 pub mod state;
 pub mod transport;

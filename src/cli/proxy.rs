@@ -64,6 +64,13 @@ pub struct Args {
     /// Header for requests to --upstream, as "Name: Value" (repeatable).
     #[arg(long = "header", value_name = "HEADER")]
     pub headers: Vec<String>,
+    /// Do not reload the policy when its file changes.
+    #[arg(long)]
+    pub no_watch: bool,
+    /// Enforce nothing: every call goes through, and what the policy would deny or hold
+    /// is logged as shadow_deny (for trying a policy out on real traffic).
+    #[arg(long)]
+    pub shadow: bool,
     /// The MCP server command and its arguments, after `--`.
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,
@@ -110,7 +117,23 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         "intercept {} starting",
         crate::VERSION
     );
-    let engine = Engine::new(Arc::new(compiled), store);
+    let engine = Engine::new(Arc::new(compiled), store).with_shadow(args.shadow);
+    if args.shadow {
+        tracing::warn!("shadow mode: the policy is not enforced, only logged");
+    }
+    // Kept until the proxy ends; dropping it stops the watch.
+    let watcher = if args.no_watch {
+        None
+    } else {
+        let sha = crate::audit::sha256_hex(&policy_text);
+        match crate::reload::watch(config, engine.clone(), audit.clone(), sha) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::warn!("{e}; the policy will not be reloaded when it changes");
+                None
+            }
+        }
+    };
     let proxy = Arc::new(Proxy::new(
         engine,
         ProxyOptions {
@@ -159,6 +182,7 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         }
         None => child::serve(proxy, options, child::process_stdio()).await?,
     };
+    drop(watcher);
     if let Some(audit) = &audit {
         audit.record("shutdown", serde_json::json!({ "exit_code": code }));
         let audit = audit.clone();

@@ -267,8 +267,18 @@ impl Proxy {
         }
         self.audit_decision(&call, &decision, evaluating.elapsed());
         match decision.verdict {
-            Verdict::Allow => {
-                tracing::debug!(tool, "allowed");
+            Verdict::Allow | Verdict::ShadowDeny => {
+                if decision.verdict == Verdict::ShadowDeny {
+                    tracing::info!(
+                        tool,
+                        rule = decision.rule.as_deref().unwrap_or(""),
+                        reason = decision.reason.as_str(),
+                        "shadow deny (forwarded): {}",
+                        decision.message.as_deref().unwrap_or("")
+                    );
+                } else {
+                    tracing::debug!(tool, "allowed");
+                }
                 self.track(
                     &id,
                     Pending::Call(CallInfo {
@@ -514,10 +524,12 @@ impl Proxy {
         };
         let identity = self.options.identity.as_deref();
         let before = tools.len();
+        // One policy for the whole page, even if a reload lands while it is filtered.
+        let policy = self.engine.snapshot();
         tools.retain(|t| {
             t.get("name")
                 .and_then(Value::as_str)
-                .is_some_and(|name| self.engine.is_visible(name, identity))
+                .is_some_and(|name| policy.is_visible(name, identity))
         });
         if tools.len() == before {
             return Answer::Unchanged;
