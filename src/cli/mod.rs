@@ -3,6 +3,7 @@
 mod audit;
 mod check;
 mod proxy;
+mod replay;
 mod validate;
 
 use std::ffi::OsString;
@@ -39,6 +40,9 @@ enum Command {
     /// Work with audit logs.
     #[command(subcommand)]
     Audit(audit::Command),
+    /// Re-evaluate recorded calls (audit logs kept with --log-args) against a candidate
+    /// policy and show which decisions would change.
+    Replay(replay::Args),
 }
 
 /// A policy file argument shared by the subcommands.
@@ -146,6 +150,7 @@ fn run_command(cmd: Command, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         Command::Validate(args) => validate::run(&args, out, err),
         Command::Check(args) => check::run(&args, out, err),
         Command::Audit(cmd) => audit::run(&cmd, out),
+        Command::Replay(args) => replay::run(&args, out, err),
     };
     finish(result, err)
 }
