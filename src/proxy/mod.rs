@@ -268,17 +268,7 @@ impl Proxy {
         self.audit_decision(&call, &decision, evaluating.elapsed());
         match decision.verdict {
             Verdict::Allow | Verdict::ShadowDeny => {
-                if decision.verdict == Verdict::ShadowDeny {
-                    tracing::info!(
-                        tool,
-                        rule = decision.rule.as_deref().unwrap_or(""),
-                        reason = decision.reason.as_str(),
-                        "shadow deny (forwarded): {}",
-                        decision.message.as_deref().unwrap_or("")
-                    );
-                } else {
-                    tracing::debug!(tool, "allowed");
-                }
+                log_forwarded(tool, &decision);
                 self.track(
                     &id,
                     Pending::Call(CallInfo {
@@ -704,6 +694,21 @@ enum Handled {
 enum Answer {
     Unchanged,
     Replaced(Value),
+}
+
+/// An allowed call at debug level; one a shadow rule would have stopped at info, as denials.
+fn log_forwarded(tool: &str, d: &Decision) {
+    if d.verdict == Verdict::ShadowDeny {
+        tracing::info!(
+            tool,
+            rule = d.rule.as_deref().unwrap_or(""),
+            reason = d.reason.as_str(),
+            "shadow deny (forwarded): {}",
+            d.message.as_deref().unwrap_or("")
+        );
+    } else {
+        tracing::debug!(tool, "allowed");
+    }
 }
 
 fn approval_required(id: &Value, tool: &str, d: &Decision) -> Value {
