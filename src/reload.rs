@@ -56,8 +56,9 @@ pub struct PolicyWatcher {
 
 /// Watches `path` and puts every valid new version into `engine` (and so into every clone
 /// of it). `loaded_sha256` is the SHA-256 of the text already in force, so a save that
-/// changes nothing is not a reload. Each reload, applied or rejected, is a `config_reload`
-/// event in `audit`.
+/// changes nothing is not a reload. Each reload is a `config_reload` event in `audit`:
+/// `success` with the new policy's hash, or `failure` with every error as
+/// `file:line:col: message` and the hash of the policy that stays in force.
 pub fn watch(
     path: &Path,
     engine: Engine,
@@ -196,7 +197,7 @@ impl Reloader {
                 self.rejected = None;
                 tracing::info!(policy = %shown, rules, "policy reloaded");
                 self.record(json!({
-                    "status": "applied",
+                    "status": "success",
                     "policy": shown,
                     "policy_sha256": self.in_force,
                     "previous_sha256": previous,
@@ -211,18 +212,14 @@ impl Reloader {
                     errors.len()
                 );
                 self.record(json!({
-                    "status": "rejected",
+                    "status": "failure",
                     "policy": shown,
-                    "policy_sha256": sha,
-                    "in_force_sha256": self.in_force,
+                    // The policy that stays in force.
+                    "policy_sha256": self.in_force,
+                    "rejected_sha256": sha,
                     "errors": errors
                         .iter()
-                        .map(|e| json!({
-                            "line": e.line,
-                            "column": e.column,
-                            "path": e.path,
-                            "message": e.message,
-                        }))
+                        .map(|e| format!("{shown}:{e}"))
                         .collect::<Vec<_>>(),
                 }));
                 self.rejected = Some(sha);

@@ -121,8 +121,9 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
     if args.shadow {
         tracing::warn!("shadow mode: the policy is not enforced, only logged");
     }
-    // Kept until the proxy ends; dropping it stops the watch.
-    let watcher = if args.no_watch {
+    // Kept until the proxy returns; dropping it stops the watch. A reload racing with the
+    // shutdown is harmless: its event is simply not written once the log is closed.
+    let _watcher = if args.no_watch {
         None
     } else {
         let sha = crate::audit::sha256_hex(&policy_text);
@@ -182,7 +183,6 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         }
         None => child::serve(proxy, options, child::process_stdio()).await?,
     };
-    drop(watcher);
     if let Some(audit) = &audit {
         audit.record("shutdown", serde_json::json!({ "exit_code": code }));
         let audit = audit.clone();
