@@ -29,6 +29,8 @@ use crate::policy;
 /// How long the file must be quiet before it is read: long enough for an editor's save
 /// (write, rename, chmod) to finish, short enough to feel immediate.
 pub const DEBOUNCE: Duration = Duration::from_millis(200);
+/// A file that never stops changing is still read this often.
+const MAX_DELAY: Duration = Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
@@ -120,7 +122,7 @@ pub fn watch(
             // Ends when the watcher (and with it the sender) is dropped.
             while rx.recv().is_ok() {
                 let started = Instant::now();
-                loop {
+                while started.elapsed() < MAX_DELAY {
                     match rx.recv_timeout(DEBOUNCE) {
                         Ok(()) => continue,
                         Err(RecvTimeoutError::Timeout) => break,
