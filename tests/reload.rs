@@ -174,3 +174,30 @@ fn an_invalid_edit_keeps_the_policy_and_records_every_error() {
     assert_eq!(applied["previous_sha256"], sha256_hex(DENY_U.as_bytes()));
     audit.close();
 }
+
+#[test]
+fn a_replaced_policy_is_seen_at_once_and_engines_never_see_each_others() {
+    let parse = |text: &str| Arc::new(policy::parse(text, "p.yaml").unwrap());
+    let a = Engine::new(parse(ALLOW_ALL), Arc::new(MemoryStore::new()));
+    let b = Engine::new(parse(DENY_U), Arc::new(MemoryStore::new()));
+    let a2 = a.clone();
+    for _ in 0..3 {
+        assert_eq!(verdict(&a, "u"), Verdict::Allow);
+        assert_eq!(verdict(&b, "u"), Verdict::Deny);
+    }
+    a2.replace_policy(parse(DENY_U));
+    assert_eq!(
+        verdict(&a, "u"),
+        Verdict::Deny,
+        "the clone's swap, seen at once"
+    );
+    b.replace_policy(parse(ALLOW_ALL));
+    assert_eq!(verdict(&b, "u"), Verdict::Allow);
+    assert_eq!(verdict(&a, "u"), Verdict::Deny);
+    // From another thread too.
+    let a3 = a.clone();
+    std::thread::spawn(move || a3.replace_policy(parse(ALLOW_ALL)))
+        .join()
+        .unwrap();
+    assert_eq!(verdict(&a, "u"), Verdict::Allow);
+}
