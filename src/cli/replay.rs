@@ -146,10 +146,7 @@ fn replay(engine: &Engine, recorded: &[Recorded], files: &[PathBuf], s: &mut Sum
         if e["type"] == "tool_result" {
             let settled = awaiting.get_mut(&key).and_then(VecDeque::pop_front);
             if let Some(Some(reservation)) = settled
-                && matches!(
-                    e.get("outcome").and_then(Value::as_str),
-                    Some("error" | "upstream_gone")
-                )
+                && gave_back(e)
             {
                 let _ = engine.rollback(&reservation);
             }
@@ -207,6 +204,18 @@ fn replay(engine: &Engine, recorded: &[Recorded], files: &[PathBuf], s: &mut Sum
         }
         s.changes
             .push(change_json(r, files, e, &tool, &before, &after, redacted));
+    }
+}
+
+/// Whether the proxy gave a call's counts back when its result came: the event says so
+/// (`reservation: rolled_back`), or its outcome implies it.
+fn gave_back(result: &Value) -> bool {
+    match result.get("reservation").and_then(Value::as_str) {
+        Some(r) => r == "rolled_back",
+        None => matches!(
+            result.get("outcome").and_then(Value::as_str),
+            Some("error" | "upstream_gone")
+        ),
     }
 }
 
