@@ -5,8 +5,21 @@ export interface EngineOptions {
   policy?: string
   /** Path of a policy file. */
   policyFile?: string
-  /** Where counters live: `'memory'` (default) or `'sqlite:PATH'` (shared by processes, survives restarts). */
+  /**
+   * Where counters live: `'memory'` (default), `'sqlite:PATH'` (shared by processes on this
+   * machine, survives restarts), or a Redis DSN — `'redis://[user:pass@]host:port/db'`,
+   * `'rediss://…'` (TLS), `'unix:///path/to/socket'` — shared with every proxy and engine
+   * that uses it. With Redis, prefer the `…Async` methods: they keep the round trip off the
+   * JavaScript thread.
+   */
   state?: string
+  /** With Redis: isolates this deployment's counters from others in the same Redis (default `'intercept'`). */
+  statePrefix?: string
+  /**
+   * While the store is unavailable, calls that need counters are denied with reason
+   * `state_unavailable` (`'closed'`, the default) or allowed with `unenforced` set (`'open'`).
+   */
+  stateFailMode?: 'closed' | 'open'
   /** Identity used for calls that name none (grants, identity-scoped counters). */
   identity?: string
   /** Session used for calls that name none (session-scoped counters). */
@@ -47,6 +60,8 @@ export interface Decision {
   approvalTimeoutSeconds?: number
   /** Handle of the counters this call reserved; settle it with `commit` or `rollback`. */
   reservation?: number
+  /** Set when allowed without checking or counting its limits (store unavailable, fail mode open): why. */
+  unenforced?: string
 }
 
 export interface ValidationError {
@@ -80,6 +95,12 @@ export declare class Engine {
    * Throws, listing every error with line and column, and keeps the policy in force if it is invalid.
    */
   reload(policyOrPath: string): void
+  /** `evaluate` on a worker thread: the event loop never waits for a remote store. */
+  evaluateAsync(call: ToolCall): Promise<Decision>
+  /** `commit` on a worker thread. */
+  commitAsync(decision: Decision): Promise<boolean>
+  /** `rollback` on a worker thread; rejects if the store cannot be reached. */
+  rollbackAsync(decision: Decision): Promise<boolean>
   /** Drops hidden, ungranted and (with `default: deny`) unlisted tools from a `tools/list` result's `tools`. */
   filterTools<T extends { name: string }>(tools: T[], identity?: string): T[]
 }

@@ -56,7 +56,7 @@ test('index.d.ts declares exactly what the module exports', () => {
   const declared = [...dts.matchAll(/export declare (?:function|class) (\w+)/g)].map((m) => m[1]).sort()
   assert.deepEqual(declared, Object.keys(api).sort())
   for (const name of declared) assert.equal(typeof api[name], 'function', name)
-  for (const method of ['evaluate', 'commit', 'rollback', 'filterTools']) {
+  for (const method of ['evaluate', 'commit', 'rollback', 'evaluateAsync', 'commitAsync', 'rollbackAsync', 'filterTools']) {
     assert.equal(typeof api.Engine.prototype[method], 'function', method)
     assert.match(dts, new RegExp(`\\b${method}[<(]`))
   }

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::engine::{self, Call, Decision as EngineDecision};
 use crate::policy::{self, CompiledPolicy, LoadError};
-use crate::state::{self, Reservation};
+use crate::state::{self, FailMode, RedisOptions, Reservation};
 
 /// Reservations not committed or rolled back within this many newer ones are treated as
 /// committed and forgotten, so a caller that never settles them cannot grow memory.
@@ -24,8 +24,14 @@ pub struct EngineOptions {
     pub policy: Option<String>,
     /// Path of a policy file.
     pub policy_file: Option<String>,
-    /// `memory` (default) or `sqlite:PATH`.
+    /// `memory` (default), `sqlite:PATH`, or a Redis DSN (`redis://…`, `rediss://…`,
+    /// `unix://…`) shared with other processes and proxies.
     pub state: Option<String>,
+    /// With Redis: the deployment's key prefix (default `intercept`).
+    pub state_prefix: Option<String>,
+    /// `closed` (default): calls that need an unavailable store are denied; `open`: they
+    /// are allowed, marked `unenforced`.
+    pub state_fail_mode: Option<String>,
     /// Default identity for calls that name none.
     pub identity: Option<String>,
     /// Default session for calls that name none.
@@ -58,6 +64,9 @@ pub struct Decision {
     pub approval_timeout_seconds: Option<u32>,
     /// Handle of the counters this call reserved; pass the decision to `commit` or `rollback`.
     pub reservation: Option<i64>,
+    /// Allowed without checking or counting its limits, because the state store was
+    /// unavailable and the fail mode is open: why.
+    pub unenforced: Option<String>,
 }
 
 #[napi(object)]
@@ -104,8 +113,115 @@ pub struct Engine {
     inner: engine::Engine,
     identity: Option<String>,
     session: Option<String>,
-    pending: Mutex<HashMap<i64, Reservation>>,
+    /// Shared with the tasks of the async methods.
+    pending: Arc<Pending>,
+}
+
+/// Reservations handed to JavaScript and not yet settled, by handle.
+#[derive(Debug)]
+struct Pending {
+    reservations: Mutex<HashMap<i64, Reservation>>,
     next_id: AtomicI64,
+}
+
+impl Pending {
+    /// Keeps a decision's reservation and gives JavaScript the decision with its handle.
+    fn hand_out(&self, call: &ToolCall, d: EngineDecision) -> Decision {
+        let id = d
+            .reservation
+            .is_some()
+            .then(|| self.next_id.fetch_add(1, Ordering::Relaxed));
+        let out = to_js(&call.tool, &d, id);
+        if let (Some(id), Some(r)) = (id, d.reservation) {
+            let mut pending = self.reservations.lock().unwrap_or_else(|p| p.into_inner());
+            if pending.len() >= MAX_PENDING {
+                pending.retain(|k, _| *k > id - MAX_PENDING as i64 / 2);
+            }
+            pending.insert(id, r);
+        }
+        out
+    }
+
+    fn take(&self, id: i64) -> Option<Reservation> {
+        self.reservations
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id)
+    }
+}
+
+fn evaluate_call(
+    inner: &engine::Engine,
+    call: &ToolCall,
+    identity: Option<&str>,
+    session: Option<&str>,
+) -> EngineDecision {
+    inner.evaluate(&Call {
+        tool: &call.tool,
+        args: call.args.as_ref(),
+        identity: call.identity.as_deref().or(identity),
+        session: call.session.as_deref().or(session),
+        client_name: call.client_name.as_deref(),
+    })
+}
+
+/// `evaluateAsync`: evaluates on libuv's thread pool, so a remote store's round trip
+/// never blocks the JavaScript thread.
+#[derive(Debug)]
+pub struct EvaluateTask {
+    inner: engine::Engine,
+    call: Option<ToolCall>,
+    identity: Option<String>,
+    session: Option<String>,
+    pending: Arc<Pending>,
+}
+
+impl Task for EvaluateTask {
+    type Output = Decision;
+    type JsValue = Decision;
+
+    fn compute(&mut self) -> Result<Decision> {
+        let call = self
+            .call
+            .take()
+            .ok_or_else(|| Error::new(Status::GenericFailure, "evaluated twice"))?;
+        let d = evaluate_call(
+            &self.inner,
+            &call,
+            self.identity.as_deref(),
+            self.session.as_deref(),
+        );
+        Ok(self.pending.hand_out(&call, d))
+    }
+
+    fn resolve(&mut self, _env: Env, output: Decision) -> Result<Decision> {
+        Ok(output)
+    }
+}
+
+/// `commitAsync` / `rollbackAsync`: settles on libuv's thread pool.
+#[derive(Debug)]
+pub struct SettleTask {
+    inner: engine::Engine,
+    reservation: Option<Reservation>,
+    keep: bool,
+}
+
+impl Task for SettleTask {
+    type Output = bool;
+    type JsValue = bool;
+
+    fn compute(&mut self) -> Result<bool> {
+        match self.reservation.take() {
+            Some(r) if self.keep => self.inner.commit(&r).map(|_| true).map_err(store_error),
+            Some(r) => self.inner.rollback(&r).map(|_| true).map_err(store_error),
+            None => Ok(false),
+        }
+    }
+
+    fn resolve(&mut self, _env: Env, output: bool) -> Result<bool> {
+        Ok(output)
+    }
 }
 
 #[napi]
@@ -124,14 +240,33 @@ impl Engine {
             }
         };
         let compiled = compile(&text, &origin)?;
-        let store = state::open(options.state.as_deref().unwrap_or("memory"))
+        let fail_mode = match options.state_fail_mode.as_deref() {
+            None => FailMode::Closed,
+            Some(m) => FailMode::parse(m).ok_or_else(|| {
+                Error::new(
+                    Status::InvalidArg,
+                    format!("stateFailMode must be \"closed\" or \"open\", got \"{m}\""),
+                )
+            })?,
+        };
+        let redis = RedisOptions {
+            prefix: options
+                .state_prefix
+                .clone()
+                .unwrap_or_else(|| state::redis::DEFAULT_PREFIX.to_string()),
+            ..RedisOptions::default()
+        };
+        let store = state::open_with(options.state.as_deref().unwrap_or("memory"), &redis)
             .map_err(|e| Error::new(Status::InvalidArg, e.to_string()))?;
         Ok(Engine {
-            inner: engine::Engine::new(Arc::new(compiled), Arc::from(store)),
+            inner: engine::Engine::new(Arc::new(compiled), Arc::from(store))
+                .with_fail_mode(fail_mode),
             identity: options.identity,
             session: options.session,
-            pending: Mutex::new(HashMap::new()),
-            next_id: AtomicI64::new(1),
+            pending: Arc::new(Pending {
+                reservations: Mutex::new(HashMap::new()),
+                next_id: AtomicI64::new(1),
+            }),
         })
     }
 
@@ -139,26 +274,52 @@ impl Engine {
     /// `commit(decision)` when the tool ran, or `rollback(decision)` when it failed.
     #[napi]
     pub fn evaluate(&self, call: ToolCall) -> Decision {
-        let d = self.inner.evaluate(&Call {
-            tool: &call.tool,
-            args: call.args.as_ref(),
-            identity: call.identity.as_deref().or(self.identity.as_deref()),
-            session: call.session.as_deref().or(self.session.as_deref()),
-            client_name: call.client_name.as_deref(),
-        });
-        let id = d
-            .reservation
-            .is_some()
-            .then(|| self.next_id.fetch_add(1, Ordering::Relaxed));
-        let out = to_js(&call.tool, &d, id);
-        if let (Some(id), Some(r)) = (id, d.reservation) {
-            let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-            if pending.len() >= MAX_PENDING {
-                pending.retain(|k, _| *k > id - MAX_PENDING as i64 / 2);
-            }
-            pending.insert(id, r);
-        }
-        out
+        let d = evaluate_call(
+            &self.inner,
+            &call,
+            self.identity.as_deref(),
+            self.session.as_deref(),
+        );
+        self.pending.hand_out(&call, d)
+    }
+
+    /// `evaluate`, off the JavaScript thread: for remote (Redis) stores, whose round trip
+    /// should not block the event loop.
+    #[napi(ts_return_type = "Promise<Decision>")]
+    pub fn evaluate_async(&self, call: ToolCall) -> AsyncTask<EvaluateTask> {
+        AsyncTask::new(EvaluateTask {
+            inner: self.inner.clone(),
+            call: Some(call),
+            identity: self.identity.clone(),
+            session: self.session.clone(),
+            pending: self.pending.clone(),
+        })
+    }
+
+    /// `commit`, off the JavaScript thread.
+    #[napi(
+        ts_args_type = "decision: Decision",
+        ts_return_type = "Promise<boolean>"
+    )]
+    pub fn commit_async(&self, decision: Object) -> Result<AsyncTask<SettleTask>> {
+        Ok(AsyncTask::new(SettleTask {
+            inner: self.inner.clone(),
+            reservation: self.take(&decision)?,
+            keep: true,
+        }))
+    }
+
+    /// `rollback`, off the JavaScript thread.
+    #[napi(
+        ts_args_type = "decision: Decision",
+        ts_return_type = "Promise<boolean>"
+    )]
+    pub fn rollback_async(&self, decision: Object) -> Result<AsyncTask<SettleTask>> {
+        Ok(AsyncTask::new(SettleTask {
+            inner: self.inner.clone(),
+            reservation: self.take(&decision)?,
+            keep: false,
+        }))
     }
 
     /// The tool ran: keep the reservation. Returns false if there was nothing to settle.
@@ -211,11 +372,7 @@ impl Engine {
         let Some(id) = decision.get::<i64>("reservation")? else {
             return Ok(None);
         };
-        Ok(self
-            .pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&id))
+        Ok(self.pending.take(id))
     }
 }
 
@@ -247,6 +404,7 @@ fn to_js(tool: &str, d: &EngineDecision, reservation: Option<i64>) -> Decision {
             .approval_timeout
             .map(|t| u32::try_from(t.as_secs()).unwrap_or(u32::MAX)),
         reservation,
+        unenforced: d.unenforced.as_deref().map(str::to_string),
     }
 }
 

@@ -197,7 +197,7 @@ fn check_never_consumes_quota_in_a_shared_sqlite_store() {
         "--tool",
         "t",
         "--state",
-        "redis://nowhere",
+        "mongodb://nowhere",
     ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("invalid state setting"));

@@ -31,7 +31,8 @@ pub struct Args {
     /// Client name, for `client.name` conditions.
     #[arg(long, value_name = "NAME")]
     client_name: Option<String>,
-    /// Counter store: `memory` (fresh counters) or `sqlite:PATH` (read the real ones).
+    /// Counter store: `memory` (fresh counters), or `sqlite:PATH` or a Redis DSN
+    /// (`redis://…`) to read the real ones.
     #[arg(long, value_name = "STORE", default_value = "memory")]
     state: String,
     /// Evaluate the same call N times in a row, to see where a limit trips.

@@ -11,7 +11,7 @@ use crate::audit::AuditLog;
 use crate::engine::Engine;
 use crate::policy;
 use crate::proxy::{Proxy, ProxyOptions};
-use crate::state::{self, MemoryStore, SqliteStore, Store};
+use crate::state::{self, FailMode, MemoryStore, RedisOptions, RedisStore, SqliteStore, Store};
 use crate::transport::child::{self, ChildOptions};
 use crate::transport::http::{self, RemoteOptions};
 
@@ -23,12 +23,36 @@ pub struct Args {
     #[arg(short = 'c', long = "config", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Where counters live: `sqlite` (persistent, shared by every intercept on this machine),
-    /// `memory` (gone when intercept exits) or `sqlite:PATH`.
+    /// `memory` (gone when intercept exits), `sqlite:PATH`, or a Redis DSN (see --state-dsn).
     #[arg(long, value_name = "STORE", default_value = "sqlite")]
     pub state: String,
     /// Directory of the SQLite counter file [default: ~/.intercept/state].
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+    /// Keep counters in Redis, shared by every instance that uses it:
+    /// redis://[user:pass@]host:port/db, rediss://… (TLS) or unix:///path/to/socket.
+    /// Prefer the environment variable for a DSN with a password.
+    #[arg(
+        long,
+        env = "INTERCEPT_STATE_DSN",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub state_dsn: Option<String>,
+    /// With Redis: isolates this deployment's counters from others in the same Redis
+    /// (it becomes the keys' hash tag) [default: intercept].
+    #[arg(long, env = "INTERCEPT_STATE_PREFIX", value_name = "PREFIX")]
+    pub state_prefix: Option<String>,
+    /// While the state store is unavailable, calls that need it are denied (`closed`) or
+    /// allowed without counting and logged as unenforced (`open`).
+    #[arg(
+        long,
+        env = "INTERCEPT_STATE_FAIL_MODE",
+        value_name = "MODE",
+        default_value = "closed",
+        value_parser = ["closed", "open"]
+    )]
+    pub state_fail_mode: String,
     /// Caller identity, for grants and identity-scoped counters.
     #[arg(long, env = "INTERCEPT_IDENTITY", value_name = "NAME")]
     pub identity: Option<String>,
@@ -108,16 +132,21 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
 
     let policy_text = std::fs::read(config).unwrap_or_default();
     let compiled = policy::load_file(config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let fail_mode = FailMode::parse(&args.state_fail_mode).unwrap_or_default();
     let store = open_store(&args)?;
+    check_store(&*store, fail_mode);
     let session = session_id();
     let audit = open_audit(&args, &session[..8])?;
     tracing::info!(
         policy = %config.display(),
         state = %store.describe(),
+        state_fail_mode = %fail_mode,
         "intercept {} starting",
         crate::VERSION
     );
-    let engine = Engine::new(Arc::new(compiled), store).with_shadow(args.shadow);
+    let engine = Engine::new(Arc::new(compiled), store)
+        .with_fail_mode(fail_mode)
+        .with_shadow(args.shadow);
     if args.shadow {
         tracing::warn!("shadow mode: the policy is not enforced, only logged");
     }
@@ -161,6 +190,7 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
                 "policy_sha256": crate::audit::sha256_hex(&policy_text),
                 // describe() never includes credentials.
                 "state": proxy.engine().store().describe(),
+                "state_fail_mode": fail_mode.as_str(),
                 "log_args": audit.logs_args(),
             }),
         );
@@ -207,6 +237,25 @@ fn open_audit(args: &Args, instance: &str) -> anyhow::Result<Option<Arc<AuditLog
 }
 
 fn open_store(args: &Args) -> anyhow::Result<Arc<dyn Store>> {
+    let dsn = args
+        .state_dsn
+        .as_deref()
+        .or_else(|| state::redis::dsn::is_redis_dsn(&args.state).then_some(args.state.as_str()));
+    if let Some(dsn) = dsn {
+        let options = RedisOptions {
+            prefix: args
+                .state_prefix
+                .clone()
+                .unwrap_or_else(|| state::redis::DEFAULT_PREFIX.to_string()),
+            ..RedisOptions::default()
+        };
+        return Ok(Arc::new(RedisStore::open(dsn, &options)?));
+    }
+    if args.state_prefix.is_some() {
+        bail!(
+            "--state-prefix applies to the Redis store (--state-dsn); for SQLite, use another file with --state-dir or --state sqlite:PATH"
+        );
+    }
     Ok(match args.state.as_str() {
         "memory" => Arc::new(MemoryStore::new()),
         "sqlite" => {
@@ -221,6 +270,21 @@ fn open_store(args: &Args) -> anyhow::Result<Arc<dyn Store>> {
         }
         other => Arc::from(state::open(other)?),
     })
+}
+
+/// A store that cannot be used at start-up is not fatal: it is treated like one that
+/// fails later, by the fail mode, and used as soon as it answers.
+fn check_store(store: &dyn Store, fail_mode: FailMode) {
+    if let Err(e) = store.check() {
+        match fail_mode {
+            FailMode::Closed => tracing::warn!(
+                "{e}; calls that need counters are denied until it answers (--state-fail-mode closed)"
+            ),
+            FailMode::Open => tracing::warn!(
+                "{e}; calls that need counters are allowed without them until it answers (--state-fail-mode open)"
+            ),
+        }
+    }
 }
 
 fn home_dir() -> Option<PathBuf> {

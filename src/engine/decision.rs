@@ -70,6 +70,9 @@ pub struct Decision {
     pub approval_timeout: Option<Duration>,
     /// What the call reserved; commit it when the tool ran, roll it back when it failed.
     pub reservation: Option<Reservation>,
+    /// Allowed without its counters being checked or counted, because the state store
+    /// could not be used and the fail mode is open: why.
+    pub unenforced: Option<Arc<str>>,
 }
 
 impl Decision {
@@ -82,6 +85,7 @@ impl Decision {
             retry_after_seconds: None,
             approval_timeout: None,
             reservation,
+            unenforced: None,
         }
     }
 
@@ -94,6 +98,7 @@ impl Decision {
             retry_after_seconds: None,
             approval_timeout: None,
             reservation: None,
+            unenforced: None,
         }
     }
 

@@ -20,7 +20,9 @@ pub use decision::{Decision, Reason, Verdict};
 
 use crate::policy::CompiledPolicy;
 use crate::policy::model::{Action, Amount, ArgPath, Condition, PathExpr, Rule};
-use crate::state::{CounterRequest, Millis, Reservation, Reserved, Store, StoreError, now_millis};
+use crate::state::{
+    CounterRequest, FailMode, Millis, Reservation, Reserved, Store, StoreError, now_millis,
+};
 
 /// One `tools/call` as the engine sees it.
 #[derive(Debug, Clone, Copy, Default)]
@@ -49,6 +51,7 @@ pub struct Engine {
     store: Arc<dyn Store>,
     /// `--shadow`: nothing is enforced; what would be denied is reported as `shadow_deny`.
     shadow_all: bool,
+    fail_mode: FailMode,
 }
 
 /// The policy in force, shared by an engine and its clones.
@@ -126,7 +129,18 @@ impl Engine {
             }),
             store,
             shadow_all: false,
+            fail_mode: FailMode::Closed,
         }
+    }
+
+    /// What calls that need the store get while it cannot be used (closed by default).
+    pub fn with_fail_mode(mut self, fail_mode: FailMode) -> Self {
+        self.fail_mode = fail_mode;
+        self
+    }
+
+    pub fn fail_mode(&self) -> FailMode {
+        self.fail_mode
     }
 
     /// Puts the whole policy in shadow mode (`--shadow`): every call goes through, and what
@@ -271,6 +285,8 @@ impl Engine {
         let mut scratch = Vec::new();
         let rule_ids = p.rules_for(tool, &mut scratch);
         let mut approval: Option<&Rule> = None;
+        // With the store down in fail-open mode: why the counters were not enforced.
+        let mut unenforced: Option<StoreError> = None;
         for &id in rule_ids {
             let rule = &p.rules[id];
             let shadow = self.shadow_all || rule.shadow;
@@ -280,7 +296,7 @@ impl Engine {
                     Decision::deny(Reason::Rule, rule.name.clone(), rule.message.clone())
                 ),
                 Action::Evaluate | Action::Allow => {
-                    match self.all_pass(p, &rule.conditions, args, call, now) {
+                    match self.all_pass(p, &rule.conditions, args, call, now, &mut unenforced) {
                         Ok(true) => {}
                         Ok(false) => deny!(
                             shadow,
@@ -290,7 +306,7 @@ impl Engine {
                     }
                 }
                 Action::RequireApproval => {
-                    match self.all_pass(p, &rule.conditions, args, call, now) {
+                    match self.all_pass(p, &rule.conditions, args, call, now, &mut unenforced) {
                         Ok(true) if shadow => deny!(true, approval_decision(tool, rule)),
                         Ok(true) => {
                             approval.get_or_insert(rule);
@@ -307,7 +323,7 @@ impl Engine {
         let mut reservation = None;
         if reserve {
             // Enforced counters first, all or none: over a limit, the call is denied.
-            reservation = match self.reserve(p, rule_ids, args, call, now, false) {
+            reservation = match self.reserve(p, rule_ids, args, call, now, false, &mut unenforced) {
                 Ok(r) => r,
                 Err(denied) => return denied,
             };
@@ -316,7 +332,7 @@ impl Engine {
             // the enforced rule would have counted, so it never goes over its limit, and
             // the calls it reports are exactly those enforcement would have denied.
             if would.is_none() && (self.shadow_all || p.has_shadow_rules) {
-                match self.reserve(p, rule_ids, args, call, now, true) {
+                match self.reserve(p, rule_ids, args, call, now, true, &mut unenforced) {
                     Ok(None) => {}
                     Ok(Some(shadow)) => {
                         reservation = Some(match reservation {
@@ -331,7 +347,7 @@ impl Engine {
                 }
             }
         }
-        match would {
+        let mut decision = match would {
             None => Decision::allow(reservation),
             Some(d) => Decision {
                 verdict: Verdict::ShadowDeny,
@@ -339,7 +355,11 @@ impl Engine {
                 reservation,
                 ..d
             },
+        };
+        if let Some(e) = unenforced {
+            decision.unenforced = Some(Arc::from(e.to_string()));
         }
+        decision
     }
 
     fn all_pass(
@@ -349,6 +369,7 @@ impl Engine {
         args: &Value,
         call: &Call<'_>,
         now: &Clock,
+        unenforced: &mut Option<StoreError>,
     ) -> Result<bool, StoreError> {
         for cond in conditions {
             let actual: Option<Cow<'_, Value>> = match &cond.path {
@@ -356,7 +377,15 @@ impl Engine {
                 PathExpr::State(ci) => {
                     let spec = &p.counters[*ci];
                     let key = spec.key(call.identity, call.session);
-                    let value = self.store.read(&key, spec.window, now.get())?;
+                    let value = match self.store.read(&key, spec.window, now.get()) {
+                        Ok(v) => v,
+                        // Fail open: an unreadable counter reads as zero.
+                        Err(e) if self.fail_mode == FailMode::Open => {
+                            unenforced.get_or_insert(e);
+                            0
+                        }
+                        Err(e) => return Err(e),
+                    };
                     Some(Cow::Owned(Value::from(value)))
                 }
                 PathExpr::Identity => call.identity.map(|s| Cow::Owned(Value::from(s))),
@@ -371,6 +400,9 @@ impl Engine {
 
     /// Reserves every counter of the rules that passed and are in `shadow` mode (or not),
     /// all or none. `Err` is the denial when one would go over its limit.
+    // Each argument is one part of the evaluation in progress; bundling them would only
+    // move the list into a struct built on every call.
+    #[allow(clippy::too_many_arguments)]
     fn reserve(
         &self,
         p: &CompiledPolicy,
@@ -379,6 +411,7 @@ impl Engine {
         call: &Call<'_>,
         now: &Clock,
         shadow: bool,
+        unenforced: &mut Option<StoreError>,
     ) -> Result<Option<Reservation>, Decision> {
         let mut keys: Vec<(Cow<'_, str>, usize, u64)> = Vec::new();
         for &id in rule_ids {
@@ -426,6 +459,10 @@ impl Engine {
                 );
                 d.retry_after_seconds = retry_after;
                 Err(d)
+            }
+            Err(e) if self.fail_mode == FailMode::Open => {
+                unenforced.get_or_insert(e);
+                Ok(None)
             }
             Err(e) => {
                 let rule = &p.rules[p.counters[keys[0].1].rule];
@@ -502,6 +539,7 @@ fn approval_decision(tool: &str, rule: &Rule) -> Decision {
         retry_after_seconds: None,
         approval_timeout: rule.approval_timeout,
         reservation: None,
+        unenforced: None,
     }
 }
 

@@ -451,9 +451,7 @@ impl Proxy {
         let args = audit
             .logs_args()
             .then(|| crate::audit::redact_secrets(call.args.unwrap_or(&Value::Null)));
-        audit.record(
-            "tool_call",
-            json!({
+        let mut event = json!({
                 "session": call.session,
                 "identity": call.identity,
                 "client": call.client_name,
@@ -466,8 +464,12 @@ impl Proxy {
                 "latency_us": latency.as_secs_f64() * 1e6,
                 "args_hash": crate::audit::args_hash(call.args),
                 "args": args,
-            }),
-        );
+        });
+        if let Some(why) = &d.unenforced {
+            // Allowed in fail-open mode while the state store was unavailable.
+            event["unenforced"] = json!(why.as_ref());
+        }
+        audit.record("tool_call", event);
     }
 
     fn server_object(&self, msg: Value) -> Answer {
@@ -696,8 +698,15 @@ enum Answer {
     Replaced(Value),
 }
 
-/// An allowed call at debug level; one a shadow rule would have stopped at info, as denials.
+/// An allowed call at debug level; one a shadow rule would have stopped at info, as denials;
+/// one whose limits were not enforced (the store is down, fail mode open) at warn.
 fn log_forwarded(tool: &str, d: &Decision) {
+    if let Some(why) = &d.unenforced {
+        tracing::warn!(
+            tool,
+            "allowed without enforcing its limits (state fail mode is open): {why}"
+        );
+    }
     if d.verdict == Verdict::ShadowDeny {
         tracing::info!(
             tool,
@@ -706,7 +715,7 @@ fn log_forwarded(tool: &str, d: &Decision) {
             "shadow deny (forwarded): {}",
             d.message.as_deref().unwrap_or("")
         );
-    } else {
+    } else if d.unenforced.is_none() {
         tracing::debug!(tool, "allowed");
     }
 }

@@ -3,13 +3,17 @@
 //! A call's counters are reserved together (all or none), before the call is forwarded;
 //! the reservation is then committed when the tool ran, or rolled back when it failed.
 
+mod fail_mode;
 mod memory;
+pub mod redis;
 mod sqlite;
 mod window;
 
 use std::fmt;
 
+pub use fail_mode::FailMode;
 pub use memory::MemoryStore;
+pub use redis::{RedisOptions, RedisStore};
 pub use sqlite::SqliteStore;
 pub use window::{CalendarUnit, Millis, Window, now_millis, seconds_until};
 
@@ -61,8 +65,24 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("cannot open state database {path}: {reason}")]
     Open { path: String, reason: String },
-    #[error("invalid state setting \"{0}\": use \"memory\" or \"sqlite:PATH\"")]
+    #[error(
+        "invalid state setting \"{0}\": use \"memory\", \"sqlite:PATH\" or a redis://, rediss:// or unix:// DSN"
+    )]
     InvalidSpec(String),
+    #[error(
+        "invalid Redis DSN: {0} (expected redis://[user:pass@]host:port/db, rediss://… or unix:///path/to/socket)"
+    )]
+    InvalidDsn(String),
+    #[error("invalid state prefix \"{0}\": it must be non-empty and contain no braces")]
+    InvalidPrefix(String),
+    #[error("Redis state store {store} is unavailable: {reason}")]
+    RedisUnavailable { store: String, reason: String },
+    #[error("Redis state store {store} did not answer within {ms} ms")]
+    RedisTimeout { store: String, ms: u64 },
+    #[error("Redis state store {store} answered unexpectedly: {reason}")]
+    RedisReply { store: String, reason: String },
+    #[error("cannot start the Redis client: {0}")]
+    Runtime(String),
 }
 
 /// A counter store. Implementations are safe to share between threads.
@@ -83,12 +103,27 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// The counter's current value in its current window.
     fn read(&self, key: &str, window: Window, now: Millis) -> Result<u64, StoreError>;
 
-    /// A description without secrets, e.g. `memory` or `sqlite:/home/me/.intercept/state/intercept.sqlite`.
+    /// Whether the store can be used now (a round trip for remote stores).
+    fn check(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// A description without secrets, e.g. `memory`,
+    /// `sqlite:/home/me/.intercept/state/intercept.sqlite` or `redis://app:***@cache:6379/0`.
     fn describe(&self) -> String;
 }
 
-/// Opens a store from `memory` or `sqlite:PATH`.
+/// Opens a store from `memory`, `sqlite:PATH` or a Redis DSN (`redis://…`, `rediss://…`,
+/// `unix://…`).
 pub fn open(spec: &str) -> Result<Box<dyn Store>, StoreError> {
+    open_with(spec, &RedisOptions::default())
+}
+
+/// [`open`], with settings for a Redis store.
+pub fn open_with(spec: &str, redis: &RedisOptions) -> Result<Box<dyn Store>, StoreError> {
+    if redis::dsn::is_redis_dsn(spec) {
+        return Ok(Box::new(RedisStore::open(spec, redis)?));
+    }
     if spec == "memory" {
         return Ok(Box::new(MemoryStore::new()));
     }
@@ -98,7 +133,13 @@ pub fn open(spec: &str) -> Result<Box<dyn Store>, StoreError> {
             return Ok(Box::new(SqliteStore::open(std::path::Path::new(path))?));
         }
     }
-    Err(StoreError::InvalidSpec(spec.to_string()))
+    // Never echo something that may carry credentials.
+    let shown = if spec.contains('@') || spec.contains("pass") {
+        "<hidden>"
+    } else {
+        spec
+    };
+    Err(StoreError::InvalidSpec(shown.to_string()))
 }
 
 /// When a rolling window's log allows `amount` more: drop the oldest entries until

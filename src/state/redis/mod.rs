@@ -1,0 +1,266 @@
+//! A Redis store: counters shared by every intercept instance that points at one Redis
+//! (or Redis Cluster), for deployments of more than one machine.
+//!
+//! Each operation is one server-side Lua script, so reserving all of a call's counters is
+//! atomic across instances, and windows start by the Redis server's clock (`TIME`), so
+//! instances whose clocks disagree still agree on them. Keys live under one hash tag per
+//! deployment (`{<prefix>}`): every key a script touches is in one cluster slot.
+//!
+//! Nothing is pending in Redis between a reservation and its outcome: the reservation is
+//! the count. Commit therefore has nothing to do and costs no round trip; rollback is a
+//! script that gives the amount back in the window it was taken from.
+
+mod bridge;
+pub mod dsn;
+
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Script, Value as RedisValue};
+
+use super::{
+    CounterRequest, Millis, Reservation, Reserved, ReservedEntry, Store, StoreError, Window,
+};
+use bridge::{Bridge, Failure};
+
+/// Longest wait for any one command (including reconnecting), after which the store is
+/// reported unavailable and the fail mode decides.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
+/// The hash tag of keys when no `--state-prefix` is given.
+pub const DEFAULT_PREFIX: &str = "intercept";
+
+/// Lua numbers are doubles: every whole number up to 2^53 is exact.
+const MAX_EXACT: u64 = 1 << 53;
+
+static RESERVE: LazyLock<Arc<Script>> =
+    LazyLock::new(|| Arc::new(Script::new(include_str!("reserve.lua"))));
+static ROLLBACK: LazyLock<Arc<Script>> =
+    LazyLock::new(|| Arc::new(Script::new(include_str!("rollback.lua"))));
+static READ: LazyLock<Arc<Script>> =
+    LazyLock::new(|| Arc::new(Script::new(include_str!("read.lua"))));
+
+/// Settings beyond the DSN.
+#[derive(Debug, Clone)]
+pub struct RedisOptions {
+    /// Isolates deployments sharing one Redis; it becomes the keys' hash tag.
+    pub prefix: String,
+    pub timeout: Duration,
+}
+
+impl Default for RedisOptions {
+    fn default() -> Self {
+        RedisOptions {
+            prefix: DEFAULT_PREFIX.to_string(),
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct RedisStore {
+    conn: ConnectionManager,
+    /// Declared after `conn`, so the connection is dropped while its runtime still runs.
+    bridge: Bridge,
+    /// `{<prefix>}:`, the start of every key.
+    key_prefix: String,
+    display: String,
+    secret: Option<String>,
+}
+
+impl RedisStore {
+    /// Prepares a store for the server `dsn` names. It does not wait for the server: a
+    /// server that is down now is reported by the first command (see [`Store::check`]),
+    /// and the connection is made (and remade) whenever it can be.
+    pub fn open(dsn_text: &str, options: &RedisOptions) -> Result<Self, StoreError> {
+        let prefix = &options.prefix;
+        if prefix.is_empty() || prefix.contains(['{', '}']) {
+            return Err(StoreError::InvalidPrefix(prefix.clone()));
+        }
+        // TLS (rediss://) uses rustls with the same provider as the HTTP client.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let dsn = dsn::parse(dsn_text)?;
+        let client = redis::Client::open(dsn.info.clone()).map_err(|e| {
+            StoreError::InvalidDsn(dsn::scrub(&e.to_string(), dsn.secret.as_deref(), dsn_text))
+        })?;
+        let bridge =
+            Bridge::new(options.timeout).map_err(|e| StoreError::Runtime(e.to_string()))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(options.timeout))
+            .set_response_timeout(Some(options.timeout))
+            // Each command tries to connect once or twice; the next command tries again.
+            // Waiting longer would only make callers wait for a store that is down.
+            .set_number_of_retries(1)
+            .set_min_delay(Duration::from_millis(20))
+            .set_max_delay(Duration::from_millis(200));
+        let conn = {
+            let _entered = bridge.handle().enter();
+            ConnectionManager::new_lazy_with_config(client, config).map_err(|e| {
+                StoreError::InvalidDsn(dsn::scrub(&e.to_string(), dsn.secret.as_deref(), dsn_text))
+            })?
+        };
+        Ok(RedisStore {
+            conn,
+            bridge,
+            key_prefix: format!("{{{prefix}}}:"),
+            display: dsn.display,
+            secret: dsn.secret,
+        })
+    }
+
+    /// The key of a counter's hash (`{prefix}:c:<counter>`).
+    pub fn counter_key(&self, key: &str) -> String {
+        format!("{}c:{key}", self.key_prefix)
+    }
+
+    /// The key of a counter's rolling log (`{prefix}:l:<counter>`).
+    pub fn log_key(&self, key: &str) -> String {
+        format!("{}l:{key}", self.key_prefix)
+    }
+
+    fn invoke<T>(
+        &self,
+        script: &Arc<Script>,
+        keys: Vec<String>,
+        args: Vec<String>,
+    ) -> Result<T, StoreError>
+    where
+        T: redis::FromRedisValue + Send + 'static,
+    {
+        let script = script.clone();
+        let mut conn = self.conn.clone();
+        let outcome = self.bridge.run(async move {
+            let mut call = script.prepare_invoke();
+            for k in &keys {
+                call.key(k);
+            }
+            for a in &args {
+                call.arg(a);
+            }
+            call.invoke_async::<T>(&mut conn).await
+        });
+        outcome.map_err(|f| self.failure(f))
+    }
+
+    fn failure(&self, f: Failure<redis::RedisError>) -> StoreError {
+        match f {
+            Failure::TimedOut => StoreError::RedisTimeout {
+                store: self.display.clone(),
+                ms: self.bridge.timeout().as_millis() as u64,
+            },
+            Failure::Command(e) => StoreError::RedisUnavailable {
+                store: self.display.clone(),
+                reason: self.scrub(&e.to_string()),
+            },
+        }
+    }
+
+    fn scrub(&self, message: &str) -> String {
+        match self.secret.as_deref().filter(|s| !s.is_empty()) {
+            Some(s) => message.replace(s, "***"),
+            None => message.to_string(),
+        }
+    }
+
+    fn bad_reply(&self, what: &str) -> StoreError {
+        StoreError::RedisReply {
+            store: self.display.clone(),
+            reason: what.to_string(),
+        }
+    }
+}
+
+fn kind(window: Window) -> &'static str {
+    match window {
+        Window::Calendar(_) => "c",
+        Window::Rolling { .. } => "r",
+    }
+}
+
+impl Store for RedisStore {
+    fn reserve(
+        &self,
+        requests: &[CounterRequest<'_>],
+        _now: Millis,
+    ) -> Result<Reserved, StoreError> {
+        // `_now` is this process's clock; the script uses the server's instead.
+        let mut keys = Vec::with_capacity(requests.len() * 2);
+        let mut args = Vec::with_capacity(requests.len() * 4);
+        for r in requests {
+            keys.push(self.counter_key(r.key));
+            keys.push(self.log_key(r.key));
+            args.push(kind(r.window).to_string());
+            args.push(r.window.millis().to_string());
+            args.push(r.limit.min(MAX_EXACT).to_string());
+            args.push(r.amount.to_string());
+        }
+        let reply: Vec<i64> = self.invoke(&RESERVE, keys, args)?;
+        match reply.as_slice() {
+            [1, _now, rest @ ..] if rest.len() == requests.len() * 2 => {
+                let entries = requests
+                    .iter()
+                    .zip(rest.chunks_exact(2))
+                    .map(|(r, pair)| ReservedEntry {
+                        key: r.key.to_string(),
+                        window: r.window,
+                        window_start: pair[0],
+                        amount: r.amount,
+                        log_id: (pair[1] != 0).then_some(pair[1]),
+                    })
+                    .collect();
+                Ok(Reserved::Granted(Reservation { entries }))
+            }
+            [0, index, retry] if (*index as usize) < requests.len() => Ok(Reserved::Denied {
+                index: *index as usize,
+                retry_after: u64::try_from(*retry).ok(),
+            }),
+            _ => Err(self.bad_reply("the reserve script answered in an unknown shape")),
+        }
+    }
+
+    fn rollback(&self, reservation: &Reservation) -> Result<(), StoreError> {
+        if reservation.entries.is_empty() {
+            return Ok(());
+        }
+        let mut keys = Vec::with_capacity(reservation.entries.len() * 2);
+        let mut args = Vec::with_capacity(reservation.entries.len() * 5);
+        for e in &reservation.entries {
+            keys.push(self.counter_key(&e.key));
+            keys.push(self.log_key(&e.key));
+            args.push(kind(e.window).to_string());
+            args.push(e.window.millis().to_string());
+            args.push(e.window_start.to_string());
+            args.push(e.amount.to_string());
+            args.push(e.log_id.unwrap_or(0).to_string());
+        }
+        let _: RedisValue = self.invoke(&ROLLBACK, keys, args)?;
+        Ok(())
+    }
+
+    fn read(&self, key: &str, window: Window, _now: Millis) -> Result<u64, StoreError> {
+        let keys = vec![self.counter_key(key), self.log_key(key)];
+        let args = vec![kind(window).to_string(), window.millis().to_string()];
+        let value: i64 = self.invoke(&READ, keys, args)?;
+        Ok(value.max(0) as u64)
+    }
+
+    fn check(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let outcome = self
+            .bridge
+            .run(async move { redis::cmd("PING").query_async::<String>(&mut conn).await });
+        outcome.map(|_| ()).map_err(|f| self.failure(f))
+    }
+
+    fn describe(&self) -> String {
+        if self.key_prefix == format!("{{{DEFAULT_PREFIX}}}:") {
+            self.display.clone()
+        } else {
+            format!(
+                "{} (prefix {})",
+                self.display,
+                &self.key_prefix[1..self.key_prefix.len() - 2]
+            )
+        }
+    }
+}
