@@ -47,7 +47,7 @@ static EMPTY_ARGS: LazyLock<Value> = LazyLock::new(|| Value::Object(Map::new()))
 /// so a call is never decided partly by the old policy and partly by the new one.
 #[derive(Debug, Clone)]
 pub struct Engine {
-    policy: Arc<Current>,
+    current: Arc<Current>,
     store: Arc<dyn Store>,
     /// `--shadow`: nothing is enforced; what would be denied is reported as `shadow_deny`.
     shadow_all: bool,
@@ -80,19 +80,24 @@ impl Current {
     /// Runs `f` with the policy in force now; the same one for all of `f`.
     fn with<R>(&self, f: impl FnOnce(&CompiledPolicy) -> R) -> R {
         let generation = self.generation.load(Ordering::Acquire);
-        LAST_POLICY.with(|last| {
-            // Taken already (an evaluation inside an evaluation): no cache.
-            let Ok(mut last) = last.try_borrow_mut() else {
-                return f(&self.policy.load());
-            };
+        let mut f = Some(f);
+        let cached = LAST_POLICY.try_with(|last| {
+            // Taken already (an evaluation inside an evaluation): not cached.
+            let mut last = last.try_borrow_mut().ok()?;
             let current = matches!(&*last, Some((id, g, _)) if *id == self.id && *g == generation);
             if !current {
                 // Read after the generation: at least as new as it, never older.
                 *last = Some((self.id, generation, self.policy.load_full()));
             }
-            let (_, _, policy) = last.as_ref().expect("set above");
-            f(policy)
-        })
+            let (_, _, policy) = last.as_ref()?;
+            Some((f.take()?)(policy))
+        });
+        match (cached, f) {
+            (Ok(Some(result)), _) => result,
+            // No cache (the thread is exiting, or a nested evaluation): load directly.
+            (_, Some(f)) => f(&self.policy.load()),
+            (_, None) => unreachable!("f runs at most once, and only when it returns"),
+        }
     }
 }
 
@@ -122,7 +127,7 @@ const INVALID_ARGUMENTS: &str = "(invalid arguments)";
 impl Engine {
     pub fn new(policy: Arc<CompiledPolicy>, store: Arc<dyn Store>) -> Self {
         Engine {
-            policy: Arc::new(Current {
+            current: Arc::new(Current {
                 id: NEXT_ENGINE_ID.fetch_add(1, Ordering::Relaxed),
                 generation: AtomicU64::new(0),
                 policy: ArcSwap::new(policy),
@@ -157,16 +162,16 @@ impl Engine {
 
     /// The policy in force now.
     pub fn policy(&self) -> Arc<CompiledPolicy> {
-        self.policy.policy.load_full()
+        self.current.policy.load_full()
     }
 
     /// Puts `policy` in force for every later evaluation, in this engine and all its
     /// clones; returns the previous one. Counters are untouched: a rule that did not
     /// change keeps its counter key, and so its count.
     pub fn replace_policy(&self, policy: Arc<CompiledPolicy>) -> Arc<CompiledPolicy> {
-        let previous = self.policy.policy.swap(policy);
+        let previous = self.current.policy.swap(policy);
         // After the swap: a thread that sees the new generation loads the new policy.
-        self.policy.generation.fetch_add(1, Ordering::Release);
+        self.current.generation.fetch_add(1, Ordering::Release);
         previous
     }
 
@@ -175,7 +180,7 @@ impl Engine {
     pub fn snapshot(&self) -> Snapshot<'_> {
         Snapshot {
             engine: self,
-            policy: self.policy.policy.load(),
+            policy: self.current.policy.load(),
         }
     }
 
@@ -200,7 +205,7 @@ impl Engine {
     }
 
     fn decide(&self, call: &Call<'_>, now: &Clock, reserve: bool) -> Decision {
-        self.policy
+        self.current
             .with(|p| self.decide_with(p, call, now, reserve))
     }
 
