@@ -80,24 +80,23 @@ impl Current {
     /// Runs `f` with the policy in force now; the same one for all of `f`.
     fn with<R>(&self, f: impl FnOnce(&CompiledPolicy) -> R) -> R {
         let generation = self.generation.load(Ordering::Acquire);
-        let mut f = Some(f);
-        let cached = LAST_POLICY.try_with(|last| {
-            // Taken already (an evaluation inside an evaluation): not cached.
-            let mut last = last.try_borrow_mut().ok()?;
-            let current = matches!(&*last, Some((id, g, _)) if *id == self.id && *g == generation);
-            if !current {
-                // Read after the generation: at least as new as it, never older.
-                *last = Some((self.id, generation, self.policy.load_full()));
+        // (Evaluations never run in a thread-local destructor, where `with` would panic.)
+        LAST_POLICY.with(|last| match last.try_borrow_mut() {
+            Ok(mut last) => {
+                let current =
+                    matches!(&*last, Some((id, g, _)) if *id == self.id && *g == generation);
+                if !current {
+                    // Read after the generation: at least as new as it, never older.
+                    *last = Some((self.id, generation, self.policy.load_full()));
+                }
+                match &*last {
+                    Some((_, _, policy)) => f(policy),
+                    None => unreachable!("set above"),
+                }
             }
-            let (_, _, policy) = last.as_ref()?;
-            Some((f.take()?)(policy))
-        });
-        match (cached, f) {
-            (Ok(Some(result)), _) => result,
-            // No cache (the thread is exiting, or a nested evaluation): load directly.
-            (_, Some(f)) => f(&self.policy.load()),
-            (_, None) => unreachable!("f runs at most once, and only when it returns"),
-        }
+            // Taken already (an evaluation inside an evaluation): not cached.
+            Err(_) => f(&self.policy.load()),
+        })
     }
 }
 
