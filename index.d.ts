@@ -38,7 +38,8 @@ export interface ToolCall {
 }
 
 export interface Decision {
-  decision: 'allow' | 'deny' | 'require_approval'
+  /** `shadow_deny`: a `mode: shadow` rule would have denied or held the call; it may go ahead. */
+  decision: 'allow' | 'deny' | 'require_approval' | 'shadow_deny'
   /** Why the call was decided this way. */
   reason:
     | 'rule'
@@ -89,6 +90,11 @@ export declare class Engine {
   commit(decision: Decision): boolean
   /** The tool failed: give the quota back. Returns false if there was nothing to settle. */
   rollback(decision: Decision): boolean
+  /**
+   * Puts a new policy (YAML text or a file path) in force for every later call; counters are kept.
+   * Throws, listing every error with line and column, and keeps the policy in force if it is invalid.
+   */
+  reload(policyOrPath: string): void
   /** `evaluate` on a worker thread: the event loop never waits for a remote store. */
   evaluateAsync(call: ToolCall): Promise<Decision>
   /** `commit` on a worker thread. */

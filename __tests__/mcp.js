@@ -42,6 +42,7 @@ async function connect({ via, policy, dir, server = 'everything', serverArgs, fl
   const client = new Client({ name: 'intercept-tests', version: '1.0.0' }, { capabilities })
   await client.connect(transport)
   client.stderrText = () => stderr
+  client.policyPath = policyPath
   return client
 }
 

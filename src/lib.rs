@@ -5,6 +5,7 @@
 //!   compiled into an immutable [`policy::CompiledPolicy`];
 //! - [`engine`]: evaluates one tool call against a compiled policy: hide, default deny,
 //!   grants, rules, then an atomic reservation of every counter involved;
+//! - [`reload`]: watches the policy file and swaps in each valid new version;
 //! - [`state`]: where counters live (memory, SQLite) and how windows work;
 //! - [`scan`]: an MCP client that lists a server's tools, the risk classifier, and the
 //!   policy scaffold writer behind `intercept scan`;
@@ -17,6 +18,7 @@ pub mod engine;
 pub mod policy;
 mod private_fs;
 pub mod proxy;
+pub mod reload;
 pub mod scan;
 pub mod shutdown;
 pub mod state;

@@ -51,7 +51,8 @@ pub struct ToolCall {
 #[napi(object)]
 #[derive(Debug)]
 pub struct Decision {
-    /// `allow`, `deny` or `require_approval`.
+    /// `allow`, `deny`, `require_approval` or `shadow_deny` (a `mode: shadow` rule would
+    /// have denied or held the call; it may go ahead).
     pub decision: String,
     /// Why: `rule`, `hidden`, `default_deny`, `not_granted`, `rate_limit`,
     /// `invalid_arguments` or `state_unavailable`.
@@ -339,17 +340,28 @@ impl Engine {
         }
     }
 
+    /// Puts a new policy (YAML text or a file path) in force for every later call; counters
+    /// are kept. Throws, listing every error, and keeps the policy in force if it is invalid.
+    #[napi]
+    pub fn reload(&self, policy_or_path: String) -> Result<()> {
+        let (text, origin) = read_policy(&policy_or_path)?;
+        let compiled = compile(&text, &origin)?;
+        self.inner.replace_policy(Arc::new(compiled));
+        Ok(())
+    }
+
     /// Drops hidden and ungranted tools (and, with `default: deny`, unlisted ones) from a
     /// `tools/list` result's `tools` array. Entries without a string `name` are dropped.
     #[napi]
     pub fn filter_tools(&self, tools: Vec<Value>, identity: Option<String>) -> Vec<Value> {
         let identity = identity.as_deref().or(self.identity.as_deref());
+        let policy = self.inner.snapshot();
         tools
             .into_iter()
             .filter(|t| {
                 t.get("name")
                     .and_then(Value::as_str)
-                    .is_some_and(|name| self.inner.is_visible(name, identity))
+                    .is_some_and(|name| policy.is_visible(name, identity))
             })
             .collect()
     }

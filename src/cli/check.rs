@@ -8,7 +8,7 @@ use anyhow::Context;
 use serde_json::{Value, json};
 
 use super::PolicyArg;
-use crate::engine::{Call, Decision, Engine, Verdict};
+use crate::engine::{Call, Decision, Engine};
 use crate::policy;
 use crate::state;
 
@@ -69,10 +69,10 @@ pub fn run(a: &Args, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result
         client_name: a.client_name.as_deref(),
     };
     let mut reservations = Vec::new();
-    let mut last = Verdict::Allow;
+    let mut last_allowed = true;
     for i in 1..=a.repeat {
         let d = engine.evaluate(&call);
-        last = d.verdict;
+        last_allowed = d.is_allowed();
         print_decision(out, &d, (a.repeat > 1).then_some(i), a.json)?;
         if let Some(r) = d.reservation {
             reservations.push(r);
@@ -81,7 +81,7 @@ pub fn run(a: &Args, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result
     for r in reservations.iter().rev() {
         engine.rollback(r)?;
     }
-    Ok(if last == Verdict::Allow { 0 } else { 1 })
+    Ok(if last_allowed { 0 } else { 1 })
 }
 
 /// The decision as the JSON the Node API also returns.

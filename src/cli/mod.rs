@@ -4,6 +4,7 @@ mod audit;
 mod check;
 mod init;
 mod proxy;
+mod replay;
 mod scan;
 mod validate;
 
@@ -45,6 +46,9 @@ enum Command {
     Scan(scan::Args),
     /// Put the MCP servers of Claude Code, Claude Desktop, Cursor, VS Code and Windsurf behind intercept.
     Init(init::Args),
+    /// Re-evaluate recorded calls (audit logs kept with --log-args) against a candidate
+    /// policy and show which decisions would change.
+    Replay(replay::Args),
 }
 
 /// A policy file argument shared by the subcommands.
@@ -154,6 +158,7 @@ fn run_command(cmd: Command, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         Command::Audit(cmd) => audit::run(&cmd, out),
         Command::Scan(args) => scan::run(&args, out, err),
         Command::Init(args) => init::run(&args, out, err),
+        Command::Replay(args) => replay::run(&args, out, err),
     };
     finish(result, err)
 }

@@ -89,6 +89,13 @@ pub struct Args {
     /// Header for requests to --upstream, as "Name: Value" (repeatable).
     #[arg(long = "header", value_name = "HEADER")]
     pub headers: Vec<String>,
+    /// Do not reload the policy when its file changes.
+    #[arg(long)]
+    pub no_watch: bool,
+    /// Enforce nothing: every call goes through, and what the policy would deny or hold
+    /// is logged as shadow_deny (for trying a policy out on real traffic).
+    #[arg(long)]
+    pub shadow: bool,
     /// The MCP server command and its arguments, after `--`.
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,
@@ -138,7 +145,26 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         "intercept {} starting",
         crate::VERSION
     );
-    let engine = Engine::new(Arc::new(compiled), store).with_fail_mode(fail_mode);
+    let engine = Engine::new(Arc::new(compiled), store)
+        .with_fail_mode(fail_mode)
+        .with_shadow(args.shadow);
+    if args.shadow {
+        tracing::warn!("shadow mode: the policy is not enforced, only logged");
+    }
+    // Kept until the proxy returns; dropping it stops the watch. A reload racing with the
+    // shutdown is harmless: its event is simply not written once the log is closed.
+    let _watcher = if args.no_watch {
+        None
+    } else {
+        let sha = crate::audit::sha256_hex(&policy_text);
+        match crate::reload::watch(config, engine.clone(), audit.clone(), sha) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::warn!("{e}; the policy will not be reloaded when it changes");
+                None
+            }
+        }
+    };
     let proxy = Arc::new(Proxy::new(
         engine,
         ProxyOptions {

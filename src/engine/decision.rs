@@ -8,6 +8,10 @@ pub enum Verdict {
     Allow,
     Deny,
     RequireApproval,
+    /// The call goes through, but a rule in shadow mode (or the whole policy, with
+    /// `--shadow`) would have denied or held it: the decision's rule, reason and message
+    /// say which and why.
+    ShadowDeny,
 }
 
 impl Verdict {
@@ -16,6 +20,7 @@ impl Verdict {
             Verdict::Allow => "allow",
             Verdict::Deny => "deny",
             Verdict::RequireApproval => "require_approval",
+            Verdict::ShadowDeny => "shadow_deny",
         }
     }
 }
@@ -97,7 +102,8 @@ impl Decision {
         }
     }
 
+    /// Whether the call goes through: allowed, or denied only by a shadow rule.
     pub fn is_allowed(&self) -> bool {
-        self.verdict == Verdict::Allow
+        matches!(self.verdict, Verdict::Allow | Verdict::ShadowDeny)
     }
 }

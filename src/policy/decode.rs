@@ -46,6 +46,7 @@ pub struct RawRule {
     pub on_deny: Option<Spanned<String>>,
     pub reason: Option<Spanned<String>>,
     pub approval_timeout: Option<Spanned<String>>,
+    pub mode: Option<Spanned<String>>,
 }
 
 #[derive(Debug)]
@@ -111,6 +112,7 @@ const RULE_KEYS: &[&str] = &[
     "on_deny",
     "reason",
     "approval_timeout",
+    "mode",
 ];
 const CONDITION_KEYS: &[&str] = &["path", "op", "value"];
 const STATE_KEYS: &[&str] = &["counter", "window", "increment", "increment_from"];
@@ -237,6 +239,7 @@ impl Decoder<'_> {
                 "on_deny" => rule.on_deny = self.string(value, &field),
                 "reason" => rule.reason = self.string(value, &field),
                 "approval_timeout" => rule.approval_timeout = self.string(value, &field),
+                "mode" => rule.mode = self.string(value, &field),
                 _ => unreachable!("mapping() only yields known keys"),
             }
         }

@@ -33,6 +33,8 @@ pub struct CompiledPolicy {
     pub identities: Vec<Identity>,
     /// Every counter any rule defines, for `state.` condition paths.
     pub counters: Vec<CounterSpec>,
+    /// Whether any rule is in shadow mode (so enforced-only policies skip that work).
+    pub has_shadow_rules: bool,
 }
 
 impl CompiledPolicy {
@@ -131,6 +133,9 @@ pub struct Rule {
     /// The `tools` key the rule was written under.
     pub tool_key: Arc<str>,
     pub action: Action,
+    /// `mode: shadow`: the rule is evaluated and its counter kept, but a call it would
+    /// deny or hold goes through, reported as `shadow_deny`.
+    pub shadow: bool,
     pub conditions: Vec<Condition>,
     /// The counter this rule reserves on every call it passes.
     pub counter: Option<usize>,

@@ -267,14 +267,8 @@ impl Proxy {
         }
         self.audit_decision(&call, &decision, evaluating.elapsed());
         match decision.verdict {
-            Verdict::Allow => {
-                match &decision.unenforced {
-                    Some(why) => tracing::warn!(
-                        tool,
-                        "allowed without enforcing its limits (state fail mode is open): {why}"
-                    ),
-                    None => tracing::debug!(tool, "allowed"),
-                }
+            Verdict::Allow | Verdict::ShadowDeny => {
+                log_forwarded(tool, &decision);
                 self.track(
                     &id,
                     Pending::Call(CallInfo {
@@ -522,10 +516,12 @@ impl Proxy {
         };
         let identity = self.options.identity.as_deref();
         let before = tools.len();
+        // One policy for the whole page, even if a reload lands while it is filtered.
+        let policy = self.engine.snapshot();
         tools.retain(|t| {
             t.get("name")
                 .and_then(Value::as_str)
-                .is_some_and(|name| self.engine.is_visible(name, identity))
+                .is_some_and(|name| policy.is_visible(name, identity))
         });
         if tools.len() == before {
             return Answer::Unchanged;
@@ -700,6 +696,28 @@ enum Handled {
 enum Answer {
     Unchanged,
     Replaced(Value),
+}
+
+/// An allowed call at debug level; one a shadow rule would have stopped at info, as denials;
+/// one whose limits were not enforced (the store is down, fail mode open) at warn.
+fn log_forwarded(tool: &str, d: &Decision) {
+    if let Some(why) = &d.unenforced {
+        tracing::warn!(
+            tool,
+            "allowed without enforcing its limits (state fail mode is open): {why}"
+        );
+    }
+    if d.verdict == Verdict::ShadowDeny {
+        tracing::info!(
+            tool,
+            rule = d.rule.as_deref().unwrap_or(""),
+            reason = d.reason.as_str(),
+            "shadow deny (forwarded): {}",
+            d.message.as_deref().unwrap_or("")
+        );
+    } else if d.unenforced.is_none() {
+        tracing::debug!(tool, "allowed");
+    }
 }
 
 fn approval_required(id: &Value, tool: &str, d: &Decision) -> Value {

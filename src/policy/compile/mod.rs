@@ -23,6 +23,9 @@ use super::yaml::Pos;
 use crate::state::{CalendarUnit, Window};
 use conditions::{ParsedPath, arg_path};
 
+/// The values of a rule's `mode`.
+const MODES: &[&str] = &["enforce", "shadow"];
+
 /// The `state.` owner name of the `"*"` key.
 pub const GLOBAL_OWNER: &str = "_global";
 
@@ -96,6 +99,7 @@ pub fn compile(raw: RawPolicy, errors: &mut Vec<PolicyError>) -> Option<Compiled
     c.resolve_state_conditions();
     let counters = c.finish_counters();
 
+    let has_shadow_rules = c.rules.iter().any(|r| r.shadow);
     let identities = c.identities(&raw);
     let grants = c.grants(&raw, &identities);
 
@@ -124,6 +128,7 @@ pub fn compile(raw: RawPolicy, errors: &mut Vec<PolicyError>) -> Option<Compiled
         grants,
         identities,
         counters,
+        has_shadow_rules,
     })
 }
 
@@ -231,6 +236,7 @@ impl Compiler<'_> {
         };
 
         let scope = self.scope(raw, path);
+        let shadow = self.mode(raw, path);
         let mut counter = None;
         let mut limit_default: Option<String> = None;
 
@@ -396,6 +402,7 @@ impl Compiler<'_> {
             name,
             tool_key: Arc::from(tool_key),
             action,
+            shadow,
             conditions,
             counter,
             message,
@@ -420,6 +427,27 @@ impl Compiler<'_> {
                     ),
                 );
                 None
+            }
+        }
+    }
+
+    /// `mode: enforce` (the default) or `mode: shadow`.
+    fn mode(&mut self, raw: &RawRule, path: &str) -> bool {
+        let Some(m) = &raw.mode else { return false };
+        match m.value.as_str() {
+            "enforce" => false,
+            "shadow" => true,
+            other => {
+                let hint = match super::decode::suggest(other, MODES) {
+                    Some(s) => format!(" (did you mean \"{s}\"?)"),
+                    None => String::new(),
+                };
+                self.d.error(
+                    m.pos,
+                    &join(path, "mode"),
+                    format!("mode must be \"enforce\" or \"shadow\", got \"{other}\"{hint}"),
+                );
+                false
             }
         }
     }

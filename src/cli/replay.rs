@@ -1,0 +1,434 @@
+//! `intercept replay -c candidate.yaml EVENTS...`: what a candidate policy would have
+//! decided for calls that were recorded in audit logs.
+//!
+//! Recorded `tool_call` events (from every file, merged in time order) are evaluated again
+//! against the candidate at their original time, with a fresh in-memory counter store, so
+//! windows and rate limits behave as they would have. Allowed calls keep their counts; a
+//! call whose recorded `tool_result` was a JSON-RPC error (or a server that went away)
+//! gives its count back, as the proxy does. Only events recorded with `--log-args` carry
+//! the arguments needed; the others are skipped and counted.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use serde_json::{Value, json};
+
+use super::PolicyArg;
+use crate::engine::{Call, Decision, Engine};
+use crate::policy;
+use crate::state::{MemoryStore, Millis, Reservation};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    policy: PolicyArg,
+    /// Audit logs (JSONL) to replay, recorded with --log-args.
+    #[arg(value_name = "EVENTS", required = true)]
+    events: Vec<PathBuf>,
+    /// Print the summary and the changed calls as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+/// What the audit log's argument redaction writes in place of a secret.
+const REDACTED: &str = "[REDACTED]";
+
+/// One recorded event, with where it came from.
+struct Recorded {
+    at: Millis,
+    file: usize,
+    line: usize,
+    event: Value,
+}
+
+#[derive(Debug, Default)]
+struct Summary {
+    replayed: u64,
+    skipped: u64,
+    unreadable: u64,
+    unchanged: u64,
+    allow_to_deny: u64,
+    deny_to_allow: u64,
+    other_changes: u64,
+    redacted: u64,
+    changes: Vec<Value>,
+}
+
+pub fn run(a: &Args, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<i32> {
+    let candidate = match policy::load_file(&a.policy.config) {
+        Ok(p) => p,
+        Err(e) => {
+            writeln!(err, "Error: {e}")?;
+            return Ok(super::EXIT_USAGE);
+        }
+    };
+    let mut summary = Summary::default();
+    let mut recorded = Vec::new();
+    for (file, path) in a.events.iter().enumerate() {
+        let reader = std::fs::File::open(path)
+            .map(BufReader::new)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        for (i, line) in reader.lines().enumerate() {
+            let line = line.with_context(|| format!("cannot read {}", path.display()))?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            // A line cut short (a process killed mid-write) is counted, not fatal.
+            let Ok(event) = serde_json::from_str::<Value>(&line) else {
+                summary.unreadable += 1;
+                continue;
+            };
+            if !matches!(
+                event.get("type").and_then(Value::as_str),
+                Some("tool_call" | "tool_result")
+            ) {
+                continue;
+            }
+            let at = event
+                .get("ts")
+                .or_else(|| event.get("time"))
+                .and_then(Value::as_str)
+                .and_then(parse_rfc3339);
+            match at {
+                Some(at) => recorded.push(Recorded {
+                    at,
+                    file,
+                    line: i + 1,
+                    event,
+                }),
+                None => summary.unreadable += 1,
+            }
+        }
+    }
+    // Files from several instances interleave by time; within one file, order is kept.
+    recorded.sort_by_key(|r| (r.at, r.file, r.line));
+
+    let engine = Engine::new(Arc::new(candidate), Arc::new(MemoryStore::new()));
+    replay(&engine, &recorded, &a.events, &mut summary);
+
+    if a.json {
+        let report = json!({
+            "candidate": a.policy.config.display().to_string(),
+            "replayed": summary.replayed,
+            "skipped": summary.skipped,
+            "unreadable": summary.unreadable,
+            "unchanged": summary.unchanged,
+            "allow_to_deny": summary.allow_to_deny,
+            "deny_to_allow": summary.deny_to_allow,
+            "other_changes": summary.other_changes,
+            "args_redacted": summary.redacted,
+            "changes": summary.changes,
+        });
+        writeln!(out, "{report}")?;
+    } else {
+        print_text(out, a, &summary)?;
+    }
+    Ok(0)
+}
+
+/// Calls that went through, by instance, session and tool, in order, awaiting their
+/// `tool_result`; each holds what the candidate reserved for it.
+type Awaiting = HashMap<(String, String, String), VecDeque<Option<Reservation>>>;
+
+fn replay(engine: &Engine, recorded: &[Recorded], files: &[PathBuf], s: &mut Summary) {
+    let mut awaiting: Awaiting = HashMap::new();
+    let text = |e: &Value, k: &str| e.get(k).and_then(Value::as_str).map(str::to_string);
+    for r in recorded {
+        let e = &r.event;
+        let key = (
+            text(e, "instance").unwrap_or_default(),
+            text(e, "session").unwrap_or_default(),
+            text(e, "tool").unwrap_or_default(),
+        );
+        if e["type"] == "tool_result" {
+            let settled = awaiting.get_mut(&key).and_then(VecDeque::pop_front);
+            if let Some(Some(reservation)) = settled
+                && gave_back(e)
+            {
+                let _ = engine.rollback(&reservation);
+            }
+            continue;
+        }
+        let (Some(tool), Some(before)) = (text(e, "tool"), text(e, "decision")) else {
+            s.unreadable += 1;
+            continue;
+        };
+        let went_through = passes(&before);
+        let args = match e.get("args") {
+            Some(v @ Value::Object(_)) => v,
+            _ => {
+                s.skipped += 1;
+                if went_through {
+                    awaiting.entry(key).or_default().push_back(None);
+                }
+                continue;
+            }
+        };
+        s.replayed += 1;
+        let (identity, session, client) =
+            (text(e, "identity"), text(e, "session"), text(e, "client"));
+        let after = engine.evaluate_at(
+            &Call {
+                tool: &tool,
+                args: Some(args),
+                identity: identity.as_deref(),
+                session: session.as_deref(),
+                client_name: client.as_deref(),
+            },
+            r.at,
+        );
+        let redacted = mentions_redacted(args);
+        if redacted {
+            s.redacted += 1;
+        }
+        if went_through {
+            // Settled when its recorded result comes; a denied call never had one, and
+            // what the candidate reserved for it stays counted.
+            awaiting
+                .entry(key)
+                .or_default()
+                .push_back(after.reservation.clone());
+        }
+        let now = after.verdict.as_str();
+        if now == before {
+            s.unchanged += 1;
+            continue;
+        }
+        match (went_through, after.is_allowed()) {
+            (true, false) => s.allow_to_deny += 1,
+            (false, true) => s.deny_to_allow += 1,
+            _ => s.other_changes += 1,
+        }
+        s.changes
+            .push(change_json(r, files, e, &tool, &before, &after, redacted));
+    }
+}
+
+/// Whether the proxy gave a call's counts back when its result came: the event says so
+/// (`reservation: rolled_back`), or its outcome implies it.
+fn gave_back(result: &Value) -> bool {
+    match result.get("reservation").and_then(Value::as_str) {
+        Some(r) => r == "rolled_back",
+        None => matches!(
+            result.get("outcome").and_then(Value::as_str),
+            Some("error" | "upstream_gone")
+        ),
+    }
+}
+
+/// Whether a recorded decision let the call through.
+fn passes(decision: &str) -> bool {
+    matches!(decision, "allow" | "shadow_deny")
+}
+
+fn change_json(
+    r: &Recorded,
+    files: &[PathBuf],
+    e: &Value,
+    tool: &str,
+    before: &str,
+    after: &Decision,
+    redacted: bool,
+) -> Value {
+    let mut now = json!({ "decision": after.verdict.as_str(), "reason": after.reason.as_str() });
+    if let Some(rule) = &after.rule {
+        now["rule"] = json!(&**rule);
+    }
+    if let Some(m) = &after.message {
+        now["message"] = json!(&**m);
+    }
+    let mut was = json!({ "decision": before });
+    if let Some(rule) = e.get("rule").filter(|v| v.is_string()) {
+        was["rule"] = rule.clone();
+    }
+    json!({
+        "ts": e.get("ts").or_else(|| e.get("time")),
+        "file": files[r.file].display().to_string(),
+        "line": r.line,
+        "session": e.get("session"),
+        "identity": e.get("identity"),
+        "tool": tool,
+        "before": was,
+        "after": now,
+        "args_redacted": redacted,
+    })
+}
+
+/// Whether the arguments hold a redacted value: a condition on it saw `[REDACTED]`, not
+/// what the agent sent, so that call's replayed decision may differ from reality.
+fn mentions_redacted(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s == REDACTED,
+        Value::Array(items) => items.iter().any(mentions_redacted),
+        Value::Object(map) => map.values().any(mentions_redacted),
+        _ => false,
+    }
+}
+
+fn print_text(out: &mut dyn Write, a: &Args, s: &Summary) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "Replayed {} call(s) against {}",
+        s.replayed,
+        a.policy.config.display()
+    )?;
+    if s.skipped > 0 {
+        writeln!(
+            out,
+            "Skipped {} call(s) recorded without arguments (record with --log-args)",
+            s.skipped
+        )?;
+    }
+    if s.unreadable > 0 {
+        writeln!(out, "Ignored {} unreadable line(s)", s.unreadable)?;
+    }
+    writeln!(out, "  allow → deny    {}", s.allow_to_deny)?;
+    writeln!(out, "  deny → allow    {}", s.deny_to_allow)?;
+    if s.other_changes > 0 {
+        writeln!(out, "  other changes   {}", s.other_changes)?;
+    }
+    writeln!(out, "  unchanged       {}", s.unchanged)?;
+    if s.redacted > 0 {
+        writeln!(
+            out,
+            "{} replayed call(s) had redacted argument values; conditions on them saw \"{REDACTED}\"",
+            s.redacted
+        )?;
+    }
+    if s.changes.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<[String; 5]> = s
+        .changes
+        .iter()
+        .map(|c| {
+            let field = |v: &Value| v.as_str().unwrap_or("").to_string();
+            let rule = c["after"]
+                .get("rule")
+                .or_else(|| c["before"].get("rule"))
+                .map(field)
+                .unwrap_or_default();
+            let mut note = field(&c["after"]["message"]);
+            if c["args_redacted"] == true {
+                note = format!("(arguments redacted) {note}");
+            }
+            [
+                field(&c["ts"]),
+                field(&c["tool"]),
+                format!(
+                    "{} → {}",
+                    field(&c["before"]["decision"]),
+                    field(&c["after"]["decision"])
+                ),
+                rule,
+                note,
+            ]
+        })
+        .collect();
+    let header = ["TIME", "TOOL", "CHANGE", "RULE", "MESSAGE"];
+    let mut widths = header.map(|h| h.chars().count());
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    writeln!(out)?;
+    for row in std::iter::once(header.map(str::to_string)).chain(rows) {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                let pad = widths[i] - cell.chars().count();
+                line.push_str(cell);
+                line.push_str(&" ".repeat(pad + 2));
+            }
+        }
+        writeln!(out, "{}", line.trim_end())?;
+    }
+    Ok(())
+}
+
+/// `2026-11-24T19:41:37.250Z` (or with a `±HH:MM` offset) → milliseconds since the epoch.
+fn parse_rfc3339(s: &str) -> Option<Millis> {
+    let b = s.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if b[13] != b':' || b[16] != b':' || !(1..=12).contains(&mo) || !(1..=31).contains(&d) {
+        return None;
+    }
+    let mut rest = &s[19..];
+    let mut millis = 0;
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return None;
+        }
+        let ms: String = frac[..digits].chars().chain("00".chars()).take(3).collect();
+        millis = ms.parse::<i64>().ok()?;
+        rest = &frac[digits..];
+    }
+    let offset = match rest {
+        "Z" | "z" => 0,
+        _ => {
+            let sign = match rest.as_bytes().first()? {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            let (oh, om) = rest[1..].split_once(':')?;
+            sign * (oh.parse::<i64>().ok()? * 60 + om.parse::<i64>().ok()?)
+        }
+    };
+    let days = days_from_civil(y, mo, d);
+    let secs = days * 86_400 + h * 3600 + mi * 60 + sec - offset * 60;
+    Some(secs * 1000 + millis)
+}
+
+/// (year, month, day) → days since 1970-01-01, proleptic Gregorian (H. Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_read_as_the_audit_log_writes_them() {
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            parse_rfc3339("2100-01-01T00:00:00.000Z"),
+            Some(4_102_444_800_000)
+        );
+        assert_eq!(
+            parse_rfc3339("2000-02-29T12:30:15.250Z"),
+            Some(951_827_415_250)
+        );
+        assert_eq!(
+            parse_rfc3339("2000-02-29T14:30:15.25+02:00"),
+            Some(951_827_415_250)
+        );
+        assert_eq!(parse_rfc3339("2000-02-29"), None);
+        assert_eq!(parse_rfc3339("2000-13-01T00:00:00Z"), None);
+    }
+
+    #[test]
+    fn redacted_values_are_found_at_any_depth() {
+        assert!(mentions_redacted(&json!({"a": [{"token": "[REDACTED]"}]})));
+        assert!(!mentions_redacted(&json!({"a": "REDACTED"})));
+    }
+}
