@@ -17,6 +17,10 @@ const POLICY: &str = r#"tools:
           - {path: args.title, op: regex, value: '^[A-Z]'}
   limited:
     rules:
+      - name: twenty
+        rate_limit: {max: 20, window: 60}
+  twice:
+    rules:
       - name: twice
         rate_limit: {max: 2, window: 60}
   blocked:
@@ -49,9 +53,9 @@ fn messages() -> Vec<String> {
         call("2", r#""echo""#, r#"{"repo":"prod","title":"Fix it"}"#),
         call("3", r#""echo""#, r#"{"repo":"web","title":"lower"}"#),
         call("4", r#""blocked""#, "{}"),
-        call("5", r#""limited""#, "{}"),
-        call("6", r#""limited""#, "null"),
-        call("7", r#""limited""#, r#"{"n":1}"#),
+        call("5", r#""twice""#, "{}"),
+        call("6", r#""twice""#, "null"),
+        call("7", r#""twice""#, r#"{"n":1}"#),
         call("8", r#""unknown""#, r#"{"a":[1,{"b":null}],"c":-3}"#),
         // What the exact path words as errors, or reads another way.
         call("9", r#""echo""#, r#""repo=prod""#),
@@ -77,9 +81,9 @@ fn messages() -> Vec<String> {
         r#"{"jsonrpc":"2.0","id":26,"method":"tools/call","params":"echo"}"#.into(),
         r#"{"jsonrpc":"2.0","id":27,"method":"tools/call"}"#.into(),
         r#"{"jsonrpc":"2.0","method":"tools/call","params":{"name":"echo","arguments":{}}}"#.into(),
-        r#"{"jsonrpc":"2.0","id":28,"method":"tools/call","params":{"name":"limited","arguments":{},"inputResponses":{"x":{}}}}"#.into(),
-        r#"{"jsonrpc":"2.0","id":29,"method":"tools/call","params":{"name":"limited","arguments":{},"_meta":{"io.modelcontextprotocol/clientInfo":{"name":"cli"}}}}"#.into(),
-        r#"{"jsonrpc":"2.0","id":30,"method":"tools/call","params":{"name":"limited","clientInfo":{"name":7},"_meta":{"progressToken":1}}}"#.into(),
+        r#"{"jsonrpc":"2.0","id":28,"method":"tools/call","params":{"name":"twice","arguments":{},"inputResponses":{"x":{}}}}"#.into(),
+        r#"{"jsonrpc":"2.0","id":29,"method":"tools/call","params":{"name":"twice","arguments":{},"_meta":{"io.modelcontextprotocol/clientInfo":{"name":"cli"}}}}"#.into(),
+        r#"{"jsonrpc":"2.0","id":30,"method":"tools/call","params":{"name":"twice","clientInfo":{"name":7},"_meta":{"progressToken":1}}}"#.into(),
         r#"{"jsonrpc": "2.0", "id": 31, "method": "tools/call", "params": {"name": "echo", "arguments": {"repo": "web", "title": "Fix it"}}}"#.into(),
         r#"{"jsonrpc":"2.0","id":32,"method":"tools\/call","params":{"name":"blocked"}}"#.into(),
         r#"[{"jsonrpc":"2.0","id":33,"method":"tools/call","params":{"name":"blocked"}}]"#.into(),
@@ -147,4 +151,62 @@ fn stream_entry_points_write_the_same_lines() {
     }
     assert_eq!(got, want);
     assert_eq!(streamed.pending_count(), routed.pending_count());
+}
+
+#[test]
+fn responses_settle_calls_as_the_exact_path_does() {
+    let responses = [
+        r#"{"jsonrpc":"2.0","id":ID,"error":{"code":-32000,"message":"failed"}}"#,
+        r#"{"jsonrpc":"2.0","id":ID,"result":{"content":[],"isError":true}}"#,
+        r#"{"jsonrpc":"2.0","id":ID,"result":{"resultType":"input_required","inputRequests":{}}}"#,
+        r#"{"jsonrpc":"2.0","id":ID,"result":{"resultType":"input_\u0072equired"}}"#,
+        r#"{"jsonrpc": "2.0", "id": ID, "error": {"code": 1, "message": "x"}}"#,
+        r#"{"jsonrpc":"2.0","id":ID,"error":null,"result":{}}"#,
+        r#"{"jsonrpc":"2.0","id":ID,"result":{"resultType":7,"isError":"yes"}}"#,
+        r#"{"jsonrpc":"2.0","id":ID,"result":{},"result":{"isError":true}}"#,
+        r#"{"jsonrpc":"2.0","id":ID,"result":{"isError":true,"ISERROR":false}}"#,
+        r#"{"jsonrpc":"2.0","id":ID,"result":[1]}"#,
+        r#"{"jsonrpc":"2.0","id":ID,"method":"sampling/createMessage","params":{}}"#,
+        r#"{"jsonrpc":"2.0","id":ID,"result":{"content":[{"type":"text","text":"{\"a\":\"\\u00e9\"}"}]}}"#,
+    ];
+    let (fast, exact) = (proxy(), proxy());
+    let mut id = 100;
+    for response in responses {
+        for quoted in [false, true] {
+            id += 1;
+            let id_text = if quoted {
+                format!(r#""r{id}""#)
+            } else {
+                id.to_string()
+            };
+            let calls = [
+                call(&id_text, r#""limited""#, "{}"),
+                // The retry of a call that needed input is not counted again.
+                format!(
+                    r#"{{"jsonrpc":"2.0","id":{id}0,"method":"tools/call","params":{{"name":"limited","arguments":{{}},"inputResponses":{{}}}}}}"#
+                ),
+            ];
+            assert_eq!(
+                fast.client_message(calls[0].as_bytes()),
+                exact.client_message_exact(calls[0].as_bytes())
+            );
+            let response = response.replace("ID", &id_text);
+            assert_eq!(
+                fast.server_message(response.as_bytes()),
+                exact.server_message_exact(response.as_bytes()),
+                "{response}"
+            );
+            assert_eq!(fast.pending_count(), exact.pending_count(), "{response}");
+            assert_eq!(
+                fast.client_message(calls[1].as_bytes()),
+                exact.client_message_exact(calls[1].as_bytes()),
+                "{response}"
+            );
+            let done = format!(r#"{{"jsonrpc":"2.0","id":{id}0,"result":{{}}}}"#);
+            assert_eq!(
+                fast.server_message(done.as_bytes()),
+                exact.server_message_exact(done.as_bytes())
+            );
+        }
+    }
 }

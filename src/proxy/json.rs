@@ -151,23 +151,53 @@ const CANONICAL_MAX_DEPTH: usize = 100;
 /// writes, integers in their shortest form, and in every object keys that are ASCII and
 /// distinct even ignoring case. False claims nothing; the caller takes the exact path.
 pub fn is_canonical(bytes: &[u8]) -> bool {
-    if std::str::from_utf8(bytes).is_err() {
-        return false;
-    }
+    canonical_outline(bytes).is_some()
+}
+
+/// A member of an object in canonical text: how deep the object is (1 for the top-level
+/// value), and the member's key (without its quotes) and value, as written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Member<'a> {
+    pub depth: usize,
+    pub key: &'a [u8],
+    pub value: &'a [u8],
+}
+
+/// If `bytes` are canonical (see [`is_canonical`]), the members of the objects in its top
+/// two levels, in the order written: an object's members follow the member that holds it.
+/// Found by the same scan, so reading a message's envelope costs no second pass.
+pub fn canonical_outline(bytes: &[u8]) -> Option<Vec<Member<'_>>> {
     let mut scan = Canonical {
         b: bytes,
         i: 0,
-        keys: Vec::new(),
+        keys: Vec::with_capacity(32),
+        outline: Vec::with_capacity(16),
     };
-    scan.value(0) && scan.i == bytes.len()
+    (scan.value(0) && scan.i == bytes.len()).then_some(scan.outline)
 }
 
-/// The state of [`is_canonical`]'s scan: a position, and the keys of the objects being
-/// read (each object's keys on top of its parents').
+/// The members of the object that is the value of `outline[at]`.
+pub fn children<'o, 'a>(
+    outline: &'o [Member<'a>],
+    at: usize,
+) -> impl Iterator<Item = &'o Member<'a>> {
+    let depth = outline[at].depth + 1;
+    outline[at + 1..]
+        .iter()
+        .take_while(move |m| m.depth >= depth)
+        .filter(move |m| m.depth == depth)
+}
+
+/// How deep [`canonical_outline`] records members.
+const OUTLINE_DEPTH: usize = 2;
+
+/// The state of [`is_canonical`]'s scan: a position, the keys of the objects being read
+/// (each object's keys on top of its parents'), and the outline found so far.
 struct Canonical<'a> {
     b: &'a [u8],
     i: usize,
     keys: Vec<&'a [u8]>,
+    outline: Vec<Member<'a>>,
 }
 
 impl<'a> Canonical<'a> {
@@ -217,8 +247,22 @@ impl<'a> Canonical<'a> {
                 return false;
             }
             self.keys.push(key);
-            if self.next() != Some(b':') || !self.value(depth) {
+            if self.next() != Some(b':') {
                 return false;
+            }
+            let (start, at) = (self.i, self.outline.len());
+            if depth <= OUTLINE_DEPTH {
+                self.outline.push(Member {
+                    depth,
+                    key,
+                    value: &[],
+                });
+            }
+            if !self.value(depth) {
+                return false;
+            }
+            if depth <= OUTLINE_DEPTH {
+                self.outline[at].value = &self.b[start..self.i];
             }
             match self.next() {
                 Some(b',') => {}
@@ -251,23 +295,29 @@ impl<'a> Canonical<'a> {
         }
     }
 
-    /// A string, from its opening quote to just past its closing one. The whole input is
-    /// known to be UTF-8, so only quotes, escapes and control characters need a look.
+    /// A string, from its opening quote to just past its closing one. Outside strings
+    /// only ASCII passes the grammar, so checking each string that has other bytes is
+    /// checking that the whole text is UTF-8.
     fn string(&mut self) -> bool {
         self.i += 1;
+        let start = self.i;
+        let mut ascii = true;
         loop {
-            let rest = &self.b[self.i..];
-            let Some(n) = memchr::memchr2(b'"', b'\\', rest) else {
-                return false;
-            };
-            // Raw control characters are not JSON (the fold, unlike `any`, vectorises).
-            if rest[..n].iter().fold(false, |bad, &c| bad | (c < 0x20)) {
-                return false;
-            }
-            self.i += n;
-            if rest[n] == b'"' {
-                self.i += 1;
-                return true;
+            self.i = next_special(self.b, self.i);
+            match self.b.get(self.i) {
+                None => return false,
+                Some(b'"') => {
+                    self.i += 1;
+                    return ascii || std::str::from_utf8(&self.b[start..self.i - 1]).is_ok();
+                }
+                Some(b'\\') => {}
+                Some(&c) if c >= 0x80 => {
+                    ascii = false;
+                    self.i += 1;
+                    continue;
+                }
+                // Raw control characters are not JSON.
+                Some(_) => return false,
             }
             // Only the escapes serde_json writes: the short forms, and `\u00xx` (lower-case
             // hex) for the control characters that have none.
@@ -334,61 +384,42 @@ impl<'a> Canonical<'a> {
     }
 }
 
+/// The index of the first byte from `i` on that a string scan must look at: a quote, a
+/// backslash, a control character or a non-ASCII byte (or the length, if none). Eight
+/// bytes at a time: most of a string is plain text.
+fn next_special(b: &[u8], mut i: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    while let Some(chunk) = b.get(i..i + 8) {
+        let w = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
+        // The high bit of a byte of `special` is set where that byte is < 0x20, is `"`
+        // or `\\` (a zero after the xor), or is not ASCII. Borrows can only mark bytes
+        // above a special one, and the lowest mark is all that is read.
+        let zero = |x: u64| x.wrapping_sub(ONES) & !x;
+        let special = (w.wrapping_sub(0x20 * ONES)
+            | zero(w ^ (b'"' as u64 * ONES))
+            | zero(w ^ (b'\\' as u64 * ONES))
+            | w)
+            & HIGH;
+        if special != 0 {
+            return i + (special.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while let Some(&c) = b.get(i) {
+        if !(0x20..0x80).contains(&c) || c == b'"' || c == b'\\' {
+            return i;
+        }
+        i += 1;
+    }
+    i
+}
+
 fn lower_hex(c: u8) -> Option<u8> {
     match c {
         b'0'..=b'9' => Some(c - b'0'),
         b'a'..=b'f' => Some(c - b'a' + 10),
         _ => None,
-    }
-}
-
-/// The members of an object that [`is_canonical`] accepted (or a part of such text that is
-/// an object): each key's raw text without its quotes, and its value's raw text.
-pub fn members(object: &[u8]) -> Members<'_> {
-    Members { b: object, i: 1 }
-}
-
-#[derive(Debug)]
-pub struct Members<'a> {
-    b: &'a [u8],
-    i: usize,
-}
-
-impl<'a> Iterator for Members<'a> {
-    type Item = (&'a [u8], &'a [u8]);
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.b.get(self.i) != Some(&b'"') {
-            return None;
-        }
-        let key_end = string_end(self.b, self.i)?;
-        let key = &self.b[self.i + 1..key_end];
-        let start = key_end + 2; // past the quote and the colon
-        let end = value_end(self.b, start)?;
-        self.i = end + 1; // past the comma (or the closing brace, where iteration ends)
-        Some((key, &self.b[start..end]))
-    }
-}
-
-/// Where the value starting at `start` ends, in text without whitespace.
-fn value_end(b: &[u8], start: usize) -> Option<usize> {
-    let mut depth = 0usize;
-    let mut i = start;
-    loop {
-        match *b.get(i)? {
-            b'"' => i = string_end(b, i)?,
-            b'{' | b'[' => depth += 1,
-            b'}' | b']' if depth == 0 => return Some(i),
-            b'}' | b']' => {
-                depth -= 1;
-                if depth == 0 {
-                    return Some(i + 1);
-                }
-            }
-            b',' if depth == 0 => return Some(i),
-            _ => {}
-        }
-        i += 1;
     }
 }
 
@@ -428,11 +459,12 @@ pub fn top_level_id(prefix: &[u8]) -> Option<String> {
 fn string_end(bytes: &[u8], start: usize) -> Option<usize> {
     let mut i = start + 1;
     loop {
-        i += memchr::memchr2(b'"', b'\\', bytes.get(i..)?)?;
-        if bytes[i] == b'"' {
-            return Some(i);
+        i = next_special(bytes, i);
+        match *bytes.get(i)? {
+            b'"' => return Some(i),
+            b'\\' => i += 2,
+            _ => i += 1,
         }
-        i += 2;
     }
 }
 
@@ -601,19 +633,26 @@ mod tests {
     }
 
     #[test]
-    fn members_of_canonical_text() {
-        let text = br#"{"a":{"b":[1,"]}"]},"c":"x\"y","d":-1,"e":[],"f":{}}"#;
-        assert!(is_canonical(text));
-        let got: Vec<(&[u8], &[u8])> = members(text).collect();
-        let want: Vec<(&[u8], &[u8])> = vec![
-            (b"a", br#"{"b":[1,"]}"]}"#),
-            (b"c", br#""x\"y""#),
-            (b"d", b"-1"),
-            (b"e", b"[]"),
-            (b"f", b"{}"),
+    fn the_outline_of_canonical_text() {
+        let text = br#"{"a":{"b":[1,"]}",{"deep":1}],"c":{"d":2}},"e":"x\"y","f":-1,"g":[{"h":3}],"i":{}}"#;
+        let outline = canonical_outline(text).expect("canonical");
+        let got: Vec<(usize, &[u8], &[u8])> =
+            outline.iter().map(|m| (m.depth, m.key, m.value)).collect();
+        let want: Vec<(usize, &[u8], &[u8])> = vec![
+            (1, b"a", br#"{"b":[1,"]}",{"deep":1}],"c":{"d":2}}"#),
+            (2, b"b", br#"[1,"]}",{"deep":1}]"#),
+            (2, b"c", br#"{"d":2}"#),
+            (1, b"e", br#""x\"y""#),
+            (1, b"f", b"-1"),
+            (1, b"g", br#"[{"h":3}]"#),
+            (1, b"i", b"{}"),
         ];
         assert_eq!(got, want);
-        assert_eq!(members(b"{}").count(), 0);
+        let keys = |at| children(&outline, at).map(|m| m.key).collect::<Vec<_>>();
+        assert_eq!(keys(0), vec![b"b".as_slice(), b"c"]);
+        assert!(keys(2).is_empty() && keys(5).is_empty() && keys(6).is_empty());
+        assert_eq!(canonical_outline(b"{}"), Some(vec![]));
+        assert_eq!(canonical_outline(b"[{\"a\":1}]").map(|o| o.len()), Some(1));
     }
 
     /// A small deterministic generator, so failures reproduce.

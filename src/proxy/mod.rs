@@ -302,19 +302,20 @@ impl Proxy {
     /// allowed call is forwarded as received. None: the exact path decides (and words any
     /// error).
     fn tools_call_fast(&self, line: &[u8]) -> Option<Handled> {
-        if !line.starts_with(b"{") || !json::is_canonical(line) {
+        if !line.starts_with(b"{") {
             return None;
         }
+        let outline = json::canonical_outline(line)?;
         let (mut method, mut id, mut params) = (None, None, None);
-        for (key, value) in json::members(line) {
-            match key {
-                b"method" => method = Some(value),
-                b"id" => id = Some(value),
-                b"params" => params = Some(value),
+        for (at, m) in outline.iter().enumerate().filter(|(_, m)| m.depth == 1) {
+            match m.key {
+                b"method" => method = Some(m.value),
+                b"id" => id = Some(m.value),
+                b"params" => params = Some((at, m.value)),
                 _ => {}
             }
         }
-        let (id, params) = (id?, params?);
+        let (id, (params_at, params)) = (id?, params?);
         let id_is_string_or_number = matches!(id[0], b'"' | b'-' | b'0'..=b'9');
         if method != Some(br#""tools/call""#.as_slice()) || !id_is_string_or_number {
             return None;
@@ -324,7 +325,7 @@ impl Proxy {
         }
         let (mut name, mut arguments, mut input_responses) = (None, None, false);
         let (mut client_info, mut meta) = (None, None);
-        for (key, value) in json::members(params) {
+        for &json::Member { key, value, .. } in json::children(&outline, params_at) {
             match key {
                 b"name" => name = Some(value),
                 b"arguments" => arguments = Some(value),
@@ -503,34 +504,20 @@ impl Proxy {
         if lock(&self.pending).is_empty() {
             return true;
         }
-        let Ok(envelope) = serde_json::from_slice::<Envelope<'_>>(line) else {
+        let Some(response) = ResponseEnvelope::read(line) else {
             return false;
-        };
-        let Some(id) = envelope.id.filter(|_| envelope.method.is_none()) else {
-            return false;
-        };
-        // The key is the id's canonical text, which most ids already are.
-        let key = if json::is_canonical(id.get().as_bytes()) {
-            id.get().to_string()
-        } else {
-            match serde_json::from_str::<Value>(id.get()) {
-                Ok(id) => id_key(&id),
-                Err(_) => return false,
-            }
         };
         let mut pending = lock(&self.pending);
-        if !matches!(pending.peek(&key), Some(Pending::Call { .. })) {
+        if !matches!(pending.peek(&response.key), Some(Pending::Call { .. })) {
             return false;
         }
-        let entry = pending.remove(&key);
+        let entry = pending.remove(&response.key);
         drop(pending);
         if let Some(Pending::Call(info)) = entry {
-            let failed = envelope.error.is_some_and(|e| e.get() != "null");
-            let result = envelope.result.as_ref();
             let outcome = Outcome::of(
-                failed,
-                result.and_then(|r| r.result_type),
-                result.and_then(|r| r.is_error),
+                response.failed,
+                response.result_type.as_deref(),
+                response.is_error,
             );
             self.finish_call(info, outcome);
         }
@@ -783,6 +770,78 @@ impl Proxy {
                 ))
             })
             .collect()
+    }
+}
+
+/// What the fast path reads of a server message that is a response.
+struct ResponseEnvelope<'a> {
+    /// The id's canonical text: the pending-table key.
+    key: String,
+    /// A JSON-RPC error (not null).
+    failed: bool,
+    result_type: Option<std::borrow::Cow<'a, str>>,
+    is_error: Option<bool>,
+}
+
+impl<'a> ResponseEnvelope<'a> {
+    /// None for a request or a notification, or a message the exact path must read.
+    fn read(line: &'a [u8]) -> Option<Self> {
+        if line.starts_with(b"{")
+            && let Some(outline) = json::canonical_outline(line)
+        {
+            return Self::read_canonical(&outline);
+        }
+        let envelope = serde_json::from_slice::<Envelope<'_>>(line).ok()?;
+        let id = envelope.id.filter(|_| envelope.method.is_none())?;
+        let id: Value = serde_json::from_str(id.get()).ok()?;
+        let result = envelope.result.as_ref();
+        Some(ResponseEnvelope {
+            key: id_key(&id),
+            failed: envelope.error.is_some_and(|e| e.get() != "null"),
+            result_type: result.and_then(|r| r.result_type).map(Into::into),
+            is_error: result.and_then(|r| r.is_error),
+        })
+    }
+
+    /// A canonically written message (most servers write so): unambiguous, so its members
+    /// can be read in place, and its id's text is already the key.
+    fn read_canonical(outline: &[json::Member<'a>]) -> Option<Self> {
+        let (mut id, mut method, mut error, mut result) = (None, None, None, None);
+        for (at, m) in outline.iter().enumerate().filter(|(_, m)| m.depth == 1) {
+            match m.key {
+                b"id" => id = Some(m.value),
+                b"method" => method = Some(m.value),
+                b"error" => error = Some(m.value),
+                b"result" => result = Some(at),
+                _ => {}
+            }
+        }
+        if method.is_some() {
+            return None;
+        }
+        let mut response = ResponseEnvelope {
+            key: String::from_utf8(id?.to_vec()).ok()?,
+            failed: error.is_some_and(|e| e != b"null"),
+            result_type: None,
+            is_error: None,
+        };
+        // As the exact path reads them: a string, a boolean, anything else as absent.
+        let members = result
+            .into_iter()
+            .flat_map(|at| json::children(outline, at));
+        for &json::Member { key, value, .. } in members {
+            match key {
+                b"resultType" => {
+                    response.result_type = match serde_json::from_slice::<&str>(value) {
+                        Ok(t) => Some(t.into()),
+                        Err(_) => serde_json::from_slice::<String>(value).ok().map(Into::into),
+                    }
+                }
+                b"isError" => response.is_error = serde_json::from_slice::<bool>(value).ok(),
+                _ => {}
+            }
+        }
+        Some(response)
     }
 }
 
