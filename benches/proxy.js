@@ -143,9 +143,14 @@ async function run(through) {
   const rounds = Number(process.env.ROUNDS || 3)
   const direct = []
   const proxied = []
+  // ONLY=through (or direct) runs one side, e.g. to attach a profiler to intercept.
   for (let r = 0; r < rounds; r++) {
-    direct.push(await run(false))
-    proxied.push(await run(true))
+    if (process.env.ONLY !== 'through') direct.push(await run(false))
+    if (process.env.ONLY !== 'direct') proxied.push(await run(true))
+  }
+  if (process.env.ONLY) {
+    process.stderr.write(JSON.stringify({ direct, proxied }, null, 1) + '\n')
+    return
   }
   const med = (xs, k) => xs.map((x) => x[k]).sort((a, b) => a - b)[Math.floor(xs.length / 2)]
   const d = { p50: med(direct, 'p50'), p99: med(direct, 'p99'), tp: med(direct, 'throughput'), su: med(direct, 'startup') }

@@ -92,6 +92,12 @@ where
             let mut splitter = LineSplitter::new(max);
             let mut chunk = vec![0u8; 64 * 1024];
             loop {
+                // Before reading again, let other runnable threads go first: under load the
+                // writer at the other end is often among them, halfway through a burst,
+                // and one read then takes the whole burst instead of its first message.
+                // With 64 calls in flight this roughly halved the proxy's system time per
+                // call; on an idle core it returns at once.
+                std::thread::yield_now();
                 match input.read(&mut chunk) {
                     Ok(0) => break,
                     Ok(n) => splitter.feed(&chunk[..n], |line| handler.line(line)),
