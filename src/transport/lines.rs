@@ -175,4 +175,32 @@ mod tests {
         assert_eq!(got[0], Frame::Line(b"12345".to_vec()));
         assert!(matches!(got[1], Frame::Oversize { len: 6, .. }));
     }
+
+    #[test]
+    fn whole_lines_are_handed_over_in_place_and_split_ones_from_the_buffer() {
+        let mut s = LineSplitter::new(100);
+        let chunk = b"{\"a\":1}\n{\"b\":\r\n\n{\"c\"";
+        let mut seen = Vec::new();
+        s.feed(chunk, |line| {
+            if let Line::Whole(l) = line {
+                // In place: the slice points into the chunk itself.
+                let inside = chunk.as_ptr_range().contains(&l.as_ptr());
+                seen.push((l.to_vec(), inside));
+            }
+        });
+        s.feed(b":3}\n", |line| {
+            if let Line::Whole(l) = line {
+                seen.push((l.to_vec(), false));
+            }
+        });
+        assert_eq!(
+            seen,
+            vec![
+                (b"{\"a\":1}".to_vec(), true),
+                (b"{\"b\":".to_vec(), true),
+                (b"{\"c\":3}".to_vec(), false),
+            ]
+        );
+        assert_eq!(s.finish(), None);
+    }
 }
