@@ -62,34 +62,6 @@ function startProcess(through) {
 const args = { repo: 'web', title: 'Fix the build', body: 'x'.repeat(200) }
 const percentile = (sorted, q) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]
 
-// CPU time (ns) a process has used so far, all its threads: the scheduler's own accounting,
-// far finer than the 10 ms ticks of /proc/PID/stat. Linux only; null elsewhere.
-function cpuNs(pid) {
-  try {
-    const { readdirSync } = require('node:fs')
-    let total = 0
-    for (const tid of readdirSync(`/proc/${pid}/task`)) {
-      total += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0])
-    }
-    return total
-  } catch {
-    return null
-  }
-}
-
-// The echo server's pid: the driver's own child when direct, intercept's child when proxied.
-function serverPid(p, through) {
-  if (!through) return p.child.pid
-  try {
-    const { readdirSync } = require('node:fs')
-    for (const tid of readdirSync(`/proc/${p.child.pid}/task`)) {
-      const kids = readFileSync(`/proc/${p.child.pid}/task/${tid}/children`, 'utf8').trim()
-      if (kids) return Number(kids.split(' ')[0])
-    }
-  } catch {}
-  return null
-}
-
 async function run(through) {
   const t0 = process.hrtime.bigint()
   const p = startProcess(through)
@@ -140,17 +112,20 @@ async function run(through) {
 }
 
 ;(async () => {
+  // ONLY=through (or direct) runs one side and prints its figures, e.g. to attach a
+  // profiler to intercept.
+  if (process.env.ONLY) {
+    const runs = []
+    for (let r = 0; r < Number(process.env.ROUNDS || 3); r++) runs.push(await run(process.env.ONLY === 'through'))
+    process.stderr.write(JSON.stringify(runs, null, 1) + '\n')
+    return
+  }
   const rounds = Number(process.env.ROUNDS || 3)
   const direct = []
   const proxied = []
-  // ONLY=through (or direct) runs one side, e.g. to attach a profiler to intercept.
   for (let r = 0; r < rounds; r++) {
-    if (process.env.ONLY !== 'through') direct.push(await run(false))
-    if (process.env.ONLY !== 'direct') proxied.push(await run(true))
-  }
-  if (process.env.ONLY) {
-    process.stderr.write(JSON.stringify({ direct, proxied }, null, 1) + '\n')
-    return
+    direct.push(await run(false))
+    proxied.push(await run(true))
   }
   const med = (xs, k) => xs.map((x) => x[k]).sort((a, b) => a - b)[Math.floor(xs.length / 2)]
   const d = { p50: med(direct, 'p50'), p99: med(direct, 'p99'), tp: med(direct, 'throughput'), su: med(direct, 'startup') }
@@ -174,3 +149,31 @@ async function run(through) {
   ]
   process.stderr.write(lines.join('\n') + '\n')
 })()
+
+// CPU time (ns) a process has used so far, all its threads: the scheduler's own accounting,
+// far finer than the 10 ms ticks of /proc/PID/stat. Linux only; null elsewhere.
+function cpuNs(pid) {
+  try {
+    const { readdirSync } = require('node:fs')
+    let total = 0
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      total += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0])
+    }
+    return total
+  } catch {
+    return null
+  }
+}
+
+// The echo server's pid: the driver's own child when direct, intercept's child when proxied.
+function serverPid(p, through) {
+  if (!through) return p.child.pid
+  try {
+    const { readdirSync } = require('node:fs')
+    for (const tid of readdirSync(`/proc/${p.child.pid}/task`)) {
+      const kids = readFileSync(`/proc/${p.child.pid}/task/${tid}/children`, 'utf8').trim()
+      if (kids) return Number(kids.split(' ')[0])
+    }
+  } catch {}
+  return null
+}
