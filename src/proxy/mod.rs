@@ -104,8 +104,8 @@ impl Proxy {
     }
 
     /// [`Proxy::client_message`] for a stream transport: appends each resulting line, with
-    /// its newline, to the bytes bound for the server or for the client. An allowed call
-    /// forwarded as received costs one copy of the line and no other allocation.
+    /// its newline, to the bytes bound for the server or for the client. A call forwarded as
+    /// received is copied once, straight into the output.
     pub fn client_message_to(&self, line: &[u8], to_server: &mut Vec<u8>, to_client: &mut Vec<u8>) {
         match self.tools_call_fast(line) {
             Some(Handled::Forward(None)) => push_line(to_server, line),
