@@ -10,7 +10,7 @@ const { tmpdir } = require('node:os')
 const { dirname, join } = require('node:path')
 
 const root = join(__dirname, '..')
-const binary = join(root, 'target', 'release', 'intercept')
+const binary = process.env.INTERCEPT_BIN || join(root, 'target', 'release', 'intercept')
 const echo = join(__dirname, 'echo-server.js')
 const policy = join(mkdtempSync(join(tmpdir(), 'intercept-bench-')), 'policy.yaml')
 writeFileSync(
@@ -25,8 +25,8 @@ tools:
           - {path: args.title, op: regex, value: '^[A-Z]'}
 `,
 )
-const SEQUENTIAL = 3000
-const CONCURRENT_TOTAL = 30000
+const SEQUENTIAL = Number(process.env.SEQUENTIAL || 3000)
+const CONCURRENT_TOTAL = Number(process.env.CONCURRENT || 30000)
 const IN_FLIGHT = 64
 
 function startProcess(through) {
@@ -76,6 +76,10 @@ async function run(through) {
   }
   latencies.sort((a, b) => a - b)
   let sent = 0
+  // CPU of each process over the concurrent phase alone: the driver, the echo server and,
+  // when proxied, intercept (all its threads).
+  const echoPid = serverPid(p, through)
+  const cpu0 = { driver: process.cpuUsage(), echo: cpuNs(echoPid), proxy: through ? cpuNs(p.child.pid) : null }
   const c0 = process.hrtime.bigint()
   const worker = async () => {
     while (sent < CONCURRENT_TOTAL) {
@@ -85,6 +89,13 @@ async function run(through) {
   }
   await Promise.all(Array.from({ length: IN_FLIGHT }, worker))
   const throughput = CONCURRENT_TOTAL / (Number(process.hrtime.bigint() - c0) / 1e9)
+  const driverCpu = process.cpuUsage(cpu0.driver)
+  const perCall = (ns) => ns / CONCURRENT_TOTAL / 1000
+  const cpu = {
+    driver: perCall((driverCpu.user + driverCpu.system) * 1000),
+    echo: cpu0.echo === null ? null : perCall(cpuNs(echoPid) - cpu0.echo),
+    proxy: cpu0.proxy === null ? null : perCall(cpuNs(p.child.pid) - cpu0.proxy),
+  }
   let rssKb = null
   let cpuPerCall = null
   if (through && process.platform === 'linux') {
@@ -97,10 +108,18 @@ async function run(through) {
   }
   p.child.stdin.end()
   await new Promise((r) => p.child.on('exit', r))
-  return { startup, p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), throughput, rssKb, cpuPerCall }
+  return { startup, p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), throughput, rssKb, cpuPerCall, cpu }
 }
 
 ;(async () => {
+  // ONLY=through (or direct) runs one side and prints its figures, e.g. to attach a
+  // profiler to intercept.
+  if (process.env.ONLY) {
+    const runs = []
+    for (let r = 0; r < Number(process.env.ROUNDS || 3); r++) runs.push(await run(process.env.ONLY === 'through'))
+    process.stderr.write(JSON.stringify(runs, null, 1) + '\n')
+    return
+  }
   const rounds = Number(process.env.ROUNDS || 3)
   const direct = []
   const proxied = []
@@ -111,6 +130,10 @@ async function run(through) {
   const med = (xs, k) => xs.map((x) => x[k]).sort((a, b) => a - b)[Math.floor(xs.length / 2)]
   const d = { p50: med(direct, 'p50'), p99: med(direct, 'p99'), tp: med(direct, 'throughput'), su: med(direct, 'startup') }
   const t = { p50: med(proxied, 'p50'), p99: med(proxied, 'p99'), tp: med(proxied, 'throughput'), su: med(proxied, 'startup') }
+  const cpuMed = (xs, k) => {
+    const v = xs.map((x) => x.cpu[k]).filter((c) => c !== null).sort((a, b) => a - b)
+    return v.length ? v[Math.floor(v.length / 2)].toFixed(2) : '?'
+  }
   const rss = Math.max(...proxied.map((x) => x.rssKb || 0))
   const lines = [
     `rounds: ${rounds} (medians), sequential calls: ${SEQUENTIAL}, concurrent: ${CONCURRENT_TOTAL} with ${IN_FLIGHT} in flight`,
@@ -119,8 +142,38 @@ async function run(through) {
     `added latency               p50 ${(t.p50 - d.p50).toFixed(1)} µs  p99 ${(t.p99 - d.p99).toFixed(1)} µs`,
     `throughput direct ${d.tp.toFixed(0)}/s, through ${t.tp.toFixed(0)}/s: ${((100 * t.tp) / d.tp).toFixed(1)}% of direct`,
     `peak RSS of intercept: ${(rss / 1024).toFixed(1)} MB`,
-    `intercept CPU per call (both directions): ${med(proxied, 'cpuPerCall').toFixed(1)} µs`,
+    `intercept CPU per call (both directions): ${med(proxied, 'cpuPerCall').toFixed(1)} µs (whole run, 10 ms ticks)`,
+    `CPU per call, 64 in flight: direct driver ${cpuMed(direct, 'driver')} + echo ${cpuMed(direct, 'echo')} µs; ` +
+      `through driver ${cpuMed(proxied, 'driver')} + echo ${cpuMed(proxied, 'echo')} + intercept ${cpuMed(proxied, 'proxy')} µs`,
     `start-up to initialize answered: direct ${d.su.toFixed(1)} ms, through ${t.su.toFixed(1)} ms (+${(t.su - d.su).toFixed(1)} ms)`,
   ]
   process.stderr.write(lines.join('\n') + '\n')
 })()
+
+// CPU time (ns) a process has used so far, all its threads: the scheduler's own accounting,
+// far finer than the 10 ms ticks of /proc/PID/stat. Linux only; null elsewhere.
+function cpuNs(pid) {
+  try {
+    const { readdirSync } = require('node:fs')
+    let total = 0
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      total += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0])
+    }
+    return total
+  } catch {
+    return null
+  }
+}
+
+// The echo server's pid: the driver's own child when direct, intercept's child when proxied.
+function serverPid(p, through) {
+  if (!through) return p.child.pid
+  try {
+    const { readdirSync } = require('node:fs')
+    for (const tid of readdirSync(`/proc/${p.child.pid}/task`)) {
+      const kids = readFileSync(`/proc/${p.child.pid}/task/${tid}/children`, 'utf8').trim()
+      if (kids) return Number(kids.split(' ')[0])
+    }
+  } catch {}
+  return null
+}

@@ -5,6 +5,11 @@
 //! to case. So a client message with `"name"` twice, or with `"name"` and `"NAME"`, could be
 //! evaluated as one tool and executed as another. Such messages are rejected here, and what
 //! is forwarded for a `tools/call` is the re-serialisation of exactly what was evaluated.
+//!
+//! Most clients already write messages the way serde_json re-serialises them (compact,
+//! minimal escapes). [`is_canonical`] recognises such a message with one scan that builds
+//! nothing: it is then unambiguous, and forwarding its bytes unchanged forwards exactly the
+//! re-serialisation of what was evaluated, so the proxy can skip building the whole tree.
 
 use std::fmt;
 
@@ -137,6 +142,287 @@ fn same_ignoring_case(a: &str, b: &str) -> bool {
     }
 }
 
+/// Nesting deeper than this is left to [`parse`] (serde_json stops at 128 levels).
+const CANONICAL_MAX_DEPTH: usize = 100;
+
+/// True when `bytes` are one JSON value that [`parse`] accepts with
+/// [`Keys::UniqueIgnoringCase`] and whose re-serialisation (`serde_json::to_vec` of what it
+/// returns) is byte for byte `bytes` itself: no whitespace, only the escapes serde_json
+/// writes, integers in their shortest form, and in every object keys that are ASCII and
+/// distinct even ignoring case. False claims nothing; the caller takes the exact path.
+pub fn is_canonical(bytes: &[u8]) -> bool {
+    canonical_outline(bytes).is_some()
+}
+
+/// A member of an object in canonical text: how deep the object is (1 for the top-level
+/// value), and the member's key (without its quotes) and value, as written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Member<'a> {
+    pub depth: usize,
+    pub key: &'a [u8],
+    pub value: &'a [u8],
+}
+
+/// If `bytes` are canonical (see [`is_canonical`]), the members of the objects in its top
+/// two levels, in the order written: an object's members follow the member that holds it.
+/// Found by the same scan, so reading a message's envelope costs no second pass.
+pub fn canonical_outline(bytes: &[u8]) -> Option<Vec<Member<'_>>> {
+    let mut scan = Canonical {
+        b: bytes,
+        i: 0,
+        keys: Vec::with_capacity(32),
+        outline: Vec::with_capacity(16),
+    };
+    (scan.value(0) && scan.i == bytes.len()).then_some(scan.outline)
+}
+
+/// The members of the object that is the value of `outline[at]`.
+pub fn children<'o, 'a>(
+    outline: &'o [Member<'a>],
+    at: usize,
+) -> impl Iterator<Item = &'o Member<'a>> {
+    let depth = outline[at].depth + 1;
+    outline[at + 1..]
+        .iter()
+        .take_while(move |m| m.depth >= depth)
+        .filter(move |m| m.depth == depth)
+}
+
+/// How deep [`canonical_outline`] records members.
+const OUTLINE_DEPTH: usize = 2;
+
+/// The state of [`is_canonical`]'s scan: a position, the keys of the objects being read
+/// (each object's keys on top of its parents'), and the outline found so far.
+struct Canonical<'a> {
+    b: &'a [u8],
+    i: usize,
+    keys: Vec<&'a [u8]>,
+    outline: Vec<Member<'a>>,
+}
+
+impl<'a> Canonical<'a> {
+    fn next(&mut self) -> Option<u8> {
+        let c = self.b.get(self.i).copied();
+        self.i += 1;
+        c
+    }
+
+    fn value(&mut self, depth: usize) -> bool {
+        match self.b.get(self.i) {
+            Some(b'{') => self.object(depth + 1),
+            Some(b'[') => self.array(depth + 1),
+            Some(b'"') => self.string(),
+            Some(b'-' | b'0'..=b'9') => self.number(),
+            Some(b't') => self.literal(b"true"),
+            Some(b'f') => self.literal(b"false"),
+            Some(b'n') => self.literal(b"null"),
+            _ => false,
+        }
+    }
+
+    fn object(&mut self, depth: usize) -> bool {
+        if depth > CANONICAL_MAX_DEPTH {
+            return false;
+        }
+        self.i += 1;
+        if self.b.get(self.i) == Some(&b'}') {
+            self.i += 1;
+            return true;
+        }
+        let siblings = self.keys.len();
+        loop {
+            let start = self.i;
+            if self.b.get(self.i) != Some(&b'"') || !self.string() {
+                return false;
+            }
+            let key = &self.b[start + 1..self.i - 1];
+            // Canonical escapes map one to one onto characters and have no case variants
+            // of their own, so for ASCII keys comparing the raw text ignoring ASCII case is
+            // comparing the keys as `parse` does. Other keys are left to `parse`.
+            if !key.is_ascii()
+                || self.keys[siblings..]
+                    .iter()
+                    .any(|k| k.eq_ignore_ascii_case(key))
+            {
+                return false;
+            }
+            self.keys.push(key);
+            if self.next() != Some(b':') {
+                return false;
+            }
+            let (start, at) = (self.i, self.outline.len());
+            if depth <= OUTLINE_DEPTH {
+                self.outline.push(Member {
+                    depth,
+                    key,
+                    value: &[],
+                });
+            }
+            if !self.value(depth) {
+                return false;
+            }
+            if depth <= OUTLINE_DEPTH {
+                self.outline[at].value = &self.b[start..self.i];
+            }
+            match self.next() {
+                Some(b',') => {}
+                Some(b'}') => break,
+                _ => return false,
+            }
+        }
+        self.keys.truncate(siblings);
+        true
+    }
+
+    fn array(&mut self, depth: usize) -> bool {
+        if depth > CANONICAL_MAX_DEPTH {
+            return false;
+        }
+        self.i += 1;
+        if self.b.get(self.i) == Some(&b']') {
+            self.i += 1;
+            return true;
+        }
+        loop {
+            if !self.value(depth) {
+                return false;
+            }
+            match self.next() {
+                Some(b',') => {}
+                Some(b']') => return true,
+                _ => return false,
+            }
+        }
+    }
+
+    /// A string, from its opening quote to just past its closing one. Outside strings
+    /// only ASCII passes the grammar, so checking each string that has other bytes is
+    /// checking that the whole text is UTF-8.
+    fn string(&mut self) -> bool {
+        self.i += 1;
+        let start = self.i;
+        let mut ascii = true;
+        loop {
+            self.i = next_special(self.b, self.i);
+            match self.b.get(self.i) {
+                None => return false,
+                Some(b'"') => {
+                    self.i += 1;
+                    return ascii || std::str::from_utf8(&self.b[start..self.i - 1]).is_ok();
+                }
+                Some(b'\\') => {}
+                Some(&c) if c >= 0x80 => {
+                    ascii = false;
+                    self.i += 1;
+                    continue;
+                }
+                // Raw control characters are not JSON.
+                Some(_) => return false,
+            }
+            // Only the escapes serde_json writes: the short forms, and `\u00xx` (lower-case
+            // hex) for the control characters that have none.
+            match self.b.get(self.i + 1) {
+                Some(b'"' | b'\\' | b'b' | b'f' | b'n' | b'r' | b't') => self.i += 2,
+                Some(b'u') => {
+                    let Some(&[b'0', b'0', hi, lo]) = self.b.get(self.i + 2..self.i + 6) else {
+                        return false;
+                    };
+                    let (Some(hi), Some(lo)) = (lower_hex(hi), lower_hex(lo)) else {
+                        return false;
+                    };
+                    let c = hi * 16 + lo;
+                    if c >= 0x20 || matches!(c, 0x08 | 0x09 | 0x0a | 0x0c | 0x0d) {
+                        return false;
+                    }
+                    self.i += 6;
+                }
+                _ => return false,
+            }
+        }
+    }
+
+    fn number(&mut self) -> bool {
+        let start = self.i;
+        while matches!(
+            self.b.get(self.i),
+            Some(b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
+        ) {
+            self.i += 1;
+        }
+        let token = &self.b[start..self.i];
+        let (negative, digits) = match token.strip_prefix(b"-") {
+            Some(d) => (true, d),
+            None => (false, token),
+        };
+        if digits.iter().all(u8::is_ascii_digit) {
+            // An integer is written in its shortest form, without a sign for zero (`-0`
+            // becomes `-0.0`), and only in 64 bits (beyond, serde_json reads a float).
+            if digits.is_empty() || (digits[0] == b'0' && digits.len() > 1) {
+                return false;
+            }
+            let magnitude = std::str::from_utf8(digits)
+                .ok()
+                .and_then(|d| d.parse::<u64>().ok());
+            return match magnitude {
+                None => false,
+                Some(m) if negative => m != 0 && m <= i64::MIN.unsigned_abs(),
+                Some(_) => true,
+            };
+        }
+        // A fraction or an exponent: whether serde_json writes the same text is for
+        // serde_json to say (its float reading and writing have their own rounding).
+        serde_json::from_slice::<Value>(token)
+            .ok()
+            .and_then(|v| serde_json::to_vec(&v).ok())
+            .is_some_and(|text| text == token)
+    }
+
+    fn literal(&mut self, word: &[u8]) -> bool {
+        let matched = self.b[self.i..].starts_with(word);
+        self.i += word.len();
+        matched
+    }
+}
+
+/// The index of the first byte from `i` on that a string scan must look at: a quote, a
+/// backslash, a control character or a non-ASCII byte (or the length, if none). Eight
+/// bytes at a time: most of a string is plain text.
+fn next_special(b: &[u8], mut i: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    while let Some(chunk) = b.get(i..i + 8) {
+        let w = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
+        // The high bit of a byte of `special` is set where that byte is < 0x20, is `"`
+        // or `\\` (a zero after the xor), or is not ASCII. Borrows can only mark bytes
+        // above a special one, and the lowest mark is all that is read.
+        let zero = |x: u64| x.wrapping_sub(ONES) & !x;
+        let special = (w.wrapping_sub(0x20 * ONES)
+            | zero(w ^ (b'"' as u64 * ONES))
+            | zero(w ^ (b'\\' as u64 * ONES))
+            | w)
+            & HIGH;
+        if special != 0 {
+            return i + (special.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while let Some(&c) = b.get(i) {
+        if !(0x20..0x80).contains(&c) || c == b'"' || c == b'\\' {
+            return i;
+        }
+        i += 1;
+    }
+    i
+}
+
+fn lower_hex(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    }
+}
+
 /// Finds the top-level `"id"` of a JSON-RPC message from the start of its text, for a
 /// message too large to parse whole. Returns the id's JSON text (`7` or `"abc"`).
 pub fn top_level_id(prefix: &[u8]) -> Option<String> {
@@ -172,14 +458,14 @@ pub fn top_level_id(prefix: &[u8]) -> Option<String> {
 /// Index of the closing quote of the string starting at `start`.
 fn string_end(bytes: &[u8], start: usize) -> Option<usize> {
     let mut i = start + 1;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'\\' => i += 2,
+    loop {
+        i = next_special(bytes, i);
+        match *bytes.get(i)? {
             b'"' => return Some(i),
+            b'\\' => i += 2,
             _ => i += 1,
         }
     }
-    None
 }
 
 fn scalar_after_colon(bytes: &[u8], mut i: usize) -> Option<String> {
@@ -257,5 +543,283 @@ mod tests {
             top_level_id(br#"{"method":"x","params":{"id":"no"}}"#),
             None
         );
+    }
+
+    /// What `is_canonical` promises: the exact parser accepts the text, and re-serialises
+    /// what it read to the very same bytes.
+    fn promise_holds(text: &[u8]) -> bool {
+        parse(text, Keys::UniqueIgnoringCase).is_ok_and(|v| serde_json::to_vec(&v).unwrap() == text)
+    }
+
+    fn check(text: &[u8]) {
+        if is_canonical(text) {
+            assert!(
+                promise_holds(text),
+                "claimed canonical: {}",
+                String::from_utf8_lossy(text)
+            );
+        }
+    }
+
+    #[test]
+    fn compact_messages_are_canonical() {
+        for text in [
+            r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo","arguments":{"repo":"web","n":-12,"ok":true,"x":null,"l":[1,[],{}],"f":1.5}}}"#,
+            r#"{"id":"a\"b\\c\n\t\u0001\u001f","s":"é ✓ 😀 "}"#,
+            r#"{"n":18446744073709551615,"m":-9223372036854775808,"z":0,"e":1e+300,"g":0.1}"#,
+            r#"[{"a":{"a":{"a":1}}},"x"]"#,
+            "{}",
+        ] {
+            assert!(promise_holds(text.as_bytes()), "{text}");
+            assert!(is_canonical(text.as_bytes()), "{text}");
+        }
+    }
+
+    #[test]
+    fn ambiguous_or_rewritten_text_is_not_canonical() {
+        for text in [
+            // duplicate and case-variant keys, at the top and nested in arguments
+            r#"{"method":"tools/call","method":"ping"}"#,
+            r#"{"method":"tools/call","METHOD":"ping"}"#,
+            r#"{"params":{"name":"a","Name":"b"}}"#,
+            r#"{"params":{"arguments":{"x":{"k":1,"k":2}}}}"#,
+            r#"{"params":{"arguments":[{"k":1,"K":2}]}}"#,
+            // escapes serde_json does not write
+            r#"{"params":{"na\u006de":"x"}}"#,
+            r#"{"a":"\/"}"#,
+            r#"{"a":"\u00e9"}"#,
+            r#"{"a":"\u001F"}"#,
+            r#"{"a":"\u000a"}"#,
+            r#"{"a":"\ud83d\ude00"}"#,
+            // lone surrogates (not even valid for the exact parser)
+            r#"{"a":"\ud800"}"#,
+            r#"{"a":"\udc00x"}"#,
+            // numbers written another way than serde_json writes them
+            r#"{"a":-0}"#,
+            r#"{"a":01}"#,
+            r#"{"a":1.0e2}"#,
+            r#"{"a":1E2}"#,
+            r#"{"a":100.00}"#,
+            r#"{"a":18446744073709551616}"#,
+            r#"{"a":-9223372036854775809}"#,
+            r#"{"a":123456789012345678901234567890}"#,
+            r#"{"a":1e400}"#,
+            // whitespace anywhere
+            r#" {"a":1}"#,
+            r#"{"a":1} "#,
+            r#"{ "a":1}"#,
+            r#"{"a" :1}"#,
+            r#"{"a": 1}"#,
+            r#"{"a":[1, 2]}"#,
+            "{\"a\":1}\r",
+            // not JSON
+            r#"{"a":1"#,
+            r#"{"a":1}}"#,
+            r#"{"a":tru}"#,
+            r#"{"a":"x"#,
+            "{\"a\":\"\x01\"}",
+            r#"{a:1}"#,
+            r#"{"a":1,}"#,
+            r#"[1,]"#,
+            "",
+            // non-ASCII keys are left to the exact parser (Unicode case folding)
+            r#"{"k":1,"K":2}"#,
+        ] {
+            assert!(!is_canonical(text.as_bytes()), "{text}");
+        }
+        assert!(!is_canonical(b"{\"a\":\"\xff\"}"), "invalid UTF-8");
+        let deep = format!("{}{}", "[".repeat(150), "]".repeat(150));
+        assert!(!is_canonical(deep.as_bytes()));
+    }
+
+    #[test]
+    fn the_outline_of_canonical_text() {
+        let text = br#"{"a":{"b":[1,"]}",{"deep":1}],"c":{"d":2}},"e":"x\"y","f":-1,"g":[{"h":3}],"i":{}}"#;
+        let outline = canonical_outline(text).expect("canonical");
+        let got: Vec<(usize, &[u8], &[u8])> =
+            outline.iter().map(|m| (m.depth, m.key, m.value)).collect();
+        let want: Vec<(usize, &[u8], &[u8])> = vec![
+            (1, b"a", br#"{"b":[1,"]}",{"deep":1}],"c":{"d":2}}"#),
+            (2, b"b", br#"[1,"]}",{"deep":1}]"#),
+            (2, b"c", br#"{"d":2}"#),
+            (1, b"e", br#""x\"y""#),
+            (1, b"f", b"-1"),
+            (1, b"g", br#"[{"h":3}]"#),
+            (1, b"i", b"{}"),
+        ];
+        assert_eq!(got, want);
+        let keys = |at| children(&outline, at).map(|m| m.key).collect::<Vec<_>>();
+        assert_eq!(keys(0), vec![b"b".as_slice(), b"c"]);
+        assert!(keys(2).is_empty() && keys(5).is_empty() && keys(6).is_empty());
+        assert_eq!(canonical_outline(b"{}"), Some(vec![]));
+        assert_eq!(canonical_outline(b"[{\"a\":1}]").map(|o| o.len()), Some(1));
+    }
+
+    /// A small deterministic generator, so failures reproduce.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+        fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+            items[self.below(items.len())]
+        }
+    }
+
+    /// JSON text with the pieces where parsers disagree: near-duplicate keys, escapes,
+    /// odd numbers, whitespace.
+    fn generate(rng: &mut Rng, depth: usize, out: &mut String) {
+        const KEYS: &[&str] = &[
+            "name",
+            "Name",
+            "NAME",
+            "na\\u006de",
+            "arguments",
+            "a",
+            "A",
+            "b",
+            "k\\\"",
+            "é",
+            "É",
+            "\\u0001",
+            "\\t",
+        ];
+        const STRINGS: &[&str] = &[
+            "x",
+            "",
+            "é",
+            "😀",
+            "\\\"",
+            "\\\\",
+            "\\/",
+            "\\n",
+            "\\u000a",
+            "\\u0001",
+            "\\u001f",
+            "\\u001F",
+            "\\ud83d\\ude00",
+            "\\ud800",
+            "\\u0041",
+            "\u{7f}",
+        ];
+        const NUMBERS: &[&str] = &[
+            "0",
+            "-0",
+            "1",
+            "-1",
+            "01",
+            "1.0",
+            "1.5",
+            "1e2",
+            "1E2",
+            "-0.0",
+            "0.1",
+            "1e300",
+            "1e400",
+            "18446744073709551615",
+            "18446744073709551616",
+            "-9223372036854775808",
+            "-9223372036854775809",
+            "123456789012345678901234567890",
+            "2.5e-8",
+            "100.00",
+        ];
+        const SPACE: &[&str] = &["", "", "", "", "", "", " ", "\t", "\n"];
+        let space = |rng: &mut Rng, out: &mut String| out.push_str(rng.pick(SPACE));
+        match if depth > 3 {
+            2 + rng.below(4)
+        } else {
+            rng.below(6)
+        } {
+            0 => {
+                out.push('{');
+                let n = rng.below(4);
+                for i in 0..n {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    space(rng, out);
+                    out.push('"');
+                    out.push_str(rng.pick(KEYS));
+                    out.push('"');
+                    space(rng, out);
+                    out.push(':');
+                    space(rng, out);
+                    generate(rng, depth + 1, out);
+                }
+                space(rng, out);
+                out.push('}');
+            }
+            1 => {
+                out.push('[');
+                let n = rng.below(4);
+                for i in 0..n {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    space(rng, out);
+                    generate(rng, depth + 1, out);
+                }
+                out.push(']');
+            }
+            2 => {
+                out.push('"');
+                out.push_str(rng.pick(STRINGS));
+                out.push('"');
+            }
+            3 => out.push_str(rng.pick(NUMBERS)),
+            4 => out.push_str(rng.pick(&["true", "false", "null"])),
+            _ => {
+                out.push('"');
+                out.push_str(rng.pick(STRINGS));
+                out.push_str(rng.pick(STRINGS));
+                out.push('"');
+            }
+        }
+    }
+
+    const DAMAGE: &[u8] = b"{}[]\",:\\ 0-.eE";
+
+    #[test]
+    fn the_verdict_agrees_with_the_exact_parser_on_generated_text() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let (mut canonical, mut total) = (0, 0);
+        for _ in 0..30_000 {
+            let mut text = String::new();
+            generate(&mut rng, 0, &mut text);
+            check(text.as_bytes());
+            // The promise's converse for what serde_json itself writes: canonical unless
+            // a key is not ASCII.
+            if let Ok(v) = parse(text.as_bytes(), Keys::UniqueIgnoringCase) {
+                let out = serde_json::to_vec(&v).unwrap();
+                let ascii_keys = !String::from_utf8_lossy(&out).contains(['é', 'É']);
+                if ascii_keys {
+                    assert!(is_canonical(&out), "{}", String::from_utf8_lossy(&out));
+                }
+            }
+            // Damaged text: a byte removed, doubled or replaced.
+            let mut bytes = text.into_bytes();
+            if !bytes.is_empty() {
+                let i = rng.below(bytes.len());
+                match rng.below(3) {
+                    0 => {
+                        bytes.remove(i);
+                    }
+                    1 => bytes.insert(i, bytes[i]),
+                    _ => bytes[i] = DAMAGE[rng.below(DAMAGE.len())],
+                }
+                check(&bytes);
+            }
+            total += 1;
+            canonical += usize::from(is_canonical(&bytes));
+        }
+        assert!(total > 0 && canonical > 0);
     }
 }

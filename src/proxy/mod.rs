@@ -5,6 +5,8 @@
 //! `tools/call` requests and `tools/list` responses are changed; everything else is
 //! forwarded byte for byte, in both directions.
 
+#[cfg(test)]
+mod fast_path_tests;
 pub mod json;
 mod pending;
 pub mod replies;
@@ -35,6 +37,16 @@ pub enum Route {
     Server(Vec<u8>),
     /// To the MCP client (one line, without the newline).
     Client(Vec<u8>),
+}
+
+impl Route {
+    /// Appends the line and its newline to the bytes bound for its side.
+    pub fn append_to(self, to_server: &mut Vec<u8>, to_client: &mut Vec<u8>) {
+        match self {
+            Route::Server(l) => push_line(to_server, &l),
+            Route::Client(l) => push_line(to_client, &l),
+        }
+    }
 }
 
 /// Per-connection settings.
@@ -85,6 +97,29 @@ impl Proxy {
 
     /// Handles one line from the client.
     pub fn client_message(&self, line: &[u8]) -> Vec<Route> {
+        match self.tools_call_fast(line) {
+            Some(handled) => vec![handled.route(line)],
+            None => self.client_message_exact(line),
+        }
+    }
+
+    /// [`Proxy::client_message`] for a stream transport: appends each resulting line, with
+    /// its newline, to the bytes bound for the server or for the client. A call forwarded as
+    /// received is copied once, straight into the output.
+    pub fn client_message_to(&self, line: &[u8], to_server: &mut Vec<u8>, to_client: &mut Vec<u8>) {
+        match self.tools_call_fast(line) {
+            Some(Handled::Forward(None)) => push_line(to_server, line),
+            Some(handled) => handled.route(line).append_to(to_server, to_client),
+            None => {
+                for route in self.client_message_exact(line) {
+                    route.append_to(to_server, to_client);
+                }
+            }
+        }
+    }
+
+    /// The exact path: the whole message parsed as a tree, every ambiguity rejected.
+    fn client_message_exact(&self, line: &[u8]) -> Vec<Route> {
         let value = match json::parse(line, Keys::UniqueIgnoringCase) {
             Ok(v) => v,
             Err(JsonProblem::Syntax(m)) => {
@@ -195,9 +230,22 @@ impl Proxy {
     }
 
     fn note_client_name(&self, msg: &Value) {
-        let name = msg
-            .pointer("/params/clientInfo/name")
-            .or_else(|| msg.pointer("/params/_meta/io.modelcontextprotocol~1clientInfo/name"))
+        let params = msg.get("params");
+        self.note_client_info(
+            params.and_then(|p| p.get("clientInfo")),
+            params.and_then(|p| p.get("_meta")),
+        );
+    }
+
+    /// Remembers the client's name from `params.clientInfo.name`, or else from
+    /// `params._meta["io.modelcontextprotocol/clientInfo"].name` (the stateless revision).
+    fn note_client_info(&self, client_info: Option<&Value>, meta: Option<&Value>) {
+        let name = client_info
+            .and_then(|c| c.get("name"))
+            .or_else(|| {
+                meta.and_then(|m| m.get("io.modelcontextprotocol/clientInfo"))
+                    .and_then(|c| c.get("name"))
+            })
             .and_then(Value::as_str);
         if let Some(name) = name {
             let mut slot = lock(&self.client_name);
@@ -237,6 +285,93 @@ impl Proxy {
             Some(v @ Value::Object(_)) => Some(v),
             Some(_) => return invalid("Invalid params: params.arguments must be an object"),
         };
+        let args_text = to_line(args.unwrap_or(&Value::Null));
+        let request = CallRequest {
+            id,
+            tool,
+            args,
+            args_text: &args_text,
+            input_responses: params.contains_key("inputResponses"),
+        };
+        self.evaluate_call(request, Some(&msg))
+    }
+
+    /// The fast path for the commonest message: a well-formed `tools/call` that is written
+    /// canonically (see [`json::is_canonical`]), so it is unambiguous and its bytes are the
+    /// re-serialisation of what it parses to. Only the arguments are built as a tree, and an
+    /// allowed call is forwarded as received. None: the exact path decides (and words any
+    /// error).
+    fn tools_call_fast(&self, line: &[u8]) -> Option<Handled> {
+        if !line.starts_with(b"{") {
+            return None;
+        }
+        let outline = json::canonical_outline(line)?;
+        let (mut method, mut id, mut params) = (None, None, None);
+        for (at, m) in outline.iter().enumerate().filter(|(_, m)| m.depth == 1) {
+            match m.key {
+                b"method" => method = Some(m.value),
+                b"id" => id = Some(m.value),
+                b"params" => params = Some((at, m.value)),
+                _ => {}
+            }
+        }
+        let (id, (params_at, params)) = (id?, params?);
+        let id_is_string_or_number = matches!(id[0], b'"' | b'-' | b'0'..=b'9');
+        if method != Some(br#""tools/call""#.as_slice()) || !id_is_string_or_number {
+            return None;
+        }
+        if params[0] != b'{' {
+            return None;
+        }
+        let (mut name, mut arguments, mut input_responses) = (None, None, false);
+        let (mut client_info, mut meta) = (None, None);
+        for &json::Member { key, value, .. } in json::children(&outline, params_at) {
+            match key {
+                b"name" => name = Some(value),
+                b"arguments" => arguments = Some(value),
+                b"inputResponses" => input_responses = true,
+                b"clientInfo" => client_info = Some(value),
+                b"_meta" => meta = Some(value),
+                _ => {}
+            }
+        }
+        let name = name?;
+        let tool = match serde_json::from_slice::<&str>(name) {
+            Ok(t) => std::borrow::Cow::Borrowed(t),
+            // Escapes: decode (a name that is not a string is the exact path's error).
+            Err(_) => std::borrow::Cow::Owned(serde_json::from_slice::<String>(name).ok()?),
+        };
+        let args_text = arguments.unwrap_or(b"null");
+        let args: Option<Value> = match args_text[0] {
+            b'n' => None,
+            b'{' => Some(serde_json::from_slice(args_text).ok()?),
+            _ => return None,
+        };
+        if client_info.is_some() || meta.is_some() {
+            let tree = |v: Option<&[u8]>| v.and_then(|v| serde_json::from_slice::<Value>(v).ok());
+            self.note_client_info(tree(client_info).as_ref(), tree(meta).as_ref());
+        }
+        let request = CallRequest {
+            id: serde_json::from_slice(id).ok()?,
+            tool: &tool,
+            args: args.as_ref(),
+            args_text,
+            input_responses,
+        };
+        Some(self.evaluate_call(request, None))
+    }
+
+    /// Evaluates a well-formed `tools/call`; an allowed call is forwarded as `msg`
+    /// re-serialised, or as received when `msg` is None (the fast path, where the two are
+    /// the same bytes).
+    fn evaluate_call(&self, request: CallRequest<'_>, msg: Option<&Value>) -> Handled {
+        let CallRequest {
+            id,
+            tool,
+            args,
+            args_text,
+            input_responses,
+        } = request;
         let client_name = lock(&self.client_name).clone();
         let call = Call {
             tool,
@@ -245,8 +380,8 @@ impl Proxy {
             session: Some(&self.options.session),
             client_name: client_name.as_deref(),
         };
-        let retry_key = self.retry_key(tool, args);
-        let earlier = if params.contains_key("inputResponses") {
+        let retry_key = self.retry_key(tool, args_text);
+        let earlier = if input_responses {
             lock(&self.awaiting_input).remove(&retry_key)
         } else {
             None
@@ -278,7 +413,7 @@ impl Proxy {
                         forwarded: Instant::now(),
                     }),
                 );
-                Handled::Forward(Some(to_line(&msg)))
+                Handled::Forward(msg.map(to_line))
             }
             Verdict::Deny => {
                 tracing::info!(
@@ -302,12 +437,13 @@ impl Proxy {
     }
 
     /// Identifies a call (tool and arguments) across a 2026-07-28 `inputResponses` retry,
-    /// which comes with a new id: a keyed hash of the arguments, not a copy of them.
-    fn retry_key(&self, tool: &str, args: Option<&Value>) -> u64 {
+    /// which comes with a new id: a keyed hash of the arguments' canonical text (key order
+    /// kept, as they are forwarded), not a copy of them.
+    fn retry_key(&self, tool: &str, args_text: &[u8]) -> u64 {
         use std::hash::{BuildHasher, Hash, Hasher};
         let mut h = self.retry_hasher.build_hasher();
         tool.hash(&mut h);
-        hash_value(args.unwrap_or(&Value::Null), &mut h);
+        h.write(args_text);
         h.finish()
     }
 
@@ -339,37 +475,57 @@ impl Proxy {
 
     /// Handles one line from the server.
     pub fn server_message(&self, line: &[u8]) -> Vec<Route> {
-        // Nothing awaits an answer: nothing here can need the proxy's attention.
-        if lock(&self.pending).is_empty() {
+        if self.server_message_fast(line) {
             return vec![Route::Client(line.to_vec())];
         }
-        // Most server messages are single responses to calls: read only their envelope,
-        // without building the (possibly large) result.
-        if let Ok(envelope) = serde_json::from_slice::<Envelope<'_>>(line)
-            && envelope.method.is_none()
-            && let Some(id) = envelope.id
-            && let Ok(id) = serde_json::from_str::<Value>(id.get())
-        {
-            let key = id_key(&id);
-            let mut pending = lock(&self.pending);
-            if matches!(pending.peek(&key), Some(Pending::Call { .. })) {
-                let entry = pending.remove(&key);
-                drop(pending);
-                if let Some(Pending::Call(info)) = entry {
-                    let failed = envelope.error.is_some_and(|e| e.get() != "null");
-                    let result = envelope
-                        .result
-                        .and_then(|r| serde_json::from_str::<ResultType<'_>>(r.get()).ok());
-                    let outcome = Outcome::of(
-                        failed,
-                        result.as_ref().and_then(|r| r.result_type),
-                        result.as_ref().and_then(|r| r.is_error),
-                    );
-                    self.finish_call(info, outcome);
-                }
-                return vec![Route::Client(line.to_vec())];
+        self.server_message_exact(line)
+    }
+
+    /// [`Proxy::server_message`] for a stream transport: appends each resulting line, with
+    /// its newline, to the bytes bound for the client.
+    pub fn server_message_to(&self, line: &[u8], to_client: &mut Vec<u8>) {
+        if self.server_message_fast(line) {
+            push_line(to_client, line);
+            return;
+        }
+        for route in self.server_message_exact(line) {
+            if let Route::Client(l) = route {
+                push_line(to_client, &l);
             }
         }
+    }
+
+    /// The fast path for the commonest server messages, which pass unchanged: anything while
+    /// no request awaits an answer, and a single response to a forwarded call (read for its
+    /// envelope only, in one pass, without building the possibly large result). False: the
+    /// exact path decides.
+    fn server_message_fast(&self, line: &[u8]) -> bool {
+        // Nothing awaits an answer: nothing here can need the proxy's attention.
+        if lock(&self.pending).is_empty() {
+            return true;
+        }
+        let Some(response) = ResponseEnvelope::read(line) else {
+            return false;
+        };
+        let mut pending = lock(&self.pending);
+        if !matches!(pending.peek(&response.key), Some(Pending::Call { .. })) {
+            return false;
+        }
+        let entry = pending.remove(&response.key);
+        drop(pending);
+        if let Some(Pending::Call(info)) = entry {
+            let outcome = Outcome::of(
+                response.failed,
+                response.result_type.as_deref(),
+                response.is_error,
+            );
+            self.finish_call(info, outcome);
+        }
+        true
+    }
+
+    /// The exact path for server messages: the whole message parsed as a tree.
+    fn server_message_exact(&self, line: &[u8]) -> Vec<Route> {
         let value = match json::parse(line, Keys::Unique) {
             Ok(v) => v,
             Err(problem) => return self.unreadable_server_message(line, &problem.to_string()),
@@ -621,8 +777,81 @@ impl Proxy {
     }
 }
 
+/// What the fast path reads of a server message that is a response.
+struct ResponseEnvelope<'a> {
+    /// The id's canonical text: the pending-table key.
+    key: String,
+    /// A JSON-RPC error (not null).
+    failed: bool,
+    result_type: Option<std::borrow::Cow<'a, str>>,
+    is_error: Option<bool>,
+}
+
+impl<'a> ResponseEnvelope<'a> {
+    /// None for a request or a notification, or a message the exact path must read.
+    fn read(line: &'a [u8]) -> Option<Self> {
+        if line.starts_with(b"{")
+            && let Some(outline) = json::canonical_outline(line)
+        {
+            return Self::read_canonical(&outline);
+        }
+        let envelope = serde_json::from_slice::<Envelope<'_>>(line).ok()?;
+        let id = envelope.id.filter(|_| envelope.method.is_none())?;
+        let id: Value = serde_json::from_str(id.get()).ok()?;
+        let result = envelope.result.as_ref();
+        Some(ResponseEnvelope {
+            key: id_key(&id),
+            failed: envelope.error.is_some_and(|e| e.get() != "null"),
+            result_type: result.and_then(|r| r.result_type).map(Into::into),
+            is_error: result.and_then(|r| r.is_error),
+        })
+    }
+
+    /// A canonically written message (most servers write so): unambiguous, so its members
+    /// can be read in place, and its id's text is already the key.
+    fn read_canonical(outline: &[json::Member<'a>]) -> Option<Self> {
+        let (mut id, mut method, mut error, mut result) = (None, None, None, None);
+        for (at, m) in outline.iter().enumerate().filter(|(_, m)| m.depth == 1) {
+            match m.key {
+                b"id" => id = Some(m.value),
+                b"method" => method = Some(m.value),
+                b"error" => error = Some(m.value),
+                b"result" => result = Some(at),
+                _ => {}
+            }
+        }
+        if method.is_some() {
+            return None;
+        }
+        let mut response = ResponseEnvelope {
+            key: String::from_utf8(id?.to_vec()).ok()?,
+            failed: error.is_some_and(|e| e != b"null"),
+            result_type: None,
+            is_error: None,
+        };
+        // As the exact path reads them: a string, a boolean, anything else as absent.
+        let members = result
+            .into_iter()
+            .flat_map(|at| json::children(outline, at));
+        for &json::Member { key, value, .. } in members {
+            match key {
+                b"resultType" => {
+                    response.result_type = match serde_json::from_slice::<&str>(value) {
+                        Ok(t) => Some(t.into()),
+                        Err(_) => serde_json::from_slice::<String>(value).ok().map(Into::into),
+                    }
+                }
+                b"isError" => response.is_error = serde_json::from_slice::<bool>(value).ok(),
+                _ => {}
+            }
+        }
+        Some(response)
+    }
+}
+
 /// The parts of a server message the proxy reads on the fast path. Duplicate members are
-/// an error here too, so a response is never read two ways.
+/// an error here too, so a response is never read two ways; so is a result that is not an
+/// object, or whose `resultType` is not a plain string (the exact path reads those).
 #[derive(serde::Deserialize)]
 struct Envelope<'a> {
     #[serde(borrow)]
@@ -632,7 +861,7 @@ struct Envelope<'a> {
     #[serde(borrow)]
     error: Option<&'a serde_json::value::RawValue>,
     #[serde(borrow)]
-    result: Option<&'a serde_json::value::RawValue>,
+    result: Option<ResultType<'a>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -693,6 +922,32 @@ enum Handled {
     Reply(Value),
 }
 
+impl Handled {
+    fn route(self, line: &[u8]) -> Route {
+        match self {
+            Handled::Forward(None) => Route::Server(line.to_vec()),
+            Handled::Forward(Some(bytes)) => Route::Server(bytes),
+            Handled::Reply(r) => client(r),
+        }
+    }
+}
+
+/// A `tools/call` that passed the shape checks, ready to evaluate.
+struct CallRequest<'a> {
+    id: Value,
+    tool: &'a str,
+    args: Option<&'a Value>,
+    /// The arguments' canonical JSON text (`null` when absent).
+    args_text: &'a [u8],
+    input_responses: bool,
+}
+
+/// Appends a line and its newline.
+fn push_line(out: &mut Vec<u8>, line: &[u8]) {
+    out.extend_from_slice(line);
+    out.push(b'\n');
+}
+
 enum Answer {
     Unchanged,
     Replaced(Value),
@@ -751,44 +1006,6 @@ fn to_line(v: &Value) -> Vec<u8> {
 /// The pending-table key of a request id: its JSON text (`1` and `"1"` differ).
 fn id_key(id: &Value) -> String {
     serde_json::to_string(id).unwrap_or_default()
-}
-
-/// Feeds a JSON value to a hasher: type tags keep `"1"` and `1` apart; object members are
-/// hashed in order, as they are forwarded.
-fn hash_value(v: &Value, h: &mut impl std::hash::Hasher) {
-    use std::hash::Hash;
-    match v {
-        Value::Null => h.write_u8(0),
-        Value::Bool(b) => {
-            h.write_u8(1);
-            b.hash(h);
-        }
-        Value::Number(n) => {
-            h.write_u8(2);
-            match (n.as_i64(), n.as_u64()) {
-                (Some(i), _) => i.hash(h),
-                (None, Some(u)) => u.hash(h),
-                _ => n.as_f64().unwrap_or(f64::NAN).to_bits().hash(h),
-            }
-        }
-        Value::String(s) => {
-            h.write_u8(3);
-            s.hash(h);
-        }
-        Value::Array(items) => {
-            h.write_u8(4);
-            h.write_usize(items.len());
-            items.iter().for_each(|i| hash_value(i, h));
-        }
-        Value::Object(map) => {
-            h.write_u8(5);
-            h.write_usize(map.len());
-            for (k, v) in map {
-                k.hash(h);
-                hash_value(v, h);
-            }
-        }
-    }
 }
 
 /// The id of a message that was rejected as ambiguous, if one can be read.

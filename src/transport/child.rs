@@ -14,9 +14,10 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-use super::stdio::{Sink, close, read_frames, sink, write_lines};
-use super::{TransportError, client_routes, server_routes, to_client_lines};
-use crate::proxy::{Proxy, Route};
+use super::lines::Line;
+use super::stdio::{LineHandler, Sink, close, read_lines, sink, write_bytes, write_lines};
+use super::{TransportError, to_client_lines};
+use crate::proxy::Proxy;
 
 #[derive(Debug, Clone)]
 pub struct ChildOptions {
@@ -61,39 +62,32 @@ pub async fn serve<R: Read + Send + 'static>(
     let to_client = client.output;
     let max = options.max_message_bytes;
 
-    let mut client_done = {
-        let (proxy, to_server, to_client) = (proxy.clone(), server_in.clone(), to_client.clone());
-        read_frames("intercept-client", client.input, max, move |frames| {
-            let mut server_lines = Vec::new();
-            let mut client_lines = Vec::new();
-            for frame in frames {
-                for route in client_routes(&proxy, frame, max) {
-                    match route {
-                        Route::Server(l) => server_lines.push(l),
-                        Route::Client(l) => client_lines.push(l),
-                    }
-                }
-            }
-            let ok = server_lines.is_empty()
-                || write_lines(&to_server, server_lines.iter().map(Vec::as_slice));
-            if !client_lines.is_empty() {
-                write_lines(&to_client, client_lines.iter().map(Vec::as_slice));
-            }
-            ok
-        })
-        .map_err(TransportError::Thread)?
-    };
-    let server_done = {
-        let (proxy, to_client) = (proxy.clone(), to_client.clone());
-        read_frames("intercept-server", server_out, max, move |frames| {
-            let mut lines = Vec::new();
-            for frame in frames {
-                lines.extend(to_client_lines(server_routes(&proxy, frame, max)));
-            }
-            lines.is_empty() || write_lines(&to_client, lines.iter().map(Vec::as_slice))
-        })
-        .map_err(TransportError::Thread)?
-    };
+    let mut client_done = read_lines(
+        "intercept-client",
+        client.input,
+        max,
+        FromClient {
+            proxy: proxy.clone(),
+            max,
+            to_server: server_in.clone(),
+            to_client: to_client.clone(),
+            server_bytes: Vec::new(),
+            client_bytes: Vec::new(),
+        },
+    )
+    .map_err(TransportError::Thread)?;
+    let server_done = read_lines(
+        "intercept-server",
+        server_out,
+        max,
+        FromServer {
+            proxy: proxy.clone(),
+            max,
+            to_client: to_client.clone(),
+            client_bytes: Vec::new(),
+        },
+    )
+    .map_err(TransportError::Thread)?;
     let (signal, mut exited) = watch_exit(child)?;
 
     // Run until the server exits, the client goes away, or we are told to stop.
@@ -125,6 +119,77 @@ pub async fn serve<R: Read + Send + 'static>(
         .await;
     }
     Ok(code)
+}
+
+/// Moves the client's messages: each read's lines are handled into two byte buffers
+/// (for the server, and the proxy's own answers for the client), written once per read.
+struct FromClient {
+    proxy: Arc<Proxy>,
+    max: usize,
+    to_server: Sink,
+    to_client: Sink,
+    server_bytes: Vec<u8>,
+    client_bytes: Vec<u8>,
+}
+
+impl LineHandler for FromClient {
+    fn line(&mut self, line: Line<'_>) {
+        match line {
+            Line::Whole(l) => {
+                self.proxy
+                    .client_message_to(l, &mut self.server_bytes, &mut self.client_bytes)
+            }
+            Line::Oversize { prefix, len } => {
+                for route in self.proxy.client_oversize(prefix, len, self.max) {
+                    route.append_to(&mut self.server_bytes, &mut self.client_bytes);
+                }
+            }
+        }
+    }
+
+    fn deliver(&mut self) -> bool {
+        let ok = self.server_bytes.is_empty() || write_bytes(&self.to_server, &self.server_bytes);
+        if !self.client_bytes.is_empty() {
+            write_bytes(&self.to_client, &self.client_bytes);
+        }
+        reuse(&mut self.server_bytes);
+        reuse(&mut self.client_bytes);
+        ok
+    }
+}
+
+/// Moves the server's messages to the client, written once per read.
+struct FromServer {
+    proxy: Arc<Proxy>,
+    max: usize,
+    to_client: Sink,
+    client_bytes: Vec<u8>,
+}
+
+impl LineHandler for FromServer {
+    fn line(&mut self, line: Line<'_>) {
+        match line {
+            Line::Whole(l) => self.proxy.server_message_to(l, &mut self.client_bytes),
+            Line::Oversize { prefix, len } => {
+                for l in to_client_lines(self.proxy.server_oversize(prefix, len, self.max)) {
+                    self.client_bytes.extend_from_slice(&l);
+                    self.client_bytes.push(b'\n');
+                }
+            }
+        }
+    }
+
+    fn deliver(&mut self) -> bool {
+        let ok = self.client_bytes.is_empty() || write_bytes(&self.to_client, &self.client_bytes);
+        reuse(&mut self.client_bytes);
+        ok
+    }
+}
+
+/// Empties a buffer for the next read, keeping its memory unless one huge message grew it.
+fn reuse(buf: &mut Vec<u8>) {
+    buf.clear();
+    buf.shrink_to(1 << 20);
 }
 
 /// Requests to the thread that owns the child process.

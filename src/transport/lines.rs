@@ -3,7 +3,8 @@
 //! Three outcomes are kept apart: a line, a line over the limit (reported with its first
 //! bytes, so its id can still be answered), and the end of the stream. An over-long line
 //! is consumed to its end and discarded, never buffered whole. The splitter is fed raw
-//! chunks, so the same framing serves blocking threads and async pipes.
+//! chunks, so the same framing serves blocking threads and async pipes. A line that lies
+//! whole in the chunk read is handed over in place, without a copy.
 
 /// How much of an over-long line is kept, to find its id.
 const OVERSIZE_PREFIX: usize = 64 * 1024;
@@ -12,6 +13,25 @@ const OVERSIZE_PREFIX: usize = 64 * 1024;
 pub enum Frame {
     Line(Vec<u8>),
     Oversize { prefix: Vec<u8>, len: usize },
+}
+
+/// A [`Frame`] borrowed from the chunk read or from the splitter's buffer.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub enum Line<'a> {
+    Whole(&'a [u8]),
+    Oversize { prefix: &'a [u8], len: usize },
+}
+
+impl Line<'_> {
+    fn to_frame(self) -> Frame {
+        match self {
+            Line::Whole(l) => Frame::Line(l.to_vec()),
+            Line::Oversize { prefix, len } => Frame::Oversize {
+                prefix: prefix.to_vec(),
+                len,
+            },
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -33,23 +53,35 @@ impl LineSplitter {
     }
 
     /// Feeds bytes; complete, non-blank lines (without `\n` or `\r\n`) go to `out`.
-    pub fn push(&mut self, mut chunk: &[u8], out: &mut Vec<Frame>) {
-        while !chunk.is_empty() {
-            let (part, rest, done) = match memchr::memchr(b'\n', chunk) {
-                Some(i) => (&chunk[..i], &chunk[i + 1..], true),
-                None => (chunk, &chunk[chunk.len()..], false),
-            };
-            self.take(part);
-            if done && let Some(frame) = self.end_line() {
-                out.push(frame);
+    pub fn push(&mut self, chunk: &[u8], out: &mut Vec<Frame>) {
+        self.feed(chunk, |line| out.push(line.to_frame()));
+    }
+
+    /// Feeds bytes; complete, non-blank lines (without `\n` or `\r\n`) go to `each`, in
+    /// place where they lie whole in `chunk`.
+    pub fn feed(&mut self, mut chunk: &[u8], mut each: impl FnMut(Line<'_>)) {
+        while let Some(i) = memchr::memchr(b'\n', chunk) {
+            let part = &chunk[..i];
+            if self.len == 0 && part.len() <= self.max {
+                if let Some(line) = content(part) {
+                    each(Line::Whole(line));
+                }
+            } else {
+                self.take(part);
+                self.end_line(&mut each);
             }
-            chunk = rest;
+            chunk = &chunk[i + 1..];
+        }
+        if !chunk.is_empty() {
+            self.take(chunk);
         }
     }
 
     /// The end of input: a last line without a newline still counts.
     pub fn finish(&mut self) -> Option<Frame> {
-        self.end_line()
+        let mut last = None;
+        self.end_line(|line| last = Some(line.to_frame()));
+        last
     }
 
     fn take(&mut self, part: &[u8]) {
@@ -65,20 +97,27 @@ impl LineSplitter {
         self.buf.extend_from_slice(&part[..part.len().min(room)]);
     }
 
-    fn end_line(&mut self) -> Option<Frame> {
-        let mut buf = std::mem::take(&mut self.buf);
+    /// Ends the buffered line; the buffer keeps its capacity for the next one.
+    fn end_line(&mut self, mut each: impl FnMut(Line<'_>)) {
         let len = std::mem::take(&mut self.len);
         if std::mem::take(&mut self.oversize) {
-            return Some(Frame::Oversize { prefix: buf, len });
+            each(Line::Oversize {
+                prefix: &self.buf,
+                len,
+            });
+        } else if let Some(line) = content(&self.buf) {
+            each(Line::Whole(line));
         }
-        if buf.last() == Some(&b'\r') {
-            buf.pop();
-        }
-        if buf.iter().all(u8::is_ascii_whitespace) {
-            return None;
-        }
-        Some(Frame::Line(buf))
+        self.buf.clear();
+        // One huge line must not pin its memory for the rest of the session.
+        self.buf.shrink_to(1 << 20);
     }
+}
+
+/// A line without its `\r`, unless it is blank.
+fn content(line: &[u8]) -> Option<&[u8]> {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    (!line.iter().all(u8::is_ascii_whitespace)).then_some(line)
 }
 
 #[cfg(test)]
@@ -135,5 +174,33 @@ mod tests {
         let got = frames(b"12345\n123456\n", 5, 2);
         assert_eq!(got[0], Frame::Line(b"12345".to_vec()));
         assert!(matches!(got[1], Frame::Oversize { len: 6, .. }));
+    }
+
+    #[test]
+    fn whole_lines_are_handed_over_in_place_and_split_ones_from_the_buffer() {
+        let mut s = LineSplitter::new(100);
+        let chunk = b"{\"a\":1}\n{\"b\":\r\n\n{\"c\"";
+        let mut seen = Vec::new();
+        s.feed(chunk, |line| {
+            if let Line::Whole(l) = line {
+                // In place: the slice points into the chunk itself.
+                let inside = chunk.as_ptr_range().contains(&l.as_ptr());
+                seen.push((l.to_vec(), inside));
+            }
+        });
+        s.feed(b":3}\n", |line| {
+            if let Line::Whole(l) = line {
+                seen.push((l.to_vec(), false));
+            }
+        });
+        assert_eq!(
+            seen,
+            vec![
+                (b"{\"a\":1}".to_vec(), true),
+                (b"{\"b\":".to_vec(), true),
+                (b"{\"c\":3}".to_vec(), false),
+            ]
+        );
+        assert_eq!(s.finish(), None);
     }
 }

@@ -18,14 +18,6 @@ fn client_routes(proxy: &Proxy, frame: Frame, max: usize) -> Vec<Route> {
     }
 }
 
-/// What the proxy core makes of one frame from the server.
-fn server_routes(proxy: &Proxy, frame: Frame, max: usize) -> Vec<Route> {
-    match frame {
-        Frame::Line(line) => proxy.server_message(&line),
-        Frame::Oversize { prefix, len } => proxy.server_oversize(&prefix, len, max),
-    }
-}
-
 /// The lines of `routes` that go to the client.
 fn to_client_lines(routes: Vec<Route>) -> impl Iterator<Item = Vec<u8>> {
     routes.into_iter().filter_map(|r| match r {

@@ -1,0 +1,212 @@
+//! The fast path for `tools/call` must answer exactly as the exact path does: same routes,
+//! same bytes forwarded, same counters. Two proxies with the same policy see the same
+//! messages, one through `client_message`, the other through the exact path only.
+
+use std::sync::Arc;
+
+use super::*;
+use crate::policy;
+use crate::state::MemoryStore;
+
+const POLICY: &str = r#"tools:
+  echo:
+    rules:
+      - name: checks
+        conditions:
+          - {path: args.repo, op: neq, value: prod}
+          - {path: args.title, op: regex, value: '^[A-Z]'}
+  limited:
+    rules:
+      - name: twenty
+        rate_limit: {max: 20, window: 60}
+  twice:
+    rules:
+      - name: twice
+        rate_limit: {max: 2, window: 60}
+  blocked:
+    rules:
+      - {name: never, action: deny}
+"#;
+
+fn proxy() -> Proxy {
+    let policy = Arc::new(policy::parse(POLICY, "test").expect("valid policy"));
+    Proxy::new(
+        Engine::new(policy, Arc::new(MemoryStore::new())),
+        ProxyOptions {
+            session: "s".into(),
+            ..ProxyOptions::default()
+        },
+    )
+}
+
+fn call(id: &str, name: &str, args: &str) -> String {
+    format!(
+        r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":{name},"arguments":{args}}}}}"#
+    )
+}
+
+fn messages() -> Vec<String> {
+    let ok = r#"{"repo":"web","title":"Fix it"}"#;
+    let mut m = vec![
+        call("1", r#""echo""#, ok),
+        call(r#""a-1""#, r#""echo""#, ok),
+        call("2", r#""echo""#, r#"{"repo":"prod","title":"Fix it"}"#),
+        call("3", r#""echo""#, r#"{"repo":"web","title":"lower"}"#),
+        call("4", r#""blocked""#, "{}"),
+        call("5", r#""twice""#, "{}"),
+        call("6", r#""twice""#, "null"),
+        call("7", r#""twice""#, r#"{"n":1}"#),
+        call("8", r#""unknown""#, r#"{"a":[1,{"b":null}],"c":-3}"#),
+        // What the exact path words as errors, or reads another way.
+        call("9", r#""echo""#, r#""repo=prod""#),
+        call("10", r#""echo""#, r#"[1]"#),
+        call("11", "7", ok),
+        call("12", r#""ech\u006f""#, ok),
+        call("13", r#""echo""#, r#"{"repo":"web","repo":"prod","title":"Fix it"}"#),
+        call("14", r#""echo""#, r#"{"repo":"web","REPO":"prod","title":"Fix it"}"#),
+        call("15", r#""echo""#, r#"{"repo":"web","title":"Fix it","x":{"k":1,"k":2}}"#),
+        call("16", r#""echo""#, r#"{"repo":"web","title":"Fix it","n":1.50}"#),
+        call("17", r#""echo""#, r#"{"repo":"web","title":"Fix it","n":1.5}"#),
+        call("18", r#""echo""#, r#"{"repo":"web","title":"Fix it","s":"\ud800"}"#),
+        call("19", r#""echo""#, r#"{"repo":"web","title":"Fix it","big":123456789012345678901234567890}"#),
+        call("null", r#""echo""#, ok),
+        call("1.5", r#""echo""#, ok),
+        call("[1]", r#""echo""#, ok),
+        call("20", r#""echo""#, r#"{"repo":"web","title":"Fix \"it\"\n"}"#),
+        r#"{"jsonrpc":"2.0","id":21,"method":"tools/call","params":{"name":"echo","arguments":{"repo":"web","title":"Fix it"},"name":"blocked"}}"#.into(),
+        r#"{"jsonrpc":"2.0","id":22,"method":"tools/call","params":{"name":"echo","NAME":"blocked","arguments":{"repo":"web","title":"Fix it"}}}"#.into(),
+        r#"{"jsonrpc":"2.0","id":23,"method":"tools/call","METHOD":"ping","params":{"name":"blocked"}}"#.into(),
+        r#"{"jsonrpc":"2.0","id":24,"method":"tools/call","params":{"name":"blocked"}}"#.into(),
+        r#"{"jsonrpc":"2.0","id":25,"method":"tools/call","params":{"name":"echo"}}"#.into(),
+        r#"{"jsonrpc":"2.0","id":26,"method":"tools/call","params":"echo"}"#.into(),
+        r#"{"jsonrpc":"2.0","id":27,"method":"tools/call"}"#.into(),
+        r#"{"jsonrpc":"2.0","method":"tools/call","params":{"name":"echo","arguments":{}}}"#.into(),
+        r#"{"jsonrpc":"2.0","id":28,"method":"tools/call","params":{"name":"twice","arguments":{},"inputResponses":{"x":{}}}}"#.into(),
+        r#"{"jsonrpc":"2.0","id":29,"method":"tools/call","params":{"name":"twice","arguments":{},"_meta":{"io.modelcontextprotocol/clientInfo":{"name":"cli"}}}}"#.into(),
+        r#"{"jsonrpc":"2.0","id":30,"method":"tools/call","params":{"name":"twice","clientInfo":{"name":7},"_meta":{"progressToken":1}}}"#.into(),
+        r#"{"jsonrpc": "2.0", "id": 31, "method": "tools/call", "params": {"name": "echo", "arguments": {"repo": "web", "title": "Fix it"}}}"#.into(),
+        r#"{"jsonrpc":"2.0","id":32,"method":"tools\/call","params":{"name":"blocked"}}"#.into(),
+        r#"[{"jsonrpc":"2.0","id":33,"method":"tools/call","params":{"name":"blocked"}}]"#.into(),
+        r#"{"jsonrpc":"2.0","id":34,"method":"ping"}"#.into(),
+    ];
+    // The same calls again: counters and pending entries must have moved alike.
+    m.extend(m.clone());
+    m
+}
+
+#[test]
+fn the_fast_path_answers_as_the_exact_path_does() {
+    let (fast, exact) = (proxy(), proxy());
+    let mut taken = 0;
+    for msg in messages() {
+        let line = msg.as_bytes();
+        taken += usize::from(json::is_canonical(line));
+        assert_eq!(
+            fast.client_message(line),
+            exact.client_message_exact(line),
+            "{msg}"
+        );
+        assert_eq!(fast.pending_count(), exact.pending_count(), "{msg}");
+        assert_eq!(*lock(&fast.client_name), *lock(&exact.client_name), "{msg}");
+    }
+    assert!(taken >= 40, "fast path open to {taken} messages only");
+}
+
+#[test]
+fn the_fast_path_takes_canonical_calls_only() {
+    let p = proxy();
+    let canonical = call("1", r#""echo""#, r#"{"repo":"web","title":"Fix it"}"#);
+    assert!(p.tools_call_fast(canonical.as_bytes()).is_some());
+    for other in [
+        call("2", r#""ech\u006f""#, "{}"),
+        call("3", r#""echo""#, r#"{"a":1,"A":2}"#),
+        call("4", r#""echo""#, r#"{"a":1.50}"#),
+        r#"{"id":5, "method":"tools/call","params":{"name":"echo"}}"#.into(),
+    ] {
+        assert!(p.tools_call_fast(other.as_bytes()).is_none(), "{other}");
+    }
+}
+
+#[test]
+fn stream_entry_points_write_the_same_lines() {
+    let (streamed, routed) = (proxy(), proxy());
+    let (mut to_server, mut to_client) = (Vec::new(), Vec::new());
+    let (mut want_server, mut want_client) = (Vec::new(), Vec::new());
+    for msg in messages() {
+        streamed.client_message_to(msg.as_bytes(), &mut to_server, &mut to_client);
+        for route in routed.client_message(msg.as_bytes()) {
+            route.append_to(&mut want_server, &mut want_client);
+        }
+    }
+    assert_eq!(to_server, want_server);
+    assert_eq!(to_client, want_client);
+    // Responses to some forwarded calls, and a server request.
+    let (mut got, mut want) = (Vec::new(), Vec::new());
+    for id in ["1", r#""a-1""#, "5", "7", "99"] {
+        let response = format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{{"content":[]}}}}"#);
+        streamed.server_message_to(response.as_bytes(), &mut got);
+        for route in routed.server_message(response.as_bytes()) {
+            route.append_to(&mut Vec::new(), &mut want);
+        }
+    }
+    assert_eq!(got, want);
+    assert_eq!(streamed.pending_count(), routed.pending_count());
+}
+
+#[test]
+fn responses_settle_calls_as_the_exact_path_does() {
+    let responses = [
+        r#"{"jsonrpc":"2.0","id":ID,"error":{"code":-32000,"message":"failed"}}"#,
+        r#"{"jsonrpc":"2.0","id":ID,"result":{"content":[],"isError":true}}"#,
+        r#"{"jsonrpc":"2.0","id":ID,"result":{"resultType":"input_required","inputRequests":{}}}"#,
+        r#"{"jsonrpc":"2.0","id":ID,"result":{"resultType":"input_\u0072equired"}}"#,
+        r#"{"jsonrpc": "2.0", "id": ID, "error": {"code": 1, "message": "x"}}"#,
+        r#"{"jsonrpc":"2.0","id":ID,"error":null,"result":{}}"#,
+        r#"{"jsonrpc":"2.0","id":ID,"result":{"resultType":7,"isError":"yes"}}"#,
+        r#"{"jsonrpc":"2.0","id":ID,"result":{},"result":{"isError":true}}"#,
+        r#"{"jsonrpc":"2.0","id":ID,"result":{"isError":true,"ISERROR":false}}"#,
+        r#"{"jsonrpc":"2.0","id":ID,"result":[1]}"#,
+        r#"{"jsonrpc":"2.0","id":ID,"method":"sampling/createMessage","params":{}}"#,
+        r#"{"jsonrpc":"2.0","id":ID,"result":{"content":[{"type":"text","text":"{\"a\":\"\\u00e9\"}"}]}}"#,
+    ];
+    let (fast, exact) = (proxy(), proxy());
+    let mut id = 100;
+    for response in responses {
+        for quoted in [false, true] {
+            id += 1;
+            let id_text = if quoted {
+                format!(r#""r{id}""#)
+            } else {
+                id.to_string()
+            };
+            let calls = [
+                call(&id_text, r#""limited""#, "{}"),
+                // The retry of a call that needed input is not counted again.
+                format!(
+                    r#"{{"jsonrpc":"2.0","id":{id}0,"method":"tools/call","params":{{"name":"limited","arguments":{{}},"inputResponses":{{}}}}}}"#
+                ),
+            ];
+            assert_eq!(
+                fast.client_message(calls[0].as_bytes()),
+                exact.client_message_exact(calls[0].as_bytes())
+            );
+            let response = response.replace("ID", &id_text);
+            assert_eq!(
+                fast.server_message(response.as_bytes()),
+                exact.server_message_exact(response.as_bytes()),
+                "{response}"
+            );
+            assert_eq!(fast.pending_count(), exact.pending_count(), "{response}");
+            assert_eq!(
+                fast.client_message(calls[1].as_bytes()),
+                exact.client_message_exact(calls[1].as_bytes()),
+                "{response}"
+            );
+            let done = format!(r#"{{"jsonrpc":"2.0","id":{id}0,"result":{{}}}}"#);
+            assert_eq!(
+                fast.server_message(done.as_bytes()),
+                exact.server_message_exact(done.as_bytes())
+            );
+        }
+    }
+}
