@@ -2,34 +2,71 @@
 //!
 //! Every line carries `seq` and `prev`, the SHA-256 of the line before it, so a line that
 //! was changed, removed or inserted breaks the chain at that point (`intercept audit
-//! verify`). Writing happens on a background thread fed by a bounded queue, in batches:
-//! a slow disk never slows a tool call; a full queue drops the event, says so on stderr and
-//! reports the count in the next event written.
+//! verify`). The call path only queues a small plain struct on a bounded channel; building
+//! the JSON, hashing the arguments, chaining and writing happen on a background thread, in
+//! batches. A slow disk never slows a tool call; a full queue drops the event, says so on
+//! stderr and reports the count in the next event written.
 
+mod counters;
+mod event;
 mod redact;
+pub mod retention;
+pub mod status;
+pub mod time;
 mod verify;
+mod writer;
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
-pub use redact::redact_secrets;
+pub use counters::counter_snapshot;
+pub use event::{ToolCall, ToolResult};
+pub use redact::{is_secret_key, redact_secrets};
+pub use retention::Retention;
 pub use verify::{VerifyError, verify};
+
+use event::Event;
 
 /// Events waiting to be written; past this, events are dropped (and counted).
 const QUEUE: usize = 8192;
 
+#[derive(Debug)]
 enum Message {
-    /// A serialised event without its opening brace; the writer puts `seq` and `prev` first.
-    Event(String),
+    Event(Event),
+    /// Answered once everything queued before it has been written (or has failed to be).
+    Sync(std::sync::mpsc::Sender<()>),
     Close,
+}
+
+/// How an audit log behaves.
+#[derive(Debug, Clone, Default)]
+pub struct AuditOptions {
+    /// Record tool arguments (redacted): `--log-args`.
+    pub log_args: bool,
+    /// Deny calls while the log cannot be written: `--audit-required`.
+    pub required: bool,
+    /// Prune old event files at start and daily.
+    pub retention: Option<Retention>,
+}
+
+/// What the call path and the writer thread share.
+#[derive(Debug, Default)]
+struct Shared {
+    /// Events queued and not yet taken by the writer: past half the queue, the writer is
+    /// woken early instead of at its next interval.
+    queued: AtomicU64,
+    /// Events dropped because the queue was full.
+    dropped: AtomicU64,
+    /// The last write failed (and no write has succeeded since).
+    failing: AtomicBool,
 }
 
 /// A handle to an instance's event file. Cheap to share; recording never blocks.
@@ -37,50 +74,89 @@ enum Message {
 pub struct AuditLog {
     instance: String,
     path: PathBuf,
-    log_args: bool,
+    options: AuditOptions,
     tx: SyncSender<Message>,
-    /// Events queued and not yet taken by the writer: past half the queue, the writer is
-    /// woken early instead of at its next interval.
-    queued: Arc<AtomicU64>,
-    dropped: Arc<AtomicU64>,
-    last_drop_warning: std::sync::atomic::AtomicI64,
+    shared: Arc<Shared>,
+    last_drop_warning: AtomicI64,
     writer_thread: std::thread::Thread,
     writer: Mutex<Option<JoinHandle<()>>>,
 }
 
-impl std::fmt::Debug for Message {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Message")
-    }
+/// The audit log could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("cannot create the audit directory {dir}: {source}")]
+    Dir {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot open the audit log {path}: {source}")]
+    File {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot start the audit writer: {0}")]
+    Thread(std::io::Error),
 }
 
 impl AuditLog {
     /// Opens (or continues) the event file at `path`: created `0600` in a `0700` directory.
-    pub fn open(path: &Path, instance: &str, log_args: bool) -> std::io::Result<Self> {
+    pub fn open(path: &Path, instance: &str, log_args: bool) -> Result<Self, OpenError> {
+        Self::open_with(
+            path,
+            instance,
+            AuditOptions {
+                log_args,
+                ..Default::default()
+            },
+        )
+    }
+
+    /// The same, with every option.
+    pub fn open_with(
+        path: &Path,
+        instance: &str,
+        options: AuditOptions,
+    ) -> Result<Self, OpenError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            crate::private_fs::create_private_dir(dir)?;
-        }
-        let (seq, prev) = chain_tail(path)?;
-        let file = open_private(path)?;
-        let (tx, rx) = sync_channel(QUEUE);
-        let dropped = Arc::new(AtomicU64::new(0));
-        let queued = Arc::new(AtomicU64::new(0));
-        let writer = std::thread::Builder::new()
-            .name("intercept-audit".into())
-            .spawn({
-                let (dropped, queued) = (dropped.clone(), queued.clone());
-                move || write_events(rx, file, seq, prev, dropped, queued)
+            crate::private_fs::create_private_dir(dir).map_err(|source| OpenError::Dir {
+                dir: dir.to_path_buf(),
+                source,
             })?;
+        }
+        let file_error = |source| OpenError::File {
+            path: path.to_path_buf(),
+            source,
+        };
+        let (seq, prev, good_len) = chain_tail(path).map_err(file_error)?;
+        let file = open_private(path).map_err(file_error)?;
+        let (tx, rx) = sync_channel(QUEUE);
+        let shared = Arc::new(Shared::default());
+        let writer = writer::Writer {
+            file,
+            path: path.to_path_buf(),
+            instance: instance.to_string(),
+            log_args: options.log_args,
+            seq,
+            prev,
+            good_len,
+            shared: shared.clone(),
+            lost: 0,
+            retention: options.retention.clone(),
+        };
+        let handle = std::thread::Builder::new()
+            .name("intercept-audit".into())
+            .spawn(move || writer.run(rx))
+            .map_err(OpenError::Thread)?;
         Ok(AuditLog {
             instance: instance.to_string(),
             path: path.to_path_buf(),
-            log_args,
+            options,
             tx,
-            queued,
-            dropped,
-            last_drop_warning: Default::default(),
-            writer_thread: writer.thread().clone(),
-            writer: Mutex::new(Some(writer)),
+            shared,
+            last_drop_warning: AtomicI64::new(0),
+            writer_thread: handle.thread().clone(),
+            writer: Mutex::new(Some(handle)),
         })
     }
 
@@ -88,36 +164,82 @@ impl AuditLog {
         &self.path
     }
 
-    /// Whether raw (redacted) arguments go into the log (`--log-args`).
-    pub fn logs_args(&self) -> bool {
-        self.log_args
+    pub fn instance(&self) -> &str {
+        &self.instance
     }
 
-    /// Queues an event of `kind` with these fields; time and instance are added.
+    /// Whether raw (redacted) arguments go into the log (`--log-args`).
+    pub fn logs_args(&self) -> bool {
+        self.options.log_args
+    }
+
+    /// Whether calls must be denied while the log cannot be written (`--audit-required`).
+    pub fn is_required(&self) -> bool {
+        self.options.required
+    }
+
+    /// Why calls are refused right now: `Some` only with `--audit-required` while the last
+    /// write failed.
+    pub fn refusal(&self) -> Option<String> {
+        (self.options.required && self.shared.failing.load(Ordering::Relaxed)).then(|| {
+            format!(
+                "The audit log ({}) cannot be written and --audit-required is set, so no tool call is allowed until it can",
+                self.path.display()
+            )
+        })
+    }
+
+    /// Whether the last write succeeded (or nothing was written yet).
+    pub fn is_healthy(&self) -> bool {
+        !self.shared.failing.load(Ordering::Relaxed)
+    }
+
+    /// Queues a decision; `false` if it could not be queued (and so will not be written).
+    pub fn tool_call(&self, event: ToolCall) -> bool {
+        self.send(Event::Call(Box::new(event)))
+    }
+
+    /// Queues the outcome of a forwarded call.
+    pub fn tool_result(&self, event: ToolResult) -> bool {
+        self.send(Event::Result(Box::new(event)))
+    }
+
+    /// Records a policy reload: the new policy's hash when it loaded, every error when not.
+    pub fn config_reload(&self, ok: bool, errors: &[String], policy_sha256: Option<&str>) {
+        self.record(
+            "config_reload",
+            json!({
+                "status": if ok { "success" } else { "failure" },
+                "policy_sha256": policy_sha256,
+                "errors": (!errors.is_empty()).then_some(errors),
+            }),
+        );
+    }
+
+    /// Queues an event of `kind` with these fields (null ones are left out); time and
+    /// instance are added.
     pub fn record(&self, kind: &str, fields: Value) {
-        let mut event = Map::new();
-        event.insert("ts".into(), json!(now_rfc3339()));
-        event.insert("type".into(), json!(kind));
-        event.insert("instance".into(), json!(self.instance));
-        if let Value::Object(fields) = fields {
-            for (k, v) in fields {
-                if !v.is_null() {
-                    event.insert(k, v);
-                }
-            }
-        }
-        // Serialised here, so the writer frees one string rather than a tree of values
-        // allocated on this thread.
-        let text = serde_json::to_string(&Value::Object(event)).unwrap_or_default();
-        let body = text.strip_prefix('{').unwrap_or(&text).to_string();
-        match self.tx.try_send(Message::Event(body)) {
+        let fields = match fields {
+            Value::Object(map) => map.into_iter().filter(|(_, v)| !v.is_null()).collect(),
+            _ => Map::new(),
+        };
+        self.send(Event::Other {
+            at: crate::state::now_millis(),
+            kind: kind.to_string(),
+            fields,
+        });
+    }
+
+    fn send(&self, event: Event) -> bool {
+        match self.tx.try_send(Message::Event(event)) {
             Ok(()) => {
-                if self.queued.fetch_add(1, Ordering::Relaxed) == QUEUE as u64 / 2 {
+                if self.shared.queued.fetch_add(1, Ordering::Relaxed) == QUEUE as u64 / 2 {
                     self.writer_thread.unpark();
                 }
+                true
             }
             Err(TrySendError::Full(_)) => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
+                self.shared.dropped.fetch_add(1, Ordering::Relaxed);
                 // Say so on stderr, but at most every ten seconds.
                 let now = crate::state::now_millis();
                 let last = self.last_drop_warning.load(Ordering::Relaxed);
@@ -131,8 +253,18 @@ impl AuditLog {
                         "intercept: the audit log cannot keep up; events are being dropped (counted in the next event)"
                     );
                 }
+                false
             }
-            Err(TrySendError::Disconnected(_)) => {}
+            Err(TrySendError::Disconnected(_)) => false,
+        }
+    }
+
+    /// Waits until everything queued so far has been written (or has failed to be).
+    pub fn sync(&self) {
+        let (done, wait) = std::sync::mpsc::channel();
+        if self.tx.send(Message::Sync(done)).is_ok() {
+            self.writer_thread.unpark();
+            let _ = wait.recv();
         }
     }
 
@@ -146,70 +278,18 @@ impl AuditLog {
     }
 }
 
-/// How often the writer wakes to write what has been queued. Waking per event would cost a
-/// thread switch and a system call for every tool call; this costs at most this much delay
-/// (and, if the process is killed outright, at most this much of the log).
-const WRITE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
-
-fn write_events(
-    rx: Receiver<Message>,
-    file: File,
-    mut seq: u64,
-    mut prev: String,
-    dropped: Arc<AtomicU64>,
-    queued: Arc<AtomicU64>,
-) {
-    let mut out = BufWriter::with_capacity(256 * 1024, file);
-    let mut failures = 0u64;
-    loop {
-        std::thread::park_timeout(WRITE_INTERVAL);
-        let mut closing = false;
-        loop {
-            let body = match rx.try_recv() {
-                Ok(Message::Event(event)) => event,
-                Ok(Message::Close) | Err(std::sync::mpsc::TryRecvError::Disconnected) => {
-                    closing = true;
-                    break;
-                }
-                Err(std::sync::mpsc::TryRecvError::Empty) => break,
-            };
-            queued.fetch_sub(1, Ordering::Relaxed);
-            let lost = dropped.swap(0, Ordering::Relaxed) + failures;
-            let lost = if lost > 0 {
-                format!("\"dropped_events\":{lost},")
-            } else {
-                String::new()
-            };
-            seq += 1;
-            let line = format!("{{\"seq\":{seq},\"prev\":\"{prev}\",{lost}{body}");
-            match writeln!(out, "{line}") {
-                Ok(()) => {
-                    prev = sha256_hex(line.as_bytes());
-                    failures = 0;
-                }
-                Err(e) => {
-                    failures += 1;
-                    seq -= 1;
-                    eprintln!("intercept: writing the audit log failed: {e}");
-                }
-            }
-        }
-        if let Err(e) = out.flush() {
-            eprintln!("intercept: writing the audit log failed: {e}");
-        }
-        if closing {
-            return;
-        }
-    }
-}
-
-/// The `seq` and line hash at the end of an existing file, to continue its chain.
-fn chain_tail(path: &Path) -> std::io::Result<(u64, String)> {
+/// The `seq`, line hash and length of an existing file, to continue its chain. Anything
+/// but a regular file (a device, a pipe) has no chain to continue.
+fn chain_tail(path: &Path) -> std::io::Result<(u64, String, u64)> {
     let file = match File::open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((0, String::new())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((0, String::new(), 0)),
         Err(e) => return Err(e),
     };
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Ok((0, String::new(), 0));
+    }
     let mut last = None;
     for line in BufReader::new(file).lines() {
         let line = line?;
@@ -223,17 +303,21 @@ fn chain_tail(path: &Path) -> std::io::Result<(u64, String)> {
                 .ok()
                 .and_then(|v| v.get("seq").and_then(Value::as_u64))
                 .unwrap_or(0);
-            (seq, sha256_hex(line.as_bytes()))
+            (seq, sha256_hex(line.as_bytes()), meta.len())
         }
-        None => (0, String::new()),
+        None => (0, String::new(), meta.len()),
     })
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digest = Sha256::digest(bytes);
+    let mut out = String::with_capacity(64);
+    for b in digest {
+        out.push(HEX[usize::from(b >> 4)] as char);
+        out.push(HEX[usize::from(b & 15)] as char);
+    }
+    out
 }
 
 /// `sha256:<hex>` of the arguments in canonical form (keys sorted, compact), so equal
@@ -276,30 +360,7 @@ fn write_canonical(v: &Value, out: &mut String) {
 
 /// RFC 3339 UTC with milliseconds, e.g. `2026-11-24T19:41:37.250Z`.
 pub fn now_rfc3339() -> String {
-    let ms = crate::state::now_millis();
-    let secs = ms.div_euclid(1000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        ms.rem_euclid(1000)
-    )
-}
-
-/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
+    time::rfc3339(crate::state::now_millis())
 }
 
 fn open_private(path: &Path) -> std::io::Result<File> {
@@ -316,13 +377,6 @@ fn open_private(path: &Path) -> std::io::Result<File> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dates_are_rendered_in_utc() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(20_417), (2025, 11, 25));
-        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
-    }
 
     #[test]
     fn argument_hashes_ignore_key_order() {

@@ -3,6 +3,7 @@
 mod audit;
 mod check;
 mod proxy;
+mod status;
 mod validate;
 
 use std::ffi::OsString;
@@ -39,6 +40,8 @@ enum Command {
     /// Work with audit logs.
     #[command(subcommand)]
     Audit(audit::Command),
+    /// Summarise the audit log: instances, totals, top deny rules, recent denials.
+    Status(status::Args),
 }
 
 /// A policy file argument shared by the subcommands.
@@ -146,6 +149,7 @@ fn run_command(cmd: Command, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         Command::Validate(args) => validate::run(&args, out, err),
         Command::Check(args) => check::run(&args, out, err),
         Command::Audit(cmd) => audit::run(&cmd, out),
+        Command::Status(args) => status::run(&args, out),
     };
     finish(result, err)
 }

@@ -1,0 +1,155 @@
+//! What the call path hands to the audit log: plain values, cheap to build. Turning them
+//! into JSON (hashing the arguments, redacting them) happens on the writer thread.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::state::Millis;
+
+/// A `tools/call` decision.
+#[derive(Debug, Clone)]
+pub struct ToolCall {
+    /// When the decision was made (milliseconds since the epoch).
+    pub at: Millis,
+    pub session: Option<String>,
+    pub identity: Option<String>,
+    /// `clientInfo.name` of the MCP client.
+    pub client: Option<String>,
+    pub tool: String,
+    /// `allow`, `deny`, `require_approval`, `shadow_deny`, …: the verdict's name.
+    pub decision: &'static str,
+    pub reason: &'static str,
+    pub rule: Option<Arc<str>>,
+    pub message: Option<Arc<str>>,
+    pub retry_after_seconds: Option<u64>,
+    /// How long evaluation took.
+    pub latency: Duration,
+    /// The call's arguments: always hashed, recorded (redacted) only with `--log-args`.
+    pub args: Option<Value>,
+}
+
+/// How a forwarded call ended.
+#[derive(Debug, Clone)]
+pub struct ToolResult {
+    pub at: Millis,
+    pub session: Option<String>,
+    pub identity: Option<String>,
+    pub tool: String,
+    /// `ok`, `is_error`, `error`, `input_required`, …
+    pub outcome: &'static str,
+    /// What became of the call's counter reservation, when it had one.
+    pub reservation: Option<&'static str>,
+    /// From forwarding the call to its answer.
+    pub duration: Duration,
+}
+
+/// One queued event.
+#[derive(Debug)]
+pub(super) enum Event {
+    Call(Box<ToolCall>),
+    Result(Box<ToolResult>),
+    /// Any other kind, with its fields (null ones are left out).
+    Other {
+        at: Millis,
+        kind: String,
+        fields: Map<String, Value>,
+    },
+}
+
+#[derive(Serialize)]
+struct CallBody<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    session: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    identity: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client: Option<&'a str>,
+    tool: &'a str,
+    decision: &'a str,
+    reason: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rule: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_after_seconds: Option<u64>,
+    latency_us: f64,
+    args_hash: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    args: Option<Value>,
+}
+
+#[derive(Serialize)]
+struct ResultBody<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    session: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    identity: Option<&'a str>,
+    tool: &'a str,
+    outcome: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reservation: Option<&'a str>,
+    duration_ms: f64,
+}
+
+impl Event {
+    pub(super) fn at(&self) -> Millis {
+        match self {
+            Event::Call(c) => c.at,
+            Event::Result(r) => r.at,
+            Event::Other { at, .. } => *at,
+        }
+    }
+
+    pub(super) fn kind(&self) -> &str {
+        match self {
+            Event::Call(_) => "tool_call",
+            Event::Result(_) => "tool_result",
+            Event::Other { kind, .. } => kind,
+        }
+    }
+
+    /// Appends the event's own fields as JSON members (`"a":1,"b":2`, no braces).
+    pub(super) fn write_fields(&self, log_args: bool, out: &mut Vec<u8>) {
+        let body = match self {
+            Event::Call(c) => serde_json::to_vec(&CallBody {
+                session: c.session.as_deref(),
+                identity: c.identity.as_deref(),
+                client: c.client.as_deref(),
+                tool: &c.tool,
+                decision: c.decision,
+                reason: c.reason,
+                rule: c.rule.as_deref(),
+                message: c.message.as_deref(),
+                retry_after_seconds: c.retry_after_seconds,
+                latency_us: round(c.latency.as_secs_f64() * 1e6, 10.0),
+                args_hash: super::args_hash(c.args.as_ref()),
+                args: log_args
+                    .then(|| super::redact_secrets(c.args.as_ref().unwrap_or(&Value::Null))),
+            }),
+            Event::Result(r) => serde_json::to_vec(&ResultBody {
+                session: r.session.as_deref(),
+                identity: r.identity.as_deref(),
+                tool: &r.tool,
+                outcome: r.outcome,
+                reservation: r.reservation,
+                duration_ms: round(r.duration.as_secs_f64() * 1e3, 1000.0),
+            }),
+            Event::Other { fields, .. } => serde_json::to_vec(fields),
+        }
+        .unwrap_or_default();
+        // `{...}` → `...`; an empty object adds nothing.
+        if body.len() > 2 {
+            out.push(b',');
+            out.extend_from_slice(&body[1..body.len() - 1]);
+        }
+    }
+}
+
+/// Rounds to 1/`per` (latencies to 0.1 µs, durations to 1 µs): finer digits are noise.
+fn round(v: f64, per: f64) -> f64 {
+    (v * per).round() / per
+}
