@@ -135,8 +135,9 @@ impl AuditLog {
         let writer = writer::Writer {
             file,
             path: path.to_path_buf(),
-            instance: instance.to_string(),
+            instance_json: serde_json::to_string(instance).unwrap_or_default(),
             log_args: options.log_args,
+            clock: Default::default(),
             seq,
             prev,
             good_len,
@@ -323,38 +324,40 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// `sha256:<hex>` of the arguments in canonical form (keys sorted, compact), so equal
 /// arguments hash alike whatever order the client wrote them in.
 pub fn args_hash(args: Option<&Value>) -> String {
-    let mut canonical = String::new();
+    let mut canonical = Vec::with_capacity(256);
     write_canonical(args.unwrap_or(&Value::Object(Map::new())), &mut canonical);
-    format!("sha256:{}", sha256_hex(canonical.as_bytes()))
+    format!("sha256:{}", sha256_hex(&canonical))
 }
 
-fn write_canonical(v: &Value, out: &mut String) {
+fn write_canonical(v: &Value, out: &mut Vec<u8>) {
     match v {
         Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, k) in keys.iter().enumerate() {
+            let mut members: Vec<(&String, &Value)> = map.iter().collect();
+            members.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            out.push(b'{');
+            for (i, (k, v)) in members.into_iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
-                out.push_str(&serde_json::to_string(k).unwrap_or_default());
-                out.push(':');
-                write_canonical(&map[k.as_str()], out);
+                let _ = serde_json::to_writer(&mut *out, k);
+                out.push(b':');
+                write_canonical(v, out);
             }
-            out.push('}');
+            out.push(b'}');
         }
         Value::Array(items) => {
-            out.push('[');
+            out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
                 write_canonical(item, out);
             }
-            out.push(']');
+            out.push(b']');
         }
-        other => out.push_str(&other.to_string()),
+        other => {
+            let _ = serde_json::to_writer(&mut *out, other);
+        }
     }
 }
 
@@ -414,5 +417,76 @@ mod tests {
             assert_eq!(mode(&path), 0o600);
             assert_eq!(mode(path.parent().unwrap()), 0o700);
         }
+    }
+
+    #[test]
+    fn decisions_and_results_become_complete_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("e.jsonl");
+        let log = AuditLog::open(&path, "abc", true).unwrap();
+        let at = time::parse_rfc3339("2026-11-25T06:40:12.045Z").unwrap();
+        let args = json!({"b": 1, "token": "t0p", "a": "x"});
+        assert!(log.tool_call(ToolCall {
+            at,
+            session: Some("s1".into()),
+            identity: None,
+            client: Some("c".into()),
+            tool: "t".into(),
+            decision: "deny",
+            reason: "rate_limit",
+            rule: Some(Arc::from("r")),
+            message: Some(Arc::from("m \"quoted\"")),
+            retry_after_seconds: Some(3),
+            latency: std::time::Duration::from_nanos(1234),
+            args: Some(args.to_string()),
+        }));
+        assert!(log.tool_result(ToolResult {
+            at: at + 1000,
+            session: Some("s1".into()),
+            identity: Some("alice".into()),
+            tool: "t".into(),
+            outcome: "error",
+            reservation: Some("rolled_back"),
+            duration: std::time::Duration::from_micros(2500),
+        }));
+        log.config_reload(false, &["p.yaml:3:7: bad".into()], None);
+        log.close();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(
+            lines[0],
+            json!({
+                "seq": 1, "prev": "", "ts": "2026-11-25T06:40:12.045Z", "type": "tool_call",
+                "instance": "abc", "session": "s1", "client": "c", "tool": "t",
+                "decision": "deny", "reason": "rate_limit", "rule": "r", "message": "m \"quoted\"",
+                "retry_after_seconds": 3, "latency_us": 1.2,
+                "args_hash": args_hash(Some(&args)),
+                "args": {"b": 1, "token": "[REDACTED]", "a": "x"},
+            })
+        );
+        assert_eq!(lines[1]["ts"], "2026-11-25T06:40:13.045Z");
+        assert_eq!(lines[1]["identity"], "alice");
+        assert_eq!(lines[1]["reservation"], "rolled_back");
+        assert_eq!(lines[1]["duration_ms"], 2.5);
+        assert_eq!(lines[2]["status"], "failure");
+        assert_eq!(lines[2]["errors"], json!(["p.yaml:3:7: bad"]));
+        assert!(lines[2].get("policy_sha256").is_none());
+        assert_eq!(verify(&path).unwrap(), 3);
+    }
+
+    #[test]
+    fn canonical_arguments_are_compact_and_sorted() {
+        let mut out = Vec::new();
+        write_canonical(
+            &json!({"b": [1, {"d": null, "c": "é\n"}], "a": 1.5}),
+            &mut out,
+        );
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"a":1.5,"b":[1,{"c":"é\n","d":null}]}"#
+        );
     }
 }

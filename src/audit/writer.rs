@@ -23,8 +23,10 @@ const PRUNE_INTERVAL: Duration = Duration::from_secs(24 * 3600);
 pub(super) struct Writer {
     pub file: File,
     pub path: PathBuf,
-    pub instance: String,
+    /// The instance id as a JSON string, ready to copy into every line.
+    pub instance_json: String,
     pub log_args: bool,
+    pub clock: Clock,
     /// The chain so far: the last line's `seq` and hash.
     pub seq: u64,
     pub prev: String,
@@ -121,13 +123,12 @@ impl Writer {
         if lost > 0 {
             let _ = write!(out, "\"dropped_events\":{lost},");
         }
-        let _ = write!(
-            out,
-            "\"ts\":\"{}\",\"type\":{},\"instance\":{}",
-            time::rfc3339(event.at()),
-            json_string(event.kind()),
-            json_string(&self.instance)
-        );
+        out.extend_from_slice(b"\"ts\":\"");
+        self.clock.write(event.at(), out);
+        out.extend_from_slice(b"\",\"type\":");
+        let _ = serde_json::to_writer(&mut *out, event.kind());
+        out.extend_from_slice(b",\"instance\":");
+        out.extend_from_slice(self.instance_json.as_bytes());
         event.write_fields(self.log_args, out);
         out.push(b'}');
         self.prev = sha256_hex(&out[start..]);
@@ -135,6 +136,24 @@ impl Writer {
     }
 }
 
-fn json_string(s: &str) -> String {
-    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+/// Timestamps, formatted once per second: events come in bursts within the same second.
+#[derive(Default)]
+pub(super) struct Clock {
+    second: Option<i64>,
+    /// `2026-11-25T06:40:12.` for `second`.
+    prefix: String,
+}
+
+impl Clock {
+    fn write(&mut self, at: crate::state::Millis, out: &mut Vec<u8>) {
+        let second = at.div_euclid(1000);
+        if self.second != Some(second) {
+            let full = time::rfc3339(at);
+            self.prefix = full[..full.len() - 4].to_string();
+            self.second = Some(second);
+        }
+        out.extend_from_slice(self.prefix.as_bytes());
+        let ms = at.rem_euclid(1000);
+        let _ = write!(out, "{ms:03}Z");
+    }
 }

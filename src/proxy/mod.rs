@@ -479,7 +479,7 @@ impl Proxy {
             message: d.message.clone(),
             retry_after_seconds: d.retry_after_seconds,
             latency,
-            args: call.args.cloned(),
+            args: call.args.and_then(|a| serde_json::to_string(a).ok()),
         });
         if !queued && audit.is_required() {
             refuse(
