@@ -9,16 +9,72 @@ use serde_json::{Map, Value};
 
 use crate::state::Millis;
 
+/// A short string kept inline when it fits (tool names, session ids, client names), so
+/// recording one costs the call path no allocation of its own.
+#[derive(Clone)]
+pub struct Text(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    Inline { len: u8, bytes: [u8; INLINE] },
+    Heap(Box<str>),
+}
+
+const INLINE: usize = 46;
+
+impl Text {
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            // Always valid: copied from a `&str` that fitted whole.
+            Repr::Inline { len, bytes } => {
+                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
+            }
+            Repr::Heap(s) => s,
+        }
+    }
+}
+
+impl From<&str> for Text {
+    fn from(s: &str) -> Self {
+        if s.len() <= INLINE {
+            let mut bytes = [0; INLINE];
+            bytes[..s.len()].copy_from_slice(s.as_bytes());
+            Text(Repr::Inline {
+                len: s.len() as u8,
+                bytes,
+            })
+        } else {
+            Text(Repr::Heap(s.into()))
+        }
+    }
+}
+
+impl From<String> for Text {
+    fn from(s: String) -> Self {
+        if s.len() <= INLINE {
+            Text::from(s.as_str())
+        } else {
+            Text(Repr::Heap(s.into_boxed_str()))
+        }
+    }
+}
+
+impl std::fmt::Debug for Text {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
 /// A `tools/call` decision.
 #[derive(Debug, Clone)]
 pub struct ToolCall {
     /// When the decision was made (milliseconds since the epoch).
     pub at: Millis,
-    pub session: Option<String>,
-    pub identity: Option<String>,
+    pub session: Option<Text>,
+    pub identity: Option<Text>,
     /// `clientInfo.name` of the MCP client.
-    pub client: Option<String>,
-    pub tool: String,
+    pub client: Option<Text>,
+    pub tool: Text,
     /// `allow`, `deny`, `require_approval`, `shadow_deny`, …: the verdict's name.
     pub decision: &'static str,
     pub reason: &'static str,
@@ -27,19 +83,19 @@ pub struct ToolCall {
     pub retry_after_seconds: Option<u64>,
     /// How long evaluation took.
     pub latency: Duration,
-    /// The call's arguments as JSON text: always hashed, recorded (redacted) only with
-    /// `--log-args`. Text rather than a `Value`: one allocation to copy instead of one per
-    /// member, on the call path.
-    pub args: Option<String>,
+    /// The call's arguments: always hashed, recorded (redacted) only with `--log-args`.
+    /// (Measured: a copy of the `Value` costs the call path less than writing its canonical
+    /// text or serialising it there.)
+    pub args: Option<Value>,
 }
 
 /// How a forwarded call ended.
 #[derive(Debug, Clone)]
 pub struct ToolResult {
     pub at: Millis,
-    pub session: Option<String>,
-    pub identity: Option<String>,
-    pub tool: String,
+    pub session: Option<Text>,
+    pub identity: Option<Text>,
+    pub tool: Text,
     /// `ok`, `is_error`, `error`, `input_required`, …
     pub outcome: &'static str,
     /// What became of the call's counter reservation, when it had one.
@@ -119,33 +175,31 @@ impl Event {
         let start = out.len();
         let _ = match self {
             Event::Call(c) => {
-                let args: Option<Value> =
-                    c.args.as_deref().and_then(|a| serde_json::from_str(a).ok());
+                let args = c.args.as_ref();
                 serde_json::to_writer(
                     &mut *out,
                     &CallBody {
-                        session: c.session.as_deref(),
-                        identity: c.identity.as_deref(),
-                        client: c.client.as_deref(),
-                        tool: &c.tool,
+                        session: c.session.as_ref().map(Text::as_str),
+                        identity: c.identity.as_ref().map(Text::as_str),
+                        client: c.client.as_ref().map(Text::as_str),
+                        tool: c.tool.as_str(),
                         decision: c.decision,
                         reason: c.reason,
                         rule: c.rule.as_deref(),
                         message: c.message.as_deref(),
                         retry_after_seconds: c.retry_after_seconds,
                         latency_us: round(c.latency.as_secs_f64() * 1e6, 10.0),
-                        args_hash: super::args_hash(args.as_ref()),
-                        args: log_args
-                            .then(|| super::redact_secrets(args.as_ref().unwrap_or(&Value::Null))),
+                        args_hash: super::args_hash(args),
+                        args: log_args.then(|| super::redact_secrets(args.unwrap_or(&Value::Null))),
                     },
                 )
             }
             Event::Result(r) => serde_json::to_writer(
                 &mut *out,
                 &ResultBody {
-                    session: r.session.as_deref(),
-                    identity: r.identity.as_deref(),
-                    tool: &r.tool,
+                    session: r.session.as_ref().map(Text::as_str),
+                    identity: r.identity.as_ref().map(Text::as_str),
+                    tool: r.tool.as_str(),
                     outcome: r.outcome,
                     reservation: r.reservation,
                     duration_ms: round(r.duration.as_secs_f64() * 1e3, 1000.0),

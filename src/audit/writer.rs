@@ -15,7 +15,7 @@ use super::{Message, Shared, retention, sha256_hex, time};
 /// How often the writer wakes to write what has been queued. Waking per event would cost a
 /// thread switch and a system call for every tool call; this costs at most this much delay
 /// (and, if the process is killed outright, at most this much of the log).
-pub(super) const WRITE_INTERVAL: Duration = Duration::from_millis(50);
+pub(super) const WRITE_INTERVAL: Duration = Duration::from_millis(20);
 
 /// How often old files are pruned while running (they are also pruned at start).
 const PRUNE_INTERVAL: Duration = Duration::from_secs(24 * 3600);
@@ -59,7 +59,6 @@ impl Writer {
             loop {
                 match rx.try_recv() {
                     Ok(Message::Event(event)) => {
-                        self.shared.queued.fetch_sub(1, Ordering::Relaxed);
                         let lost = if count == 0 {
                             carried = self.shared.dropped.swap(0, Ordering::Relaxed) + self.lost;
                             carried

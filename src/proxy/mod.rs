@@ -433,9 +433,9 @@ impl Proxy {
             // Plain values only: the JSON is built on the audit writer's thread.
             audit.tool_result(crate::audit::ToolResult {
                 at: crate::state::now_millis(),
-                session: Some(self.options.session.clone()),
-                identity: self.options.identity.clone(),
-                tool,
+                session: Some(self.options.session.as_str().into()),
+                identity: self.options.identity.as_deref().map(Into::into),
+                tool: tool.into(),
                 outcome: outcome.as_str(),
                 reservation: had_reservation.then_some(match outcome {
                     Outcome::Error | Outcome::UpstreamGone => "rolled_back",
@@ -469,17 +469,17 @@ impl Proxy {
         }
         let queued = audit.tool_call(crate::audit::ToolCall {
             at: crate::state::now_millis(),
-            session: call.session.map(str::to_string),
-            identity: call.identity.map(str::to_string),
-            client: call.client_name.map(str::to_string),
-            tool: call.tool.to_string(),
+            session: call.session.map(Into::into),
+            identity: call.identity.map(Into::into),
+            client: call.client_name.map(Into::into),
+            tool: call.tool.into(),
             decision: d.verdict.as_str(),
             reason: d.reason.as_str(),
             rule: d.rule.clone(),
             message: d.message.clone(),
             retry_after_seconds: d.retry_after_seconds,
             latency,
-            args: call.args.and_then(|a| serde_json::to_string(a).ok()),
+            args: call.args.cloned(),
         });
         if !queued && audit.is_required() {
             refuse(
