@@ -455,4 +455,39 @@ mod tests {
         assert!(lines[2].get("policy_sha256").is_none());
         assert_eq!(verify(&path).unwrap(), 3);
     }
+
+    #[test]
+    fn events_dropped_on_a_full_queue_are_counted_in_the_next_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("e.jsonl");
+        let log = AuditLog::open(&path, "abc", false).unwrap();
+        // Hold the writer up: a sync request waits behind nothing, so queue past capacity
+        // from this thread before the writer's next wake-up drains it.
+        let mut refused = 0;
+        for i in 0..QUEUE * 2 {
+            if !log.send(Event::Other {
+                at: 0,
+                kind: "x".into(),
+                fields: Map::from_iter([("i".to_string(), json!(i))]),
+            }) {
+                refused += 1;
+            }
+        }
+        log.record("last", json!({}));
+        log.close();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let written = text.lines().count();
+        let reported: u64 = text
+            .lines()
+            .filter_map(|l| {
+                serde_json::from_str::<Value>(l)
+                    .ok()?
+                    .get("dropped_events")?
+                    .as_u64()
+            })
+            .sum();
+        assert!(refused > 0, "the queue never filled");
+        assert_eq!(written as u64 + reported, QUEUE as u64 * 2 + 1);
+        assert_eq!(verify(&path).unwrap(), written);
+    }
 }

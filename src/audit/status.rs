@@ -264,7 +264,7 @@ impl Accumulator {
                 i.status = if i.stopped {
                     "stopped"
                 } else {
-                    match i.pid.and_then(|pid| pid_alive(pid as u32)) {
+                    match i.pid.and_then(|pid| pid_alive(pid as u32, i.started_ms)) {
                         Some(true) => "alive",
                         Some(false) => "gone",
                         None => "unknown",
@@ -323,13 +323,19 @@ pub fn strip_credentials(s: &str) -> String {
     }
 }
 
-/// Whether a process with this id runs; `None` where that cannot be checked.
-fn pid_alive(pid: u32) -> Option<bool> {
+/// Whether the process that logged its start at `started` still runs; `None` where that
+/// cannot be checked.
+fn pid_alive(pid: u32, started: Millis) -> Option<bool> {
     if pid == 0 {
         return None;
     }
     if cfg!(target_os = "linux") {
-        return Some(Path::new(&format!("/proc/{pid}")).exists());
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            return Some(false);
+        };
+        // A process that started after the instance logged its start has reused the pid.
+        // (A minute of slack: the boot time is read in whole seconds and clocks get set.)
+        return Some(linux_start_ms(&stat).is_none_or(|s| s <= started + 60_000));
     }
     #[cfg(unix)]
     {
@@ -344,6 +350,22 @@ fn pid_alive(pid: u32) -> Option<bool> {
     {
         None
     }
+}
+
+/// When a Linux process started (ms since the epoch), from its `/proc/<pid>/stat` line and
+/// the boot time; clock ticks are taken to be 100 a second, as on every Linux platform.
+fn linux_start_ms(stat: &str) -> Option<Millis> {
+    // The command name may contain spaces and parentheses: fields follow the last `)`.
+    let fields: Vec<&str> = stat.get(stat.rfind(')')? + 2..)?.split(' ').collect();
+    let ticks: i64 = fields.get(19)?.parse().ok()?;
+    let boot: i64 = std::fs::read_to_string("/proc/stat")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(boot * 1000 + ticks * 10)
 }
 
 #[cfg(test)]

@@ -17,6 +17,9 @@ use super::{Message, Shared, retention, sha256_hex, time};
 /// (and, if the process is killed outright, at most this much of the log).
 pub(super) const WRITE_INTERVAL: Duration = Duration::from_millis(20);
 
+/// Most events written at once.
+const MAX_BATCH: u64 = 4096;
+
 /// How often old files are pruned while running (they are also pruned at start).
 const PRUNE_INTERVAL: Duration = Duration::from_secs(24 * 3600);
 
@@ -41,6 +44,7 @@ pub(super) struct Writer {
 impl Writer {
     pub(super) fn run(mut self, rx: Receiver<Message>) {
         let mut last_prune = None;
+        let mut more = false;
         let mut batch = Vec::with_capacity(64 * 1024);
         loop {
             if let Some(r) = &self.retention
@@ -49,7 +53,10 @@ impl Writer {
                 retention::prune(r, &self.path);
                 last_prune = Some(Instant::now());
             }
-            std::thread::park_timeout(WRITE_INTERVAL);
+            if !more {
+                std::thread::park_timeout(WRITE_INTERVAL);
+            }
+            more = false;
             let mut closing = false;
             let mut waiters = Vec::new();
             let (start_seq, start_prev) = (self.seq, self.prev.clone());
@@ -59,18 +66,38 @@ impl Writer {
             loop {
                 match rx.try_recv() {
                     Ok(Message::Event(event)) => {
-                        let lost = if count == 0 {
-                            carried = self.shared.dropped.swap(0, Ordering::Relaxed) + self.lost;
-                            carried
-                        } else {
-                            0
-                        };
+                        // Read per event: drops can happen while a batch is being drained,
+                        // and the last batch must report them too.
+                        let mut lost = self.shared.dropped.swap(0, Ordering::Relaxed);
+                        if count == 0 {
+                            lost += self.lost;
+                        }
+                        carried += lost;
                         self.append(&event, lost, &mut batch);
                         count += 1;
+                        // Write in bounded batches while events keep coming.
+                        if count == MAX_BATCH {
+                            more = true;
+                            break;
+                        }
                     }
                     Ok(Message::Sync(done)) => waiters.push(done),
                     Ok(Message::Close) | Err(TryRecvError::Disconnected) => {
                         closing = true;
+                        // Events dropped after the last one queued have no later line to be
+                        // counted in: one more line says how many.
+                        let lost = self.shared.dropped.swap(0, Ordering::Relaxed)
+                            + if count == 0 { self.lost } else { 0 };
+                        if lost > 0 {
+                            let event = Event::Other {
+                                at: crate::state::now_millis(),
+                                kind: "dropped".into(),
+                                fields: Default::default(),
+                            };
+                            carried += lost;
+                            self.append(&event, lost, &mut batch);
+                            count += 1;
+                        }
                         break;
                     }
                     Err(TryRecvError::Empty) => break,
