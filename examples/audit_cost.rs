@@ -38,7 +38,7 @@ fn main() {
         black_box(proxy.client_message(black_box(request.as_bytes())));
         black_box(proxy.server_message(black_box(response.as_bytes())));
         // Let the writer catch up now and then, as it would between bursts.
-        if i % 1000 == 999
+        if i % 5000 == 4999
             && let Some(a) = &audit
         {
             a.sync();
