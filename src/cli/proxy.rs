@@ -359,3 +359,36 @@ fn init_logging(level: &str) {
         .with_ansi(false)
         .try_init();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_server_is_named_without_secrets() {
+        let args = |command: &[&str], upstream: Option<&str>| Args {
+            command: command.iter().map(|s| s.to_string()).collect(),
+            upstream: upstream.map(str::to_string),
+            ..Default::default()
+        };
+        assert_eq!(
+            describe_server(&args(
+                &[
+                    "npx",
+                    "server",
+                    "--api-key",
+                    "k1",
+                    "--token=t1",
+                    "--port",
+                    "80"
+                ],
+                None
+            )),
+            "npx server --api-key [REDACTED] --token=[REDACTED] --port 80"
+        );
+        assert_eq!(
+            describe_server(&args(&[], Some("https://u:p@mcp.example.com/mcp?key=s#x"))),
+            "https://mcp.example.com/mcp"
+        );
+    }
+}
