@@ -54,7 +54,9 @@ fn write_text(s: &Summary, now: Millis, out: &mut dyn Write) -> std::io::Result<
                 i.status.to_string(),
                 shorten(i.server.as_deref().unwrap_or("-"), 40),
                 i.pid.map_or("-".into(), |p| p.to_string()),
-                i.state.clone().unwrap_or_else(|| "-".into()),
+                i.state
+                    .as_deref()
+                    .map_or("-".into(), |st| shorten(&tilde(st), 48)),
                 i.fail_mode.clone().unwrap_or_else(|| "-".into()),
                 i.calls.to_string(),
                 i.denied.to_string(),
@@ -179,6 +181,14 @@ fn table(out: &mut dyn Write, header: &[&str], rows: &[Vec<String>]) -> std::io:
         writeln!(out, "{}", line(row.iter().map(String::as_str).collect()))?;
     }
     Ok(())
+}
+
+/// The home directory as `~`, to keep paths short.
+fn tilde(s: &str) -> String {
+    match super::proxy::home_dir() {
+        Some(home) if !home.as_os_str().is_empty() => s.replace(&*home.to_string_lossy(), "~"),
+        _ => s.to_string(),
+    }
 }
 
 /// `2026-11-25T06:40:12.345Z` → `2026-11-25 06:40:12`.
