@@ -5,6 +5,11 @@ const { join } = require('node:path')
 
 const root = join(__dirname, '..')
 
+// The audit log is on by default, in ~/.intercept/events: every intercept a test starts
+// (and whatever it starts) writes to a temporary directory instead, unless a test says
+// otherwise.
+if (!process.env.INTERCEPT_AUDIT_DIR) process.env.INTERCEPT_AUDIT_DIR = mkdtempSync(join(tmpdir(), 'intercept-test-events-'))
+
 /** A fresh temporary directory. */
 function tempDir() {
   return mkdtempSync(join(tmpdir(), 'intercept-test-'))

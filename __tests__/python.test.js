@@ -4,7 +4,7 @@ const test = require('node:test')
 const assert = require('node:assert/strict')
 const { spawnSync } = require('node:child_process')
 const { join } = require('node:path')
-const { root } = require('./helpers.js')
+const { root, tempDir } = require('./helpers.js')
 const { BINARY, SERVERS } = require('./mcp.js')
 
 test('the Python MCP SDK client sees the same enforcement', () => {
@@ -16,6 +16,8 @@ test('the Python MCP SDK client sees the same enforcement', () => {
       BINARY,
       '-c', join(root, 'policies', 'examples', 'server-everything.yaml'),
       '--state', 'memory', '--log-level', 'warn',
+      // The Python SDK passes only a few environment variables on to the server it starts.
+      '--audit-dir', tempDir(),
       '--', process.execPath, ...SERVERS.everything,
     ],
     { encoding: 'utf8', timeout: 60000 },

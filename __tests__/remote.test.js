@@ -58,7 +58,8 @@ async function connectRemote(via, url, dir, extra = []) {
   const args = ['-c', policy, '--state', 'memory', '--log-level', 'warn', '--upstream', url, ...extra]
   const [command, argv] = via === 'binary' ? [BINARY, args] : [process.execPath, [LAUNCHER, ...args]]
   const client = new Client({ name: 'remote-tests', version: '1' }, { capabilities: {} })
-  await client.connect(new StdioClientTransport({ command, args: argv, stderr: 'pipe' }))
+  // The whole environment: the SDK passes on only a few variables, not INTERCEPT_AUDIT_DIR.
+  await client.connect(new StdioClientTransport({ command, args: argv, stderr: 'pipe', env: process.env }))
   return client
 }
 

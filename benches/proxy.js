@@ -29,10 +29,10 @@ const SEQUENTIAL = Number(process.env.SEQUENTIAL || 3000)
 const CONCURRENT_TOTAL = Number(process.env.CONCURRENT || 30000)
 const IN_FLIGHT = 64
 
-function startProcess(through) {
+function startProcess(through, audited) {
   const cmd = through ? binary : process.execPath
-  // AUDIT=1 also writes the audit log (to a temporary file).
-  const audit = process.env.AUDIT ? ['--audit-log', join(dirname(policy), `events-${Date.now()}.jsonl`)] : []
+  // The audited runs write their log to a temporary directory; the others keep none.
+  const audit = audited ? ['--audit-dir', join(dirname(policy), 'events')] : ['--no-audit']
   const args = through ? ['-c', policy, '--state', 'memory', '--log-level', 'error', ...audit, '--', process.execPath, echo] : [echo]
   const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'inherit'] })
   const waiting = new Map()
@@ -62,9 +62,9 @@ function startProcess(through) {
 const args = { repo: 'web', title: 'Fix the build', body: 'x'.repeat(200) }
 const percentile = (sorted, q) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]
 
-async function run(through) {
+async function run(through, audited = false) {
   const t0 = process.hrtime.bigint()
-  const p = startProcess(through)
+  const p = startProcess(through, audited)
   await p.request('initialize', { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'bench', version: '1' } })
   const startup = Number(process.hrtime.bigint() - t0) / 1e6
   for (let i = 0; i < 500; i++) await p.request('tools/call', { name: 'echo', arguments: args }) // warm up
@@ -121,11 +121,15 @@ async function run(through) {
     return
   }
   const rounds = Number(process.env.ROUNDS || 3)
+  // AUDIT=1: also through intercept with the audit log on, compared with it off.
+  const withAudit = Boolean(process.env.AUDIT)
   const direct = []
   const proxied = []
+  const audited = []
   for (let r = 0; r < rounds; r++) {
     direct.push(await run(false))
     proxied.push(await run(true))
+    if (withAudit) audited.push(await run(true, true))
   }
   const med = (xs, k) => xs.map((x) => x[k]).sort((a, b) => a - b)[Math.floor(xs.length / 2)]
   const d = { p50: med(direct, 'p50'), p99: med(direct, 'p99'), tp: med(direct, 'throughput'), su: med(direct, 'startup') }
@@ -147,6 +151,14 @@ async function run(through) {
       `through driver ${cpuMed(proxied, 'driver')} + echo ${cpuMed(proxied, 'echo')} + intercept ${cpuMed(proxied, 'proxy')} µs`,
     `start-up to initialize answered: direct ${d.su.toFixed(1)} ms, through ${t.su.toFixed(1)} ms (+${(t.su - d.su).toFixed(1)} ms)`,
   ]
+  if (withAudit) {
+    const a = { p50: med(audited, 'p50'), p99: med(audited, 'p99'), tp: med(audited, 'throughput'), cpu: med(audited, 'cpuPerCall') }
+    lines.push(
+      `audit on: latency p50 ${a.p50.toFixed(1)} µs (${((100 * a.p50) / t.p50).toFixed(1)}% of audit off), p99 ${a.p99.toFixed(1)} µs`,
+      `audit on: added latency p50 ${(a.p50 - d.p50).toFixed(1)} µs vs ${(t.p50 - d.p50).toFixed(1)} µs off`,
+      `audit on: throughput ${a.tp.toFixed(0)}/s, ${((100 * a.tp) / t.tp).toFixed(1)}% of audit off; CPU per call ${a.cpu.toFixed(1)} µs vs ${med(proxied, 'cpuPerCall').toFixed(1)} µs`,
+    )
+  }
   process.stderr.write(lines.join('\n') + '\n')
 })()
 

@@ -202,3 +202,34 @@ fn check_never_consumes_quota_in_a_shared_sqlite_store() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("invalid state setting"));
 }
+
+#[test]
+fn audit_flags_are_checked_before_anything_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = write(dir.path(), "p.yaml", "tools: {}\n");
+    let events = dir.path().join("events").display().to_string();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["-c", &policy, "--state", "memory", "--audit-dir", &events];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--", "no-such-command-xyz"]);
+        intercept(&args)
+    };
+    let out = run(&["--audit-retention", "7w"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("invalid --audit-retention \"7w\""));
+    let out = run(&["--no-audit", "--audit-required"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("cannot be used with"));
+}
+
+#[test]
+fn status_of_an_empty_audit_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let out = intercept(&["status", "--audit-dir", &d]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(text(&out.stdout), format!("No event data found in {d}\n"));
+    let out = intercept(&["status", "--audit-dir", &d, "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["files"], 0);
+}

@@ -20,7 +20,8 @@ const SECRET_KEYS: &[&str] = &[
     "bearer",
 ];
 
-fn is_secret_key(key: &str) -> bool {
+/// Whether a key (or an option name such as `--api-key`) looks like it names a secret.
+pub fn is_secret_key(key: &str) -> bool {
     let k: String = key
         .chars()
         .filter(|c| *c != '_' && *c != '-')

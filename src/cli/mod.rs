@@ -6,6 +6,7 @@ mod init;
 mod proxy;
 mod replay;
 mod scan;
+mod status;
 mod validate;
 
 use std::ffi::OsString;
@@ -49,6 +50,8 @@ enum Command {
     /// Re-evaluate recorded calls (audit logs kept with --log-args) against a candidate
     /// policy and show which decisions would change.
     Replay(replay::Args),
+    /// Summarise the audit log: instances, totals, top deny rules, recent denials.
+    Status(status::Args),
 }
 
 /// A policy file argument shared by the subcommands.
@@ -159,6 +162,7 @@ fn run_command(cmd: Command, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         Command::Scan(args) => scan::run(&args, out, err),
         Command::Init(args) => init::run(&args, out, err),
         Command::Replay(args) => replay::run(&args, out, err),
+        Command::Status(args) => status::run(&args, out),
     };
     finish(result, err)
 }

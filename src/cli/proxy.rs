@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
-use crate::audit::AuditLog;
+use crate::audit::{AuditLog, AuditOptions, Retention};
 use crate::engine::Engine;
 use crate::policy;
 use crate::proxy::{Proxy, ProxyOptions};
@@ -71,12 +71,21 @@ pub struct Args {
     /// Seconds to wait at each shutdown step (stdin closed, then SIGTERM, then SIGKILL).
     #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
     pub shutdown_timeout: f64,
-    /// Keep an audit log in this directory, one file per instance (e.g. ~/.intercept/events).
-    #[arg(long, value_name = "DIR")]
+    /// Directory of the audit log, one file per instance [default: ~/.intercept/events].
+    #[arg(long, env = "INTERCEPT_AUDIT_DIR", value_name = "DIR")]
     pub audit_dir: Option<PathBuf>,
-    /// Write the audit log to this file instead.
-    #[arg(long, value_name = "PATH", conflicts_with = "audit_dir")]
+    /// Write the audit log to this file instead (takes precedence over --audit-dir).
+    #[arg(long, value_name = "PATH")]
     pub audit_log: Option<PathBuf>,
+    /// Keep no audit log.
+    #[arg(long, conflicts_with_all = ["audit_log", "audit_required", "log_args"])]
+    pub no_audit: bool,
+    /// Deny every tool call while the audit log cannot be written.
+    #[arg(long)]
+    pub audit_required: bool,
+    /// Delete event files in the audit directory older than this (e.g. 7d, 12h; 0 keeps all).
+    #[arg(long, value_name = "AGE", default_value = "7d")]
+    pub audit_retention: String,
     /// Record tool arguments in the audit log (values under secret-looking keys redacted).
     #[arg(long)]
     pub log_args: bool,
@@ -173,11 +182,13 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
             audit: audit.clone(),
         },
     ));
-    let server = match &args.upstream {
-        Some(url) => url.clone(),
-        None => args.command.join(" "),
-    };
-    if let Some(audit) = &audit {
+    let snapshots = audit.as_ref().map(|audit| CounterSnapshots {
+        proxy: proxy.clone(),
+        audit: audit.clone(),
+        identity: args.identity.clone(),
+        session: session.clone(),
+    });
+    if let (Some(audit), Some(snapshots)) = (&audit, &snapshots) {
         tracing::info!(file = %audit.path().display(), "audit log");
         audit.record(
             "startup",
@@ -186,15 +197,22 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
                 "pid": std::process::id(),
                 "session": session,
                 "identity": args.identity,
-                "server": server,
+                "server": describe_server(&args),
                 "policy": config.display().to_string(),
                 "policy_sha256": crate::audit::sha256_hex(&policy_text),
                 // describe() never includes credentials.
                 "state": proxy.engine().store().describe(),
                 "state_fail_mode": fail_mode.as_str(),
                 "log_args": audit.logs_args(),
+                "audit_required": audit.is_required(),
             }),
         );
+        if audit.is_required() {
+            // Know now whether the log can be written, so the first call is decided right.
+            let audit = audit.clone();
+            let _ = tokio::task::spawn_blocking(move || audit.sync()).await;
+        }
+        tokio::spawn(snapshots.clone().every(COUNTER_SNAPSHOT_INTERVAL));
     }
     let options = ChildOptions {
         command: args.command.clone(),
@@ -214,7 +232,8 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         }
         None => child::serve(proxy, options, child::process_stdio()).await?,
     };
-    if let Some(audit) = &audit {
+    if let (Some(audit), Some(snapshots)) = (&audit, &snapshots) {
+        snapshots.record().await;
         audit.record("shutdown", serde_json::json!({ "exit_code": code }));
         let audit = audit.clone();
         let _ = tokio::task::spawn_blocking(move || audit.close()).await;
@@ -222,19 +241,129 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
     Ok(code)
 }
 
-/// The audit log: `--audit-log PATH`, or `<DIR>/<instance>.jsonl` with `--audit-dir DIR`.
-/// Off unless asked for: at its current cost per call (see docs/benchmarks.md) it is not
-/// yet the default.
+/// How often the value of every counter goes into the audit log.
+const COUNTER_SNAPSHOT_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The audit log, on unless `--no-audit`: `--audit-log PATH`, or `<DIR>/<instance>.jsonl`
+/// with `--audit-dir DIR` (default `~/.intercept/events`). If the default place cannot be
+/// used, intercept runs without a log and says so, unless the log was asked for
+/// explicitly or is required.
 fn open_audit(args: &Args, instance: &str) -> anyhow::Result<Option<Arc<AuditLog>>> {
-    let path = match (&args.audit_log, &args.audit_dir) {
+    if args.no_audit {
+        return Ok(None);
+    }
+    let max_age =
+        crate::audit::retention::parse_duration(&args.audit_retention).with_context(|| {
+            format!(
+                "invalid --audit-retention \"{}\": use e.g. 7d, 12h or 0",
+                args.audit_retention
+            )
+        })?;
+    let explicit = args.audit_log.is_some() || args.audit_dir.is_some();
+    let must = explicit || args.audit_required || args.log_args;
+    let dir = match (&args.audit_log, &args.audit_dir) {
+        (Some(_), _) => None,
+        (None, Some(dir)) => Some(dir.clone()),
+        (None, None) => home_dir().map(|h| h.join(".intercept").join("events")),
+    };
+    let path = match (&args.audit_log, &dir) {
         (Some(path), _) => path.clone(),
         (None, Some(dir)) => dir.join(format!("{instance}.jsonl")),
-        (None, None) if args.log_args => bail!("--log-args requires --audit-log or --audit-dir"),
-        (None, None) => return Ok(None),
+        (None, None) if must => {
+            bail!("cannot find the home directory for the audit log; pass --audit-dir")
+        }
+        (None, None) => {
+            tracing::warn!(
+                "cannot find the home directory: running without an audit log (--audit-dir DIR to keep one, --no-audit to silence this)"
+            );
+            return Ok(None);
+        }
     };
-    let log = AuditLog::open(&path, instance, args.log_args)
-        .with_context(|| format!("cannot open the audit log {}", path.display()))?;
-    Ok(Some(Arc::new(log)))
+    // Only a directory of per-instance files is pruned, never the directory of a file
+    // named with --audit-log.
+    let retention = dir
+        .filter(|_| !max_age.is_zero())
+        .map(|dir| Retention { dir, max_age });
+    let options = AuditOptions {
+        log_args: args.log_args,
+        required: args.audit_required,
+        retention,
+    };
+    match AuditLog::open_with(&path, instance, options) {
+        Ok(log) => Ok(Some(Arc::new(log))),
+        Err(e) if must => Err(e.into()),
+        Err(e) => {
+            tracing::warn!(
+                "{e}: running without an audit log (--audit-dir DIR to keep one elsewhere, --no-audit to silence this)"
+            );
+            Ok(None)
+        }
+    }
+}
+
+/// The server as the audit log names it: the command line, or the URL, without the values
+/// of secret-looking options or URL credentials and query strings.
+fn describe_server(args: &Args) -> String {
+    if let Some(url) = &args.upstream {
+        let url = crate::audit::status::strip_credentials(url);
+        return url.split(['?', '#']).next().unwrap_or("").to_string();
+    }
+    let mut words = Vec::with_capacity(args.command.len());
+    let mut hide_next = false;
+    for word in &args.command {
+        if hide_next {
+            words.push("[REDACTED]".to_string());
+            hide_next = false;
+            continue;
+        }
+        match word.split_once('=') {
+            Some((flag, _)) if flag.starts_with('-') && crate::audit::is_secret_key(flag) => {
+                words.push(format!("{flag}=[REDACTED]"));
+            }
+            _ => {
+                hide_next = word.starts_with('-') && crate::audit::is_secret_key(word);
+                words.push(word.clone());
+            }
+        }
+    }
+    words.join(" ")
+}
+
+/// What a counter snapshot reads: the counters as this instance's caller sees them.
+#[derive(Debug, Clone)]
+struct CounterSnapshots {
+    proxy: Arc<Proxy>,
+    audit: Arc<AuditLog>,
+    identity: Option<String>,
+    session: String,
+}
+
+impl CounterSnapshots {
+    /// Records the value of every counter the policy declares, every `interval`.
+    async fn every(self, interval: Duration) {
+        let start = tokio::time::Instant::now() + interval;
+        let mut ticks = tokio::time::interval_at(start, interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            self.record().await;
+        }
+    }
+
+    async fn record(&self) {
+        let this = self.clone();
+        // The store may be a database: read it off the async threads.
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Some(fields) = crate::audit::counter_snapshot(
+                this.proxy.engine(),
+                this.identity.as_deref(),
+                Some(&this.session),
+            ) {
+                this.audit.record("counters", fields);
+            }
+        })
+        .await;
+    }
 }
 
 fn open_store(args: &Args) -> anyhow::Result<Arc<dyn Store>> {
@@ -288,7 +417,7 @@ fn check_store(store: &dyn Store, fail_mode: FailMode) {
     }
 }
 
-fn home_dir() -> Option<PathBuf> {
+pub(super) fn home_dir() -> Option<PathBuf> {
     std::env::var_os("HOME")
         .or_else(|| std::env::var_os("USERPROFILE"))
         .filter(|h| !h.is_empty())
@@ -318,4 +447,37 @@ fn init_logging(level: &str) {
         .with_target(false)
         .with_ansi(false)
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_server_is_named_without_secrets() {
+        let args = |command: &[&str], upstream: Option<&str>| Args {
+            command: command.iter().map(|s| s.to_string()).collect(),
+            upstream: upstream.map(str::to_string),
+            ..Default::default()
+        };
+        assert_eq!(
+            describe_server(&args(
+                &[
+                    "npx",
+                    "server",
+                    "--api-key",
+                    "k1",
+                    "--token=t1",
+                    "--port",
+                    "80"
+                ],
+                None
+            )),
+            "npx server --api-key [REDACTED] --token=[REDACTED] --port 80"
+        );
+        assert_eq!(
+            describe_server(&args(&[], Some("https://u:p@mcp.example.com/mcp?key=s#x"))),
+            "https://mcp.example.com/mcp"
+        );
+    }
 }

@@ -39,6 +39,8 @@ pub enum Reason {
     InvalidArguments,
     /// The counter store could not be reached or failed.
     StateUnavailable,
+    /// The audit log cannot be written and it is required (`--audit-required`).
+    AuditUnavailable,
 }
 
 impl Reason {
@@ -51,6 +53,7 @@ impl Reason {
             Reason::RateLimit => "rate_limit",
             Reason::InvalidArguments => "invalid_arguments",
             Reason::StateUnavailable => "state_unavailable",
+            Reason::AuditUnavailable => "audit_unavailable",
         }
     }
 }

@@ -400,7 +400,7 @@ impl Proxy {
                 self.settle(Some(&r), false);
             }
         }
-        self.audit_decision(&call, &decision, evaluating.elapsed());
+        self.audit_decision(&call, &mut decision, evaluating.elapsed());
         match decision.verdict {
             Verdict::Allow | Verdict::ShadowDeny => {
                 log_forwarded(tool, &decision);
@@ -570,6 +570,7 @@ impl Proxy {
             retry_key,
             forwarded,
         } = info;
+        let had_reservation = reservation.is_some();
         match outcome {
             Outcome::Error | Outcome::UpstreamGone => {
                 tracing::debug!(tool, "no result: quota given back");
@@ -585,47 +586,64 @@ impl Proxy {
             _ => self.settle(reservation.as_ref(), true),
         }
         if let Some(audit) = &self.options.audit {
-            audit.record(
-                "tool_result",
-                json!({
-                    "session": self.options.session,
-                    "identity": self.options.identity,
-                    "tool": tool,
-                    "outcome": outcome.as_str(),
-                    "duration_ms": forwarded.elapsed().as_secs_f64() * 1000.0,
+            // Plain values only: the JSON is built on the audit writer's thread.
+            audit.tool_result(crate::audit::ToolResult {
+                at: crate::state::now_millis(),
+                session: Some(self.options.session.as_str().into()),
+                identity: self.options.identity.as_deref().map(Into::into),
+                tool: tool.into(),
+                outcome: outcome.as_str(),
+                reservation: had_reservation.then_some(match outcome {
+                    Outcome::Error | Outcome::UpstreamGone => "rolled_back",
+                    Outcome::InputRequired => "kept_for_retry",
+                    _ => "committed",
                 }),
-            );
+                duration: forwarded.elapsed(),
+            });
         }
     }
 
-    /// Records a decision in the audit log: never the raw arguments unless `--log-args`,
-    /// and then with secret-looking values redacted.
-    fn audit_decision(&self, call: &Call<'_>, d: &Decision, latency: Duration) {
+    /// Records a decision in the audit log, as plain values: the arguments are hashed (and,
+    /// with `--log-args`, redacted) on the writer's thread. With `--audit-required`, a call
+    /// is denied while the log cannot be written, or when its decision cannot be queued.
+    fn audit_decision(&self, call: &Call<'_>, d: &mut Decision, latency: Duration) {
         let Some(audit) = &self.options.audit else {
             return;
         };
-        let args = audit
-            .logs_args()
-            .then(|| crate::audit::redact_secrets(call.args.unwrap_or(&Value::Null)));
-        let mut event = json!({
-                "session": call.session,
-                "identity": call.identity,
-                "client": call.client_name,
-                "tool": call.tool,
-                "decision": d.verdict.as_str(),
-                "reason": d.reason.as_str(),
-                "rule": d.rule.as_deref(),
-                "message": d.message.as_deref(),
-                "retry_after_seconds": d.retry_after_seconds,
-                "latency_us": latency.as_secs_f64() * 1e6,
-                "args_hash": crate::audit::args_hash(call.args),
-                "args": args,
-        });
-        if let Some(why) = &d.unenforced {
-            // Allowed in fail-open mode while the state store was unavailable.
-            event["unenforced"] = json!(why.as_ref());
+        let refuse = |d: &mut Decision, message: String| {
+            if d.verdict != Verdict::Deny {
+                self.settle(d.reservation.as_ref(), false);
+                *d = Decision::deny(
+                    crate::engine::Reason::AuditUnavailable,
+                    std::sync::Arc::from("(audit required)"),
+                    message,
+                );
+            }
+        };
+        if let Some(message) = audit.refusal() {
+            refuse(d, message);
         }
-        audit.record("tool_call", event);
+        let queued = audit.tool_call(crate::audit::ToolCall {
+            at: crate::state::now_millis(),
+            session: call.session.map(Into::into),
+            identity: call.identity.map(Into::into),
+            client: call.client_name.map(Into::into),
+            tool: call.tool.into(),
+            decision: d.verdict.as_str(),
+            reason: d.reason.as_str(),
+            rule: d.rule.clone(),
+            message: d.message.clone(),
+            retry_after_seconds: d.retry_after_seconds,
+            unenforced: d.unenforced.clone(),
+            latency,
+            args: call.args.cloned(),
+        });
+        if !queued && audit.is_required() {
+            refuse(
+                d,
+                "The audit log cannot keep up and --audit-required is set, so this tool call was not allowed".into(),
+            );
+        }
     }
 
     fn server_object(&self, msg: Value) -> Answer {

@@ -40,6 +40,11 @@ impl ProxyProcess {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(stderr).expect("stderr file"));
+        // The audit log is on by default: keep it beside the test's other files, never in
+        // the real home directory (a test's own env may still override this).
+        if let Some(dir) = stderr.parent() {
+            cmd.env("INTERCEPT_AUDIT_DIR", dir.join("events"));
+        }
         for (k, v) in env {
             cmd.env(k, v);
         }
