@@ -172,6 +172,13 @@ impl Reloader {
                 return;
             }
         };
+        // An editor that truncates and then writes leaves the file empty for a moment, and an
+        // empty policy allows everything: never put that in force; the write's own event
+        // brings the content. (A policy meant to allow everything says so: `tools: {}`.)
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            tracing::debug!("{shown} is empty for now; the policy in force stays");
+            return;
+        }
         let sha = sha256_hex(&bytes);
         if sha == self.in_force {
             if self.rejected.take().is_some() {

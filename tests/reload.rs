@@ -201,3 +201,39 @@ fn a_replaced_policy_is_seen_at_once_and_engines_never_see_each_others() {
         .unwrap();
     assert_eq!(verdict(&a, "u"), Verdict::Allow);
 }
+
+#[test]
+fn an_emptied_file_is_not_put_in_force() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("events.jsonl");
+    let audit = Arc::new(AuditLog::open(&log, "test", false).unwrap());
+    let (engine, _w) = start(dir.path(), DENY_U, Some(audit.clone()));
+    let path = dir.path().join("policy.yaml");
+    // What an editor leaves between truncating the file and writing it, held long enough
+    // for the watcher to read it (well past the debounce).
+    std::fs::write(&path, "\n").unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(
+        verdict(&engine, "u"),
+        Verdict::Deny,
+        "the policy in force stays"
+    );
+    // The next real save is applied, and it is the only reload recorded.
+    std::fs::write(&path, ALLOW_ALL).unwrap();
+    wait_for("the new policy", || verdict(&engine, "u") == Verdict::Allow);
+    let reloads = || -> Vec<Value> {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .filter(|e| e["type"] == "config_reload")
+            .collect()
+    };
+    wait_for("the reload event", || !reloads().is_empty());
+    let reloads = reloads();
+    assert_eq!(reloads.len(), 1, "{reloads:?}");
+    assert_eq!(
+        reloads[0]["policy_sha256"],
+        sha256_hex(ALLOW_ALL.as_bytes())
+    );
+}
