@@ -170,6 +170,7 @@ test('intercept status summarises two instances running at once, then one stoppe
   for (const i of s.instances) {
     assert.match(i.id, /^[0-9a-f]{8}$/)
     assert.equal(i.state, 'memory')
+    assert.equal(i.fail_mode, 'closed', 'from the startup event')
     assert.ok(i.server.includes('server-everything'))
     assert.equal(typeof i.pid, 'number')
   }
@@ -186,7 +187,7 @@ test('intercept status summarises two instances running at once, then one stoppe
   const text = status(events)
   assert.equal(text.status, 0, text.stderr)
   assert.match(text.stdout, /^Instances\n  ID +STATUS +SERVER +PID +STATE +FAIL MODE +CALLS +DENIED +LAST SEEN\n/)
-  for (const i of s.instances) assert.match(text.stdout, new RegExp(`\\n  ${i.id}  alive  .* ${i.pid} +memory +- +${i.calls} +${i.denied} +\\d+s ago\\n`))
+  for (const i of s.instances) assert.match(text.stdout, new RegExp(`\\n  ${i.id}  alive  .* ${i.pid} +memory +closed +${i.calls} +${i.denied} +\\d+s ago\\n`))
   assert.match(text.stdout, /\n  Total: +6\n/)
   assert.match(text.stdout, /\n  Denied: +2 \(33\.3%\)\n/)
   assert.match(text.stdout, /\n  Calls\/min \(last 5 min\): +1\.2\n/)

@@ -1,11 +1,19 @@
 'use strict'
 // Helpers for driving the proxy: the official MCP SDK client, and a raw JSON-RPC driver.
 const { spawn } = require('node:child_process')
+const { after } = require('node:test')
 const { existsSync } = require('node:fs')
 const { join } = require('node:path')
 const { Client } = require('@modelcontextprotocol/sdk/client/index.js')
 const { StdioClientTransport } = require('@modelcontextprotocol/sdk/client/stdio.js')
 const { root, writeIn } = require('./helpers.js')
+
+// Whatever a test leaves running, because an assertion failed before its close(), is
+// stopped when the file's tests end: a failing test reports instead of hanging the run.
+const leftovers = new Set()
+after(async () => {
+  for (const stop of leftovers) await stop()
+})
 
 /** The cargo-built binary (`npm test` runs `cargo test` first, which builds it). */
 const BINARY = join(root, 'target', 'debug', process.platform === 'win32' ? 'intercept.exe' : 'intercept')
@@ -40,6 +48,7 @@ async function connect({ via, policy, dir, server = 'everything', serverArgs, fl
     stderr += d
   })
   const client = new Client({ name: 'intercept-tests', version: '1.0.0' }, { capabilities })
+  leftovers.add(() => client.close().catch(() => {}))
   await client.connect(transport)
   client.stderrText = () => stderr
   client.policyPath = policyPath
@@ -70,6 +79,9 @@ function rawProcess(command, args, options = {}) {
     stderr += d
   })
   const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })))
+  leftovers.add(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+  })
   return {
     child,
     lines,
