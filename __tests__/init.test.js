@@ -3,14 +3,13 @@
 // dry-run diff, rewrite with backup, idempotence, a rewritten entry that works, undo.
 const test = require('node:test')
 const assert = require('node:assert/strict')
-const net = require('node:net')
-const { execFile, spawn } = require('node:child_process')
+const { execFile } = require('node:child_process')
 const { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } = require('node:fs')
 const { join } = require('node:path')
 const { Client } = require('@modelcontextprotocol/sdk/client/index.js')
 const { StdioClientTransport } = require('@modelcontextprotocol/sdk/client/stdio.js')
 const { tempDir } = require('./helpers.js')
-const { BINARY, SERVERS } = require('./mcp.js')
+const { BINARY, SERVERS, startEverything } = require('./mcp.js')
 
 const FIXTURE = join(__dirname, 'fixtures', 'scan-server.js')
 
@@ -22,31 +21,6 @@ function intercept(args, env) {
   })
 }
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer()
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address()
-      srv.close(() => resolve(port))
-    })
-    srv.on('error', reject)
-  })
-}
-
-async function startEverything(transport) {
-  const port = await freePort()
-  const child = spawn(process.execPath, [...SERVERS.everything, transport], {
-    env: { ...process.env, PORT: String(port) },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  })
-  await new Promise((resolve, reject) => {
-    child.on('exit', () => reject(new Error('server-everything exited')))
-    child.stderr.on('data', (d) => {
-      if (/listening|running/i.test(String(d))) resolve()
-    })
-  })
-  return { port, stop: () => child.kill() }
-}
 
 function write(path, text) {
   mkdirSync(join(path, '..'), { recursive: true })

@@ -1,6 +1,7 @@
 'use strict'
 // Helpers for driving the proxy: the official MCP SDK client, and a raw JSON-RPC driver.
 const { spawn } = require('node:child_process')
+const net = require('node:net')
 const { after } = require('node:test')
 const { existsSync } = require('node:fs')
 const { join } = require('node:path')
@@ -124,6 +125,40 @@ function rawProcess(command, args, options = {}) {
   }
 }
 
+/** A TCP port on loopback that was free a moment ago. */
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer()
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address()
+      srv.close(() => resolve(port))
+    })
+    srv.on('error', reject)
+  })
+}
+
+/** Starts server-everything with an HTTP transport (`streamableHttp` or `sse`); resolves once it listens. */
+async function startEverything(transport) {
+  const port = await freePort()
+  const child = spawn(process.execPath, [...SERVERS.everything, transport], {
+    env: { ...process.env, PORT: String(port) },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  })
+  const stop = () => child.kill()
+  leftovers.add(stop)
+  await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('server-everything did not start')), 15000)
+    child.on('exit', () => reject(new Error('server-everything exited')))
+    child.stderr.on('data', (d) => {
+      if (/listening|running/i.test(String(d))) {
+        clearTimeout(timer)
+        resolve()
+      }
+    })
+  })
+  return { port, stop }
+}
+
 const INIT = {
   jsonrpc: '2.0',
   id: 'init',
@@ -141,4 +176,4 @@ function alive(pid) {
   }
 }
 
-module.exports = { BINARY, LAUNCHER, SERVERS, INIT, connect, rawProcess, alive }
+module.exports = { BINARY, LAUNCHER, SERVERS, INIT, connect, rawProcess, alive, freePort, startEverything }

@@ -4,12 +4,10 @@
 const test = require('node:test')
 const assert = require('node:assert/strict')
 const http = require('node:http')
-const net = require('node:net')
-const { spawn } = require('node:child_process')
 const { Client } = require('@modelcontextprotocol/sdk/client/index.js')
 const { StdioClientTransport } = require('@modelcontextprotocol/sdk/client/stdio.js')
 const { tempDir, writeIn } = require('./helpers.js')
-const { BINARY, LAUNCHER, SERVERS, INIT, rawProcess } = require('./mcp.js')
+const { BINARY, LAUNCHER, INIT, rawProcess, freePort, startEverything } = require('./mcp.js')
 
 const POLICY = `
 hide: [get-env]
@@ -23,35 +21,6 @@ tools:
       - rate_limit: 2/minute
 `
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer()
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address()
-      srv.close(() => resolve(port))
-    })
-    srv.on('error', reject)
-  })
-}
-
-/** Starts server-everything with an HTTP transport; resolves once it listens. */
-async function startEverything(transport) {
-  const port = await freePort()
-  const child = spawn(process.execPath, [...SERVERS.everything, transport], {
-    env: { ...process.env, PORT: String(port) },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  })
-  await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('server-everything did not start')), 15000)
-    child.stderr.on('data', (d) => {
-      if (/listening|running/i.test(String(d))) {
-        clearTimeout(timer)
-        resolve()
-      }
-    })
-  })
-  return { port, stop: () => child.kill() }
-}
 
 async function connectRemote(via, url, dir, extra = []) {
   const policy = writeIn(dir, 'policy.yaml', POLICY)

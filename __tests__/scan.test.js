@@ -5,12 +5,11 @@
 const test = require('node:test')
 const assert = require('node:assert/strict')
 const http = require('node:http')
-const net = require('node:net')
-const { execFile, spawn } = require('node:child_process')
+const { execFile } = require('node:child_process')
 const { readFileSync } = require('node:fs')
 const { join } = require('node:path')
 const { tempDir } = require('./helpers.js')
-const { BINARY, LAUNCHER, SERVERS, INIT, rawProcess } = require('./mcp.js')
+const { BINARY, LAUNCHER, SERVERS, INIT, rawProcess, freePort, startEverything } = require('./mcp.js')
 
 const FIXTURE = join(__dirname, 'fixtures', 'scan-server.js')
 
@@ -81,31 +80,6 @@ test('classifies server-memory and server-filesystem tools', async () => {
   assert.deepEqual(fs.write_file.parameters.find((p) => p.name === 'path'), { name: 'path', type: 'string', required: true })
 })
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer()
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address()
-      srv.close(() => resolve(port))
-    })
-    srv.on('error', reject)
-  })
-}
-
-async function startEverything(transport) {
-  const port = await freePort()
-  const child = spawn(process.execPath, [...SERVERS.everything, transport], {
-    env: { ...process.env, PORT: String(port) },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  })
-  await new Promise((resolve, reject) => {
-    child.on('exit', () => reject(new Error('server-everything exited')))
-    child.stderr.on('data', (d) => {
-      if (/listening|running/i.test(String(d))) resolve()
-    })
-  })
-  return { port, stop: () => child.kill() }
-}
 
 for (const [transport, path, label] of [
   ['streamableHttp', '/mcp', 'Streamable HTTP'],

@@ -38,6 +38,16 @@ fn verdict(e: &Engine, tool: &str) -> Verdict {
     .verdict
 }
 
+/// The `config_reload` events written to the audit log so far.
+fn config_reloads(log: &Path) -> Vec<Value> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["type"] == "config_reload")
+        .collect()
+}
+
 #[track_caller]
 fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     let start = Instant::now();
@@ -125,14 +135,7 @@ fn an_invalid_edit_keeps_the_policy_and_records_every_error() {
     let (engine, _w) = start(dir.path(), DENY_U, Some(audit.clone()));
     let invalid = "tools:\n  t:\n    rules:\n      - name: calls\n        rate_limit: 3/fortnight\n  u:\n    rules:\n      - action: deny\n        on-deny: nope\n";
     std::fs::write(dir.path().join("policy.yaml"), invalid).unwrap();
-    let reloads = || -> Vec<Value> {
-        std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str::<Value>(l).unwrap())
-            .filter(|e| e["type"] == "config_reload")
-            .collect()
-    };
+    let reloads = || config_reloads(&log);
     wait_for("the rejected reload", || !reloads().is_empty());
     let event = &reloads()[0];
     assert_eq!(event["status"], "failure", "{event}");
@@ -221,14 +224,7 @@ fn an_emptied_file_is_not_put_in_force() {
     // The next real save is applied, and it is the only reload recorded.
     std::fs::write(&path, ALLOW_ALL).unwrap();
     wait_for("the new policy", || verdict(&engine, "u") == Verdict::Allow);
-    let reloads = || -> Vec<Value> {
-        std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str::<Value>(l).unwrap())
-            .filter(|e| e["type"] == "config_reload")
-            .collect()
-    };
+    let reloads = || config_reloads(&log);
     wait_for("the reload event", || !reloads().is_empty());
     let reloads = reloads();
     assert_eq!(reloads.len(), 1, "{reloads:?}");
