@@ -210,7 +210,7 @@ fn an_emptied_file_is_not_put_in_force() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("events.jsonl");
     let audit = Arc::new(AuditLog::open(&log, "test", false).unwrap());
-    let (engine, _w) = start(dir.path(), DENY_U, Some(audit.clone()));
+    let (engine, _w) = start(dir.path(), DENY_U, Some(audit));
     let path = dir.path().join("policy.yaml");
     // What an editor leaves between truncating the file and writing it, held long enough
     // for the watcher to read it (well past the debounce).
