@@ -146,15 +146,7 @@ impl AuditLog {
         };
         let handle = std::thread::Builder::new()
             .name("intercept-audit".into())
-            .spawn({
-                let required = options.required;
-                move || {
-                    if !required {
-                        yield_to_tool_calls();
-                    }
-                    writer.run(rx)
-                }
-            })
+            .spawn(move || writer.run(rx))
             .map_err(OpenError::Thread)?;
         Ok(AuditLog {
             instance: instance.to_string(),
@@ -270,20 +262,6 @@ impl AuditLog {
         }
     }
 }
-
-/// Lowers the writer thread's CPU priority (nice 5): when the cores are busy, the threads that
-/// carry tool calls run first, and the writer catches up in the gaps; the queue absorbs the
-/// difference. Not with `--audit-required`, where a lagging writer would deny calls.
-#[cfg(target_os = "linux")]
-#[allow(unsafe_code)]
-fn yield_to_tool_calls() {
-    // SAFETY: setpriority only reads its integer arguments; on Linux, PRIO_PROCESS with
-    // who = 0 applies to the calling thread alone.
-    let _ = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 5) };
-}
-
-#[cfg(not(target_os = "linux"))]
-fn yield_to_tool_calls() {}
 
 /// The `seq`, line hash and length of an existing file, to continue its chain. Anything
 /// but a regular file (a device, a pipe) has no chain to continue.
