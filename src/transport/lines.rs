@@ -23,7 +23,7 @@ pub enum Line<'a> {
 }
 
 impl Line<'_> {
-    fn to_frame(self) -> Frame {
+    pub(crate) fn to_frame(self) -> Frame {
         match self {
             Line::Whole(l) => Frame::Line(l.to_vec()),
             Line::Oversize { prefix, len } => Frame::Oversize {
@@ -53,6 +53,7 @@ impl LineSplitter {
     }
 
     /// Feeds bytes; complete, non-blank lines (without `\n` or `\r\n`) go to `out`.
+    #[cfg(test)]
     pub fn push(&mut self, chunk: &[u8], out: &mut Vec<Frame>) {
         self.feed(chunk, |line| out.push(line.to_frame()));
     }

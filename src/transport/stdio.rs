@@ -134,43 +134,41 @@ pub fn close(sink: &Sink) {
 }
 
 /// Reads `input` on its own thread, framing lines of at most `max` bytes, and passes the
-/// frames of each read to `handle` (which returns false to stop). The receiver fires at
-/// the end of the input.
+/// frames of each read to `handle` (which returns false to stop), as owned values for a
+/// consumer that sends them on. The receiver fires at the end of the input.
 pub fn read_frames<R, F>(
     name: &str,
-    mut input: R,
+    input: R,
     max: usize,
-    mut handle: F,
+    handle: F,
 ) -> std::io::Result<oneshot::Receiver<()>>
 where
     R: Read + Send + 'static,
     F: FnMut(Vec<Frame>) -> bool + Send + 'static,
 {
-    let (done_tx, done) = oneshot::channel();
-    std::thread::Builder::new()
-        .name(name.to_string())
-        .spawn(move || {
-            let mut splitter = LineSplitter::new(max);
-            let mut chunk = vec![0u8; 64 * 1024];
-            loop {
-                let mut frames = Vec::new();
-                match input.read(&mut chunk) {
-                    Ok(0) => break,
-                    Ok(n) => splitter.push(&chunk[..n], &mut frames),
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => {
-                        tracing::debug!("read failed: {e}");
-                        break;
-                    }
-                }
-                if !frames.is_empty() && !handle(frames) {
-                    break;
-                }
-            }
-            if let Some(last) = splitter.finish() {
-                handle(vec![last]);
-            }
-            let _ = done_tx.send(());
-        })?;
-    Ok(done)
+    read_lines(
+        name,
+        input,
+        max,
+        Batches {
+            frames: Vec::new(),
+            handle,
+        },
+    )
+}
+
+/// The lines of one read, collected as owned frames.
+struct Batches<F> {
+    frames: Vec<Frame>,
+    handle: F,
+}
+
+impl<F: FnMut(Vec<Frame>) -> bool + Send + 'static> LineHandler for Batches<F> {
+    fn line(&mut self, line: Line<'_>) {
+        self.frames.push(line.to_frame());
+    }
+
+    fn deliver(&mut self) -> bool {
+        self.frames.is_empty() || (self.handle)(std::mem::take(&mut self.frames))
+    }
 }
