@@ -7,7 +7,7 @@ const { join } = require('node:path')
 const { spawnSync } = require('node:child_process')
 const { CallToolResultSchema } = require('@modelcontextprotocol/sdk/types.js')
 const { tempDir, writeIn } = require('./helpers.js')
-const { BINARY, SERVERS, INIT, connect, rawProcess } = require('./mcp.js')
+const { BINARY, SERVERS, INIT, connect, rawProcess, connectMemory, auditEvents: events } = require('./mcp.js')
 
 const POLICY = `
 tools:
@@ -21,22 +21,10 @@ tools:
         action: deny
 `
 
-const events = (file) =>
-  readFileSync(file, 'utf8')
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l))
 
 async function session(dir, flags) {
   const log = join(dir, 'events.jsonl')
-  const client = await connect({
-    via: 'binary',
-    dir,
-    policy: POLICY,
-    server: 'memory',
-    flags: ['--audit-log', log, ...flags],
-    env: { MEMORY_FILE_PATH: join(dir, 'memory.json') },
-  })
+  const client = await connectMemory({ dir, policy: POLICY, flags: ['--audit-log', log, ...flags] })
   await client.callTool({ name: 'read_graph', arguments: {} })
   await assert.rejects(
     client.request({ method: 'tools/call', params: { name: 'read_graph', arguments: {}, task: { ttl: 1000 } } }, CallToolResultSchema),

@@ -3,7 +3,7 @@
 const { spawn } = require('node:child_process')
 const net = require('node:net')
 const { after } = require('node:test')
-const { existsSync } = require('node:fs')
+const { existsSync, readFileSync } = require('node:fs')
 const { join } = require('node:path')
 const { Client } = require('@modelcontextprotocol/sdk/client/index.js')
 const { StdioClientTransport } = require('@modelcontextprotocol/sdk/client/stdio.js')
@@ -54,6 +54,19 @@ async function connect({ via, policy, dir, server = 'everything', serverArgs, fl
   client.stderrText = () => stderr
   client.policyPath = policyPath
   return client
+}
+
+/** Connects the SDK client through the cargo binary to server-memory, its graph kept in `dir`. */
+function connectMemory({ dir, policy, flags = [], graph = 'memory.json' }) {
+  return connect({ via: 'binary', dir, policy, server: 'memory', flags, env: { MEMORY_FILE_PATH: join(dir, graph) } })
+}
+
+/** The events of an audit log file, parsed. */
+function auditEvents(file) {
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l))
 }
 
 /**
@@ -176,4 +189,4 @@ function alive(pid) {
   }
 }
 
-module.exports = { BINARY, LAUNCHER, SERVERS, INIT, connect, rawProcess, alive, freePort, startEverything }
+module.exports = { BINARY, LAUNCHER, SERVERS, INIT, connect, rawProcess, alive, freePort, startEverything, connectMemory, auditEvents }

@@ -5,7 +5,7 @@ const test = require('node:test')
 const assert = require('node:assert/strict')
 const { CreateMessageRequestSchema } = require('@modelcontextprotocol/sdk/types.js')
 const { tempDir } = require('./helpers.js')
-const { connect } = require('./mcp.js')
+const { connect, connectMemory } = require('./mcp.js')
 
 const PASS_THROUGH = 'tools: {}\n'
 const SAMPLING = { sampling: {} }
@@ -143,7 +143,7 @@ test('an upstream JSON-RPC error gives the quota back; a tool error result does 
   const dir = tempDir()
   // A task-augmented call to a server without task support is answered with a JSON-RPC error.
   const policy = 'tools:\n  read_graph:\n    rules:\n      - rate_limit: 1/hour\n  search_nodes:\n    rules:\n      - rate_limit: 1/hour\n'
-  const client = await connect({ via: 'binary', dir, policy, server: 'memory', env: { MEMORY_FILE_PATH: `${dir}/memory.json` } })
+  const client = await connectMemory({ dir, policy })
   for (let i = 0; i < 3; i++) {
     await assert.rejects(
       client.request({ method: 'tools/call', params: { name: 'read_graph', arguments: {}, task: { ttl: 1000 } } }, require('@modelcontextprotocol/sdk/types.js').CallToolResultSchema),

@@ -2,10 +2,10 @@
 // Hot reload through the real binary while an MCP SDK client stays connected.
 const test = require('node:test')
 const assert = require('node:assert/strict')
-const { readFileSync, writeFileSync, renameSync } = require('node:fs')
+const { writeFileSync, renameSync } = require('node:fs')
 const { join, dirname } = require('node:path')
 const { tempDir } = require('./helpers.js')
-const { connect } = require('./mcp.js')
+const { connectMemory, auditEvents: events } = require('./mcp.js')
 
 const DEADLINE_MS = 20000
 
@@ -41,24 +41,11 @@ async function until(what, check) {
   }
 }
 
-const events = (file) =>
-  readFileSync(file, 'utf8')
-    .trim()
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l))
 
 test('a policy edit takes effect on the next call while the client stays connected', async () => {
   const dir = tempDir()
   const log = join(dir, 'events.jsonl')
-  const client = await connect({
-    via: 'binary',
-    dir,
-    policy: BASE,
-    server: 'memory',
-    flags: ['--audit-log', log],
-    env: { MEMORY_FILE_PATH: join(dir, 'memory.json') },
-  })
+  const client = await connectMemory({ dir, policy: BASE, flags: ['--audit-log', log] })
   try {
     const policy = client.policyPath
     const search = () => client.callTool({ name: 'search_nodes', arguments: { query: 'x' } })
@@ -109,25 +96,12 @@ test('a policy edit takes effect on the next call while the client stays connect
 
 test('--no-watch keeps the policy it started with', async () => {
   const dir = tempDir()
-  const client = await connect({
-    via: 'binary',
-    dir,
-    policy: STRICTER,
-    server: 'memory',
-    flags: ['--no-watch'],
-    env: { MEMORY_FILE_PATH: join(dir, 'memory.json') },
-  })
+  const client = await connectMemory({ dir, policy: STRICTER, flags: ['--no-watch'] })
   try {
     writeFileSync(client.policyPath, BASE)
     // Nothing to poll for in the unwatched proxy: a watched one, edited after it, shows
     // that an edit has been noticed by the time the unwatched one is checked.
-    const watched = await connect({
-      via: 'binary',
-      dir,
-      policy: BASE,
-      server: 'memory',
-      env: { MEMORY_FILE_PATH: join(dir, 'memory2.json') },
-    })
+    const watched = await connectMemory({ dir, policy: BASE, graph: 'memory2.json' })
     try {
       writeFileSync(watched.policyPath, STRICTER)
       await until('the watched proxy to reload', async () =>

@@ -7,7 +7,7 @@ const { join } = require('node:path')
 const { spawnSync } = require('node:child_process')
 const { CallToolResultSchema } = require('@modelcontextprotocol/sdk/types.js')
 const { tempDir, writeIn } = require('./helpers.js')
-const { BINARY, connect } = require('./mcp.js')
+const { BINARY, connectMemory } = require('./mcp.js')
 
 const RECORDED = `
 tools:
@@ -41,14 +41,7 @@ tools:
 `
 
 async function record(dir, log, flags, body) {
-  const client = await connect({
-    via: 'binary',
-    dir,
-    policy: RECORDED,
-    server: 'memory',
-    flags: ['--audit-log', log, ...flags],
-    env: { MEMORY_FILE_PATH: join(dir, 'memory.json') },
-  })
+  const client = await connectMemory({ dir, policy: RECORDED, flags: ['--audit-log', log, ...flags] })
   try {
     await body(client)
   } finally {

@@ -3,29 +3,16 @@
 // the audit log says what the policy would have done.
 const test = require('node:test')
 const assert = require('node:assert/strict')
-const { readFileSync } = require('node:fs')
 const { join } = require('node:path')
 const { tempDir } = require('./helpers.js')
-const { connect } = require('./mcp.js')
+const { connectMemory, auditEvents: events } = require('./mcp.js')
 
-const events = (file) =>
-  readFileSync(file, 'utf8')
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l))
 
 const denied = (r) => r.isError === true && /\[INTERCEPT POLICY DENIED\]/.test(r.content?.[0]?.text ?? '')
 
 async function session(dir, policy, flags, body) {
   const log = join(dir, 'events.jsonl')
-  const client = await connect({
-    via: 'binary',
-    dir,
-    policy,
-    server: 'memory',
-    flags: ['--audit-log', log, ...flags],
-    env: { MEMORY_FILE_PATH: join(dir, 'memory.json') },
-  })
+  const client = await connectMemory({ dir, policy, flags: ['--audit-log', log, ...flags] })
   try {
     await body(client)
   } finally {
