@@ -5,7 +5,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use intercept::engine::{Call, Engine};
+use intercept::engine::{Args, Call, Engine};
 use intercept::policy;
 use intercept::state::MemoryStore;
 use serde_json::json;
@@ -48,7 +48,7 @@ fn benches(c: &mut Criterion) {
 
     let allow = Call {
         tool: "tool_100",
-        args: Some(&args),
+        args: Some(Args::Value(&args)),
         ..Call::default()
     };
     assert!(engine.evaluate(&allow).is_allowed());
@@ -58,7 +58,7 @@ fn benches(c: &mut Criterion) {
 
     let deny = Call {
         tool: "tool_101",
-        args: Some(&args),
+        args: Some(Args::Value(&args)),
         ..Call::default()
     };
     assert!(!engine.evaluate(&deny).is_allowed());
@@ -70,7 +70,7 @@ fn benches(c: &mut Criterion) {
     // agent under its limit, every call allowed and its log at about 30 entries.
     let counted = Call {
         tool: "tool_102",
-        args: Some(&args),
+        args: Some(Args::Value(&args)),
         ..Call::default()
     };
     let mut now = intercept::state::now_millis();
@@ -85,7 +85,7 @@ fn benches(c: &mut Criterion) {
 
     let spend = Call {
         tool: "tool_103",
-        args: Some(&amount),
+        args: Some(Args::Value(&amount)),
         ..Call::default()
     };
     assert!(engine.evaluate(&spend).is_allowed());

@@ -80,6 +80,7 @@ async function run(through, audited = false) {
   // when proxied, intercept (all its threads).
   const echoPid = serverPid(p, through)
   const cpu0 = { driver: process.cpuUsage(), echo: cpuNs(echoPid), proxy: through ? cpuNs(p.child.pid) : null }
+  const k0 = through ? kernelCounts(p.child.pid) : null
   const c0 = process.hrtime.bigint()
   const worker = async () => {
     while (sent < CONCURRENT_TOTAL) {
@@ -90,6 +91,8 @@ async function run(through, audited = false) {
   await Promise.all(Array.from({ length: IN_FLIGHT }, worker))
   const throughput = CONCURRENT_TOTAL / (Number(process.hrtime.bigint() - c0) / 1e9)
   const driverCpu = process.cpuUsage(cpu0.driver)
+  const k1 = through ? kernelCounts(p.child.pid) : null
+  const kernel = k0 && k1 ? Object.fromEntries(Object.keys(k0).map((k) => [k, (k1[k] - k0[k]) / CONCURRENT_TOTAL])) : null
   const perCall = (ns) => ns / CONCURRENT_TOTAL / 1000
   const cpu = {
     driver: perCall((driverCpu.user + driverCpu.system) * 1000),
@@ -108,7 +111,7 @@ async function run(through, audited = false) {
   }
   p.child.stdin.end()
   await new Promise((r) => p.child.on('exit', r))
-  return { startup, p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), throughput, rssKb, cpuPerCall, cpu }
+  return { startup, p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), throughput, rssKb, cpuPerCall, cpu, kernel }
 }
 
 ;(async () => {
@@ -188,4 +191,23 @@ function serverPid(p, through) {
     }
   } catch {}
   return null
+}
+
+// Per process: read and write system calls (/proc/PID/io) and context switches, voluntary
+// (it waited) and involuntary (it was preempted), summed over its threads. Linux only.
+function kernelCounts(pid) {
+  try {
+    const { readdirSync } = require('node:fs')
+    const io = readFileSync(`/proc/${pid}/io`, 'utf8')
+    const field = (text, name) => Number(new RegExp(`${name}:\\s+(\\d+)`).exec(text)[1])
+    const counts = { reads: field(io, 'syscr'), writes: field(io, 'syscw'), waits: 0, preempted: 0 }
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      const status = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8')
+      counts.waits += field(status, 'voluntary_ctxt_switches')
+      counts.preempted += field(status, 'nonvoluntary_ctxt_switches')
+    }
+    return counts
+  } catch {
+    return null
+  }
 }

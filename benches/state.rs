@@ -14,7 +14,7 @@ mod redis_server;
 use std::sync::Arc;
 use std::time::Instant;
 
-use intercept::engine::{Call, Engine};
+use intercept::engine::{Args, Call, Engine};
 use intercept::policy;
 use intercept::state::{MemoryStore, RedisOptions, RedisStore, SqliteStore, Store};
 use serde_json::json;
@@ -41,7 +41,7 @@ fn measure(engine: &Engine, calls: usize) -> Vec<u64> {
     let args = json!({"amount": 3});
     let call = Call {
         tool: "pay",
-        args: Some(&args),
+        args: Some(Args::Value(&args)),
         ..Call::default()
     };
     let mut out = Vec::with_capacity(calls);

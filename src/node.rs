@@ -9,7 +9,7 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use serde_json::Value;
 
-use crate::engine::{self, Call, Decision as EngineDecision};
+use crate::engine::{self, Args, Call, Decision as EngineDecision};
 use crate::policy::{self, CompiledPolicy, LoadError};
 use crate::state::{self, FailMode, RedisOptions, Reservation};
 
@@ -158,7 +158,7 @@ fn evaluate_call(
 ) -> EngineDecision {
     inner.evaluate(&Call {
         tool: &call.tool,
-        args: call.args.as_ref(),
+        args: call.args.as_ref().map(Args::Value),
         identity: call.identity.as_deref().or(identity),
         session: call.session.as_deref().or(session),
         client_name: call.client_name.as_deref(),
@@ -436,7 +436,7 @@ pub fn evaluate(policy_path_or_yaml: String, call: ToolCall) -> Result<Decision>
     let engine = engine::Engine::new(Arc::new(compiled), Arc::new(state::MemoryStore::new()));
     let d = engine.evaluate(&Call {
         tool: &call.tool,
-        args: call.args.as_ref(),
+        args: call.args.as_ref().map(Args::Value),
         identity: call.identity.as_deref(),
         session: call.session.as_deref(),
         client_name: call.client_name.as_deref(),

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use intercept::engine::{Call, Decision, Engine, Reason, Verdict};
+use intercept::engine::{Args, Call, Decision, Engine, Reason, Verdict};
 use intercept::policy;
 use intercept::state::{MemoryStore, SqliteStore, Store, Window};
 use serde_json::{Value, json};
@@ -22,7 +22,7 @@ fn engine(yaml: &str) -> Engine {
 fn call<'a>(tool: &'a str, args: &'a Value) -> Call<'a> {
     Call {
         tool,
-        args: Some(args),
+        args: Some(Args::Value(args)),
         ..Call::default()
     }
 }

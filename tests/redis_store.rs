@@ -6,7 +6,7 @@ mod support;
 
 use std::sync::Arc;
 
-use intercept::engine::{Call, Engine, Reason};
+use intercept::engine::{Args, Call, Engine, Reason};
 use intercept::policy;
 use intercept::state::{
     CalendarUnit, CounterRequest, FailMode, RedisOptions, RedisStore, Reserved, Store, Window,
@@ -409,7 +409,7 @@ fn spend_counters_take_and_give_back_amounts() {
         let args = json!({ "amount": amount });
         e.evaluate(&Call {
             tool: "pay",
-            args: Some(&args),
+            args: Some(Args::Value(&args)),
             ..Call::default()
         })
     };

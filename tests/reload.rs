@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use intercept::audit::{AuditLog, sha256_hex};
-use intercept::engine::{Call, Engine, Verdict};
+use intercept::engine::{Args, Call, Engine, Verdict};
 use intercept::policy;
 use intercept::reload;
 use intercept::state::MemoryStore;
@@ -32,7 +32,7 @@ fn verdict(e: &Engine, tool: &str) -> Verdict {
     let args = json!({});
     e.evaluate_without_reservation(&Call {
         tool,
-        args: Some(&args),
+        args: Some(Args::Value(&args)),
         ..Call::default()
     })
     .verdict
@@ -114,7 +114,7 @@ fn counters_survive_a_reload() {
     let args = json!({});
     let call = Call {
         tool: "t",
-        args: Some(&args),
+        args: Some(Args::Value(&args)),
         ..Call::default()
     };
     assert!(engine.evaluate_at(&call, T0).is_allowed());

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use intercept::engine::{Call, Decision, Engine, Reason, Verdict};
+use intercept::engine::{Args, Call, Decision, Engine, Reason, Verdict};
 use intercept::policy;
 use intercept::state::{CalendarUnit, MemoryStore, Store, Window};
 use serde_json::{Value, json};
@@ -22,7 +22,7 @@ fn at(e: &Engine, tool: &str, args: Value, now: i64) -> Decision {
     e.evaluate_at(
         &Call {
             tool,
-            args: Some(&args),
+            args: Some(Args::Value(&args)),
             ..Call::default()
         },
         now,
@@ -227,7 +227,7 @@ tools:
     let d = e.evaluate_at(
         &Call {
             tool: "t",
-            args: Some(&args),
+            args: Some(Args::Value(&args)),
             ..Call::default()
         },
         T0,

@@ -7,7 +7,7 @@
 use std::process::Command;
 use std::sync::Arc;
 
-use intercept::engine::{Call, Engine};
+use intercept::engine::{Args, Call, Engine};
 use intercept::policy;
 use intercept::state::{CalendarUnit, SqliteStore, Store, Window};
 use serde_json::json;
@@ -52,7 +52,7 @@ fn worker_entry() {
         let args = json!({ "amount": amount });
         let d = engine.evaluate(&Call {
             tool: "pay",
-            args: Some(&args),
+            args: Some(Args::Value(&args)),
             ..Call::default()
         });
         if let Some(r) = &d.reservation {

@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::engine::OwnedArgs;
 use crate::state::Millis;
 
 /// A short string kept inline when it fits (tool names, session ids, client names), so
@@ -87,9 +88,9 @@ pub struct ToolCall {
     /// How long evaluation took.
     pub latency: Duration,
     /// The call's arguments: always hashed, recorded (redacted) only with `--log-args`.
-    /// (Measured: a copy of the `Value` costs the call path less than writing its canonical
-    /// text or serialising it there.)
-    pub args: Option<Value>,
+    /// A copy of what the call path has, a tree or text: parsing, hashing and serialising
+    /// happen on the writer's thread.
+    pub args: Option<OwnedArgs>,
 }
 
 /// How a forwarded call ended.
@@ -180,7 +181,8 @@ impl Event {
         let start = out.len();
         let _ = match self {
             Event::Call(c) => {
-                let args = c.args.as_ref();
+                let tree = c.args.as_ref().map(OwnedArgs::to_value);
+                let args = tree.as_ref().map(|t| t.as_deref().unwrap_or(&Value::Null));
                 serde_json::to_writer(
                     &mut *out,
                     &CallBody {

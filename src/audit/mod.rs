@@ -407,7 +407,7 @@ mod tests {
             retry_after_seconds: Some(3),
             unenforced: None,
             latency: std::time::Duration::from_nanos(1234),
-            args: Some(args.clone()),
+            args: Some(crate::engine::OwnedArgs::Value(args.clone())),
         }));
         assert!(log.tool_result(ToolResult {
             at: at + 1000,

@@ -8,7 +8,7 @@ use anyhow::Context;
 use serde_json::{Value, json};
 
 use super::PolicyArg;
-use crate::engine::{Call, Decision, Engine};
+use crate::engine::{self, Call, Decision, Engine};
 use crate::policy;
 use crate::state;
 
@@ -63,7 +63,7 @@ pub fn run(a: &Args, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result
     let engine = Engine::new(Arc::new(policy), Arc::from(store));
     let call = Call {
         tool: &a.tool,
-        args: Some(&args),
+        args: Some(engine::Args::Value(&args)),
         identity: a.identity.as_deref(),
         session: Some(&a.session),
         client_name: a.client_name.as_deref(),

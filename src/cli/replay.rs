@@ -17,7 +17,7 @@ use anyhow::Context;
 use serde_json::{Value, json};
 
 use super::PolicyArg;
-use crate::engine::{Call, Decision, Engine};
+use crate::engine::{self, Call, Decision, Engine};
 use crate::policy;
 use crate::state::{MemoryStore, Millis, Reservation};
 
@@ -173,7 +173,7 @@ fn replay(engine: &Engine, recorded: &[Recorded], files: &[PathBuf], s: &mut Sum
         let after = engine.evaluate_at(
             &Call {
                 tool: &tool,
-                args: Some(args),
+                args: Some(engine::Args::Value(args)),
                 identity: identity.as_deref(),
                 session: session.as_deref(),
                 client_name: client.as_deref(),

@@ -8,20 +8,7 @@ use std::cmp::Ordering;
 use serde_json::Value;
 
 use super::loose::{compare_numbers, loose_eq};
-use crate::policy::model::{ArgPath, Op};
-
-/// Follows `args.a.0.b` into the arguments; whole-number segments also index arrays.
-pub fn resolve<'v>(args: &'v Value, path: &ArgPath) -> Option<&'v Value> {
-    let mut current = args;
-    for seg in &path.segments {
-        current = match current {
-            Value::Object(map) => map.get(&seg.key)?,
-            Value::Array(items) => items.get(seg.index?)?,
-            _ => return None,
-        };
-    }
-    Some(current)
-}
+use crate::policy::model::Op;
 
 /// Applies an operator to the resolved value (`None` = the path did not resolve).
 pub fn apply(op: &Op, actual: Option<&Value>) -> bool {

@@ -4,6 +4,7 @@
 //! the first failing rule denying; then every counter involved is reserved atomically.
 //! Anything that cannot be evaluated denies the call.
 
+mod args;
 mod conditions;
 mod decision;
 pub mod loose;
@@ -16,6 +17,7 @@ use std::sync::{Arc, LazyLock};
 use arc_swap::ArcSwap;
 use serde_json::{Map, Value};
 
+pub use args::{Args, OwnedArgs};
 pub use decision::{Decision, Reason, Verdict};
 
 use crate::policy::CompiledPolicy;
@@ -29,7 +31,7 @@ use crate::state::{
 pub struct Call<'a> {
     pub tool: &'a str,
     /// The `arguments` member; `None` when absent (evaluated as `{}`).
-    pub args: Option<&'a Value>,
+    pub args: Option<Args<'a>>,
     /// Who is calling, for grants and identity-scoped counters.
     pub identity: Option<&'a str>,
     /// The MCP session, for session-scoped counters.
@@ -217,11 +219,11 @@ impl Engine {
     ) -> Decision {
         let tool = call.tool;
         let args = match call.args {
-            None | Some(Value::Null) => &*EMPTY_ARGS,
-            Some(v @ Value::Object(_)) => v,
+            None | Some(Args::Value(Value::Null)) => Args::Value(&EMPTY_ARGS),
+            Some(a @ (Args::Value(Value::Object(_)) | Args::Text(_))) => a,
             // Not a policy decision but a call that cannot be evaluated: denied even in
             // shadow mode.
-            Some(other) => {
+            Some(Args::Value(other)) => {
                 return Decision::deny(
                     Reason::InvalidArguments,
                     Arc::from(INVALID_ARGUMENTS),
@@ -370,14 +372,14 @@ impl Engine {
         &self,
         p: &CompiledPolicy,
         conditions: &[Condition],
-        args: &Value,
+        args: Args<'_>,
         call: &Call<'_>,
         now: &Clock,
         unenforced: &mut Option<StoreError>,
     ) -> Result<bool, StoreError> {
         for cond in conditions {
             let actual: Option<Cow<'_, Value>> = match &cond.path {
-                PathExpr::Args(path) => conditions::resolve(args, path).map(Cow::Borrowed),
+                PathExpr::Args(path) => args.resolve(path),
                 PathExpr::State(ci) => {
                     let spec = &p.counters[*ci];
                     let key = spec.key(call.identity, call.session);
@@ -411,7 +413,7 @@ impl Engine {
         &self,
         p: &CompiledPolicy,
         rule_ids: &[usize],
-        args: &Value,
+        args: Args<'_>,
         call: &Call<'_>,
         now: &Clock,
         shadow: bool,
@@ -577,14 +579,14 @@ fn json_type(v: &Value) -> &'static str {
 const MAX_AMOUNT: f64 = 9_007_199_254_740_992.0; // 2^53: every whole number below is exact
 
 /// The amount an `increment_from` path names: a finite, non-negative number, rounded up.
-fn amount_from(args: &Value, path: &ArgPath) -> Result<u64, String> {
-    let Some(value) = conditions::resolve(args, path) else {
+fn amount_from(args: Args<'_>, path: &ArgPath) -> Result<u64, String> {
+    let Some(value) = args.resolve(path) else {
         return Err("is missing from the call's arguments".to_string());
     };
-    let Value::Number(n) = value else {
+    let Value::Number(n) = &*value else {
         return Err(format!(
             "must be a finite, non-negative number, got {}",
-            json_type(value)
+            json_type(&value)
         ));
     };
     if let Some(u) = n.as_u64() {

@@ -167,9 +167,20 @@ pub struct Member<'a> {
 /// two levels, in the order written: an object's members follow the member that holds it.
 /// Found by the same scan, so reading a message's envelope costs no second pass.
 pub fn canonical_outline(bytes: &[u8]) -> Option<Vec<Member<'_>>> {
+    // One pass over the whole text first (vectorised by the compiler): compact text has
+    // no byte below 0x20, in strings or out, and text with bytes above 0x7f must be UTF-8.
+    // The scan proper then only looks for quotes and backslashes in strings.
+    let (lowest, highest) = bytes
+        .iter()
+        .fold((u8::MAX, 0u8), |(lo, hi), &c| (lo.min(c), hi.max(c)));
+    let ascii = highest < 0x80;
+    if lowest < 0x20 || (!ascii && std::str::from_utf8(bytes).is_err()) {
+        return None;
+    }
     let mut scan = Canonical {
         b: bytes,
         i: 0,
+        ascii,
         keys: Vec::with_capacity(32),
         outline: Vec::with_capacity(16),
     };
@@ -196,6 +207,8 @@ const OUTLINE_DEPTH: usize = 2;
 struct Canonical<'a> {
     b: &'a [u8],
     i: usize,
+    /// The whole text is ASCII (it is UTF-8 in any case).
+    ascii: bool,
     keys: Vec<&'a [u8]>,
     outline: Vec<Member<'a>>,
 }
@@ -239,7 +252,7 @@ impl<'a> Canonical<'a> {
             // Canonical escapes map one to one onto characters and have no case variants
             // of their own, so for ASCII keys comparing the raw text ignoring ASCII case is
             // comparing the keys as `parse` does. Other keys are left to `parse`.
-            if !key.is_ascii()
+            if (!self.ascii && !key.is_ascii())
                 || self.keys[siblings..]
                     .iter()
                     .any(|k| k.eq_ignore_ascii_case(key))
@@ -295,29 +308,18 @@ impl<'a> Canonical<'a> {
         }
     }
 
-    /// A string, from its opening quote to just past its closing one. Outside strings
-    /// only ASCII passes the grammar, so checking each string that has other bytes is
-    /// checking that the whole text is UTF-8.
+    /// A string, from its opening quote to just past its closing one. The whole text is
+    /// known to be UTF-8 without control characters, so only quotes and escapes matter.
     fn string(&mut self) -> bool {
         self.i += 1;
-        let start = self.i;
-        let mut ascii = true;
         loop {
-            self.i = next_special(self.b, self.i);
-            match self.b.get(self.i) {
-                None => return false,
-                Some(b'"') => {
-                    self.i += 1;
-                    return ascii || std::str::from_utf8(&self.b[start..self.i - 1]).is_ok();
-                }
-                Some(b'\\') => {}
-                Some(&c) if c >= 0x80 => {
-                    ascii = false;
-                    self.i += 1;
-                    continue;
-                }
-                // Raw control characters are not JSON.
-                Some(_) => return false,
+            self.i = quote_or_escape(self.b, self.i);
+            if self.b.get(self.i) == Some(&b'"') {
+                self.i += 1;
+                return true;
+            }
+            if self.i >= self.b.len() {
+                return false;
             }
             // Only the escapes serde_json writes: the short forms, and `\u00xx` (lower-case
             // hex) for the control characters that have none.
@@ -384,35 +386,30 @@ impl<'a> Canonical<'a> {
     }
 }
 
-/// The index of the first byte from `i` on that a string scan must look at: a quote, a
-/// backslash, a control character or a non-ASCII byte (or the length, if none). Eight
-/// bytes at a time: most of a string is plain text.
-fn next_special(b: &[u8], mut i: usize) -> usize {
+/// The index of the first quote or backslash from `i` on (or the length, if none). Eight
+/// bytes at a time: most of a string is plain text, and most strings are short, too short
+/// for a vectorised search to pay for its set-up.
+fn quote_or_escape(b: &[u8], mut i: usize) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
+    // The high bit of each byte that is zero (only the lowest mark is exact, and only the
+    // lowest is read).
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
     while let Some(chunk) = b.get(i..i + 8) {
         let w = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
-        // The high bit of a byte of `special` is set where that byte is < 0x20, is `"`
-        // or `\\` (a zero after the xor), or is not ASCII. Borrows can only mark bytes
-        // above a special one, and the lowest mark is all that is read.
-        let zero = |x: u64| x.wrapping_sub(ONES) & !x;
-        let special = (w.wrapping_sub(0x20 * ONES)
-            | zero(w ^ (b'"' as u64 * ONES))
-            | zero(w ^ (b'\\' as u64 * ONES))
-            | w)
-            & HIGH;
-        if special != 0 {
-            return i + (special.trailing_zeros() / 8) as usize;
+        let found = zero(w ^ (b'"' as u64 * ONES)) | zero(w ^ (b'\\' as u64 * ONES));
+        if found != 0 {
+            return i + (found.trailing_zeros() / 8) as usize;
         }
         i += 8;
     }
-    while let Some(&c) = b.get(i) {
-        if !(0x20..0x80).contains(&c) || c == b'"' || c == b'\\' {
-            return i;
-        }
-        i += 1;
+    match b[i.min(b.len())..]
+        .iter()
+        .position(|&c| c == b'"' || c == b'\\')
+    {
+        Some(k) => i + k,
+        None => b.len(),
     }
-    i
 }
 
 fn lower_hex(c: u8) -> Option<u8> {
@@ -459,11 +456,10 @@ pub fn top_level_id(prefix: &[u8]) -> Option<String> {
 fn string_end(bytes: &[u8], start: usize) -> Option<usize> {
     let mut i = start + 1;
     loop {
-        i = next_special(bytes, i);
+        i = quote_or_escape(bytes, i);
         match *bytes.get(i)? {
             b'"' => return Some(i),
-            b'\\' => i += 2,
-            _ => i += 1,
+            _ => i += 2,
         }
     }
 }

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::engine::{Call, Decision, Engine, Verdict};
+use crate::engine::{Args, Call, Decision, Engine, Verdict};
 use crate::state::Reservation;
 use json::{JsonProblem, Keys};
 use pending::{CallInfo, Pending, PendingTable};
@@ -289,7 +289,7 @@ impl Proxy {
         let request = CallRequest {
             id,
             tool,
-            args,
+            args: args.map(Args::Value),
             args_text: &args_text,
             input_responses: params.contains_key("inputResponses"),
         };
@@ -342,9 +342,10 @@ impl Proxy {
             Err(_) => std::borrow::Cow::Owned(serde_json::from_slice::<String>(name).ok()?),
         };
         let args_text = arguments.unwrap_or(b"null");
-        let args: Option<Value> = match args_text[0] {
+        // Canonical text is unambiguous: the engine reads the fields it needs from it.
+        let args = match args_text[0] {
             b'n' => None,
-            b'{' => Some(serde_json::from_slice(args_text).ok()?),
+            b'{' => Some(Args::Text(args_text)),
             _ => return None,
         };
         if client_info.is_some() || meta.is_some() {
@@ -354,7 +355,7 @@ impl Proxy {
         let request = CallRequest {
             id: serde_json::from_slice(id).ok()?,
             tool: &tool,
-            args: args.as_ref(),
+            args,
             args_text,
             input_responses,
         };
@@ -636,7 +637,7 @@ impl Proxy {
             retry_after_seconds: d.retry_after_seconds,
             unenforced: d.unenforced.clone(),
             latency,
-            args: call.args.cloned(),
+            args: call.args.map(Args::to_owned_args),
         });
         if !queued && audit.is_required() {
             refuse(
@@ -954,7 +955,7 @@ impl Handled {
 struct CallRequest<'a> {
     id: Value,
     tool: &'a str,
-    args: Option<&'a Value>,
+    args: Option<Args<'a>>,
     /// The arguments' canonical JSON text (`null` when absent).
     args_text: &'a [u8],
     input_responses: bool,
