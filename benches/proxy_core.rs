@@ -54,11 +54,21 @@ fn main() {
             )
         })
         .collect();
+    // As the stdio transport calls it: output appended to buffers written once per read.
+    let (mut to_server, mut to_client) = (Vec::new(), Vec::new());
     let (start, cpu_start) = (Instant::now(), thread_cpu_ns());
     for i in 0..n as usize {
-        let routes = proxy.client_message(black_box(requests[i % 64].as_bytes()));
-        assert!(matches!(routes[..], [intercept::proxy::Route::Server(_)]));
-        black_box(proxy.server_message(black_box(responses[i % 64].as_bytes())));
+        proxy.client_message_to(
+            black_box(requests[i % 64].as_bytes()),
+            &mut to_server,
+            &mut to_client,
+        );
+        assert!(to_client.is_empty() && to_server.len() == requests[i % 64].len() + 1);
+        proxy.server_message_to(black_box(responses[i % 64].as_bytes()), &mut to_client);
+        assert_eq!(to_client.len(), responses[i % 64].len() + 1);
+        black_box((&to_server, &to_client));
+        to_server.clear();
+        to_client.clear();
     }
     let per_call = start.elapsed().as_nanos() as f64 / n as f64;
     match (cpu_start, thread_cpu_ns()) {

@@ -15,6 +15,7 @@
 pub mod audit;
 pub mod cli;
 pub mod engine;
+mod json_text;
 pub mod policy;
 mod private_fs;
 pub mod proxy;

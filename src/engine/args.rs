@@ -8,6 +8,7 @@ use std::borrow::Cow;
 
 use serde_json::Value;
 
+use crate::json_text::string_end;
 use crate::policy::model::ArgPath;
 
 /// The `arguments` of a call.
@@ -26,10 +27,7 @@ impl<'a> Args<'a> {
     pub fn resolve(self, path: &ArgPath) -> Option<Cow<'a, Value>> {
         match self {
             Args::Value(v) => resolve_value(v, path).map(Cow::Borrowed),
-            Args::Text(t) => {
-                let text = resolve_text(t, path)?;
-                serde_json::from_slice(text).ok().map(Cow::Owned)
-            }
+            Args::Text(t) => parse_value(resolve_text(t, path)?).map(Cow::Owned),
         }
     }
 
@@ -57,6 +55,17 @@ impl OwnedArgs {
             OwnedArgs::Text(t) => serde_json::from_slice(t).ok().map(Cow::Owned),
         }
     }
+}
+
+/// The value whose text is `text`; a string without escapes (the usual case) is taken
+/// as it is.
+fn parse_value(text: &[u8]) -> Option<Value> {
+    if let [b'"', inner @ .., b'"'] = text
+        && !inner.contains(&b'\\')
+    {
+        return std::str::from_utf8(inner).ok().map(Value::from);
+    }
+    serde_json::from_slice(text).ok()
 }
 
 fn resolve_value<'v>(args: &'v Value, path: &ArgPath) -> Option<&'v Value> {
@@ -169,21 +178,6 @@ fn value_end(b: &[u8], i: usize) -> Option<usize> {
                 .position(|c| matches!(c, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'))
                 .map_or(b.len(), |k| i + k),
         ),
-    }
-}
-
-/// The index of the closing quote of the string whose opening quote is at `start`.
-fn string_end(b: &[u8], start: usize) -> Option<usize> {
-    if b.get(start) != Some(&b'"') {
-        return None;
-    }
-    let mut i = start + 1;
-    loop {
-        i += memchr::memchr2(b'"', b'\\', b.get(i..)?)?;
-        match b[i] {
-            b'"' => return Some(i),
-            _ => i += 2,
-        }
     }
 }
 

@@ -16,6 +16,8 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
+use crate::json_text::{self, string_end};
+
 /// Why a message could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JsonProblem {
@@ -313,7 +315,7 @@ impl<'a> Canonical<'a> {
     fn string(&mut self) -> bool {
         self.i += 1;
         loop {
-            self.i = quote_or_escape(self.b, self.i);
+            self.i = json_text::quote_or_escape(self.b, self.i);
             if self.b.get(self.i) == Some(&b'"') {
                 self.i += 1;
                 return true;
@@ -386,32 +388,6 @@ impl<'a> Canonical<'a> {
     }
 }
 
-/// The index of the first quote or backslash from `i` on (or the length, if none). Eight
-/// bytes at a time: most of a string is plain text, and most strings are short, too short
-/// for a vectorised search to pay for its set-up.
-fn quote_or_escape(b: &[u8], mut i: usize) -> usize {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    // The high bit of each byte that is zero (only the lowest mark is exact, and only the
-    // lowest is read).
-    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
-    while let Some(chunk) = b.get(i..i + 8) {
-        let w = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
-        let found = zero(w ^ (b'"' as u64 * ONES)) | zero(w ^ (b'\\' as u64 * ONES));
-        if found != 0 {
-            return i + (found.trailing_zeros() / 8) as usize;
-        }
-        i += 8;
-    }
-    match b[i.min(b.len())..]
-        .iter()
-        .position(|&c| c == b'"' || c == b'\\')
-    {
-        Some(k) => i + k,
-        None => b.len(),
-    }
-}
-
 fn lower_hex(c: u8) -> Option<u8> {
     match c {
         b'0'..=b'9' => Some(c - b'0'),
@@ -450,18 +426,6 @@ pub fn top_level_id(prefix: &[u8]) -> Option<String> {
         i += 1;
     }
     None
-}
-
-/// Index of the closing quote of the string starting at `start`.
-fn string_end(bytes: &[u8], start: usize) -> Option<usize> {
-    let mut i = start + 1;
-    loop {
-        i = quote_or_escape(bytes, i);
-        match *bytes.get(i)? {
-            b'"' => return Some(i),
-            _ => i += 2,
-        }
-    }
 }
 
 fn scalar_after_colon(bytes: &[u8], mut i: usize) -> Option<String> {

@@ -71,7 +71,7 @@ pub struct Proxy {
     /// arguments: the client's retry with `inputResponses` is the same call.
     awaiting_input: Mutex<HashMap<u64, Reservation>>,
     /// Keys the retry hashes, so a client cannot craft a collision.
-    retry_hasher: std::collections::hash_map::RandomState,
+    retry_hasher: foldhash::quality::RandomState,
 }
 
 impl Proxy {

@@ -1,0 +1,77 @@
+//! Byte-level reading of JSON text that is already known to be valid.
+
+/// The index of the first quote or backslash from `i` on (or the length, if none). The
+/// first sixteen bytes eight at a time, the rest with a vectorised search: most strings are
+/// short, too short for the search to pay for its set-up, and most long ones are plain text.
+pub fn quote_or_escape(b: &[u8], mut i: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // The high bit of each byte that is zero (only the lowest mark is exact, and only the
+    // lowest is read).
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    for _ in 0..2 {
+        let Some(chunk) = b.get(i..i + 8) else {
+            return match b[i.min(b.len())..]
+                .iter()
+                .position(|&c| c == b'"' || c == b'\\')
+            {
+                Some(k) => i + k,
+                None => b.len(),
+            };
+        };
+        let w = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
+        let found = zero(w ^ (b'"' as u64 * ONES)) | zero(w ^ (b'\\' as u64 * ONES));
+        if found != 0 {
+            return i + (found.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    memchr::memchr2(b'"', b'\\', &b[i..]).map_or(b.len(), |k| i + k)
+}
+
+/// The index of the closing quote of the string whose opening quote is at `start`.
+pub fn string_end(b: &[u8], start: usize) -> Option<usize> {
+    if b.get(start) != Some(&b'"') {
+        return None;
+    }
+    let mut i = start + 1;
+    loop {
+        i = quote_or_escape(b, i);
+        match b.get(i)? {
+            b'"' => return Some(i),
+            _ => i += 2,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotes_and_escapes_are_found_at_any_offset() {
+        for len in 0..70 {
+            for at in 0..=len {
+                let mut text = vec![b'a'; len];
+                if at < len {
+                    text[at] = if at % 2 == 0 { b'"' } else { b'\\' };
+                }
+                assert_eq!(quote_or_escape(&text, 0), at, "len {len}, mark at {at}");
+                assert_eq!(quote_or_escape(&text, at), at);
+            }
+        }
+        // Bytes that differ from a quote or a backslash by one bit are not marks.
+        let near = [b'"' ^ 1, b'"' ^ 0x80, b'\\' ^ 1, b'\\' ^ 0x80, 0, 0xff];
+        let text: Vec<u8> = near.iter().cycle().take(40).copied().collect();
+        assert_eq!(quote_or_escape(&text, 0), text.len());
+    }
+
+    #[test]
+    fn strings_end_at_their_first_unescaped_quote() {
+        assert_eq!(string_end(br#""abc" x"#, 0), Some(4));
+        assert_eq!(string_end(br#""a\\"b"#, 0), Some(4));
+        assert_eq!(string_end(br#""a\"b""#, 0), Some(5));
+        assert_eq!(string_end(br#""unterminated"#, 0), None);
+        assert_eq!(string_end(br#"x"a""#, 0), None);
+    }
+}
