@@ -11,6 +11,9 @@ const { dirname, join } = require('node:path')
 
 const root = join(__dirname, '..')
 const binary = process.env.INTERCEPT_BIN || join(root, 'target', 'release', 'intercept')
+// FLOOR=1: also through a process that copies bytes and decides nothing (built by
+// `cargo build --release --example passthrough`): the cost of a separate process alone.
+const passthrough = join(root, 'target', 'release', 'examples', 'passthrough')
 const echo = join(__dirname, 'echo-server.js')
 const policy = join(mkdtempSync(join(tmpdir(), 'intercept-bench-')), 'policy.yaml')
 writeFileSync(
@@ -30,7 +33,7 @@ const CONCURRENT_TOTAL = Number(process.env.CONCURRENT || 30000)
 const IN_FLIGHT = 64
 
 function startProcess(through, audited) {
-  const cmd = through ? binary : process.execPath
+  const cmd = through === 'floor' ? passthrough : through ? binary : process.execPath
   // The audited runs write their log to a temporary directory; the others keep none.
   const audit = audited ? ['--audit-dir', join(dirname(policy), 'events')] : ['--no-audit']
   const args = through ? ['-c', policy, '--state', 'memory', '--log-level', 'error', ...audit, '--', process.execPath, echo] : [echo]
@@ -62,6 +65,7 @@ function startProcess(through, audited) {
 const args = { repo: 'web', title: 'Fix the build', body: 'x'.repeat(200) }
 const percentile = (sorted, q) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]
 
+// `through`: false (direct), true (intercept) or 'floor' (the passthrough process).
 async function run(through, audited = false) {
   const t0 = process.hrtime.bigint()
   const p = startProcess(through, audited)
@@ -126,13 +130,16 @@ async function run(through, audited = false) {
   const rounds = Number(process.env.ROUNDS || 3)
   // AUDIT=1: also through intercept with the audit log on, compared with it off.
   const withAudit = Boolean(process.env.AUDIT)
+  const withFloor = Boolean(process.env.FLOOR)
   const direct = []
   const proxied = []
   const audited = []
+  const floor = []
   for (let r = 0; r < rounds; r++) {
     direct.push(await run(false))
     proxied.push(await run(true))
     if (withAudit) audited.push(await run(true, true))
+    if (withFloor) floor.push(await run('floor'))
   }
   const med = (xs, k) => xs.map((x) => x[k]).sort((a, b) => a - b)[Math.floor(xs.length / 2)]
   const d = { p50: med(direct, 'p50'), p99: med(direct, 'p99'), tp: med(direct, 'throughput'), su: med(direct, 'startup') }
@@ -154,6 +161,22 @@ async function run(through, audited = false) {
       `through driver ${cpuMed(proxied, 'driver')} + echo ${cpuMed(proxied, 'echo')} + intercept ${cpuMed(proxied, 'proxy')} µs`,
     `start-up to initialize answered: direct ${d.su.toFixed(1)} ms, through ${t.su.toFixed(1)} ms (+${(t.su - d.su).toFixed(1)} ms)`,
   ]
+  const kernelMed = (xs, k) => {
+    const v = xs.map((x) => x.kernel && x.kernel[k]).filter((c) => c != null).sort((a, b) => a - b)
+    return v.length ? v[Math.floor(v.length / 2)].toFixed(3) : '?'
+  }
+  lines.push(
+    `intercept per call, 64 in flight: ${kernelMed(proxied, 'reads')} reads, ${kernelMed(proxied, 'writes')} writes, ` +
+      `${kernelMed(proxied, 'waits')} waits, ${kernelMed(proxied, 'preempted')} involuntary switches (yields that gave way included)`,
+  )
+  if (withFloor) {
+    const f = { tp: med(floor, 'throughput'), p50: med(floor, 'p50') }
+    lines.push(
+      `passthrough (copies bytes, decides nothing): throughput ${f.tp.toFixed(0)}/s, ${((100 * f.tp) / d.tp).toFixed(1)}% of direct; ` +
+        `CPU per call ${cpuMed(floor, 'proxy')} µs; added latency p50 ${(f.p50 - d.p50).toFixed(1)} µs`,
+      `intercept throughput as a share of the passthrough's: ${((100 * t.tp) / f.tp).toFixed(1)}%`,
+    )
+  }
   if (withAudit) {
     const a = { p50: med(audited, 'p50'), p99: med(audited, 'p99'), tp: med(audited, 'throughput'), cpu: med(audited, 'cpuPerCall') }
     lines.push(

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use crate::engine::{Args, Call, Decision, Engine, Verdict};
 use crate::state::Reservation;
 use json::{JsonProblem, Keys};
-use pending::{CallInfo, Pending, PendingTable};
+use pending::{CallInfo, IdKey, Pending, PendingTable};
 use replies::code;
 
 /// How many forwarded requests may await a response at once.
@@ -221,7 +221,7 @@ impl Proxy {
                 // The server may never answer a cancelled call: stop tracking it. Its
                 // reservation stays, since the tool may already have run.
                 if let Some(id) = msg.pointer("/params/requestId") {
-                    lock(&self.pending).remove(&id_key(id));
+                    lock(&self.pending).remove(&IdKey::from_value(id));
                 }
                 Handled::Forward(None)
             }
@@ -408,7 +408,7 @@ impl Proxy {
                 self.track(
                     &id,
                     Pending::Call(CallInfo {
-                        tool: tool.to_string(),
+                        tool: tool.into(),
                         reservation: decision.reservation,
                         retry_key,
                         forwarded: Instant::now(),
@@ -449,7 +449,7 @@ impl Proxy {
     }
 
     fn track(&self, id: &Value, pending: Pending) {
-        let displaced = lock(&self.pending).insert(id_key(id), pending, Instant::now());
+        let displaced = lock(&self.pending).insert(IdKey::from_value(id), pending, Instant::now());
         for p in displaced {
             if let Pending::Call(info) = p {
                 self.finish_call(info, Outcome::Forgotten);
@@ -574,7 +574,7 @@ impl Proxy {
         let had_reservation = reservation.is_some();
         match outcome {
             Outcome::Error | Outcome::UpstreamGone => {
-                tracing::debug!(tool, "no result: quota given back");
+                tracing::debug!(tool = tool.as_str(), "no result: quota given back");
                 self.settle(reservation.as_ref(), false);
             }
             Outcome::InputRequired if reservation.is_some() => {
@@ -592,7 +592,7 @@ impl Proxy {
                 at: crate::state::now_millis(),
                 session: Some(self.options.session.as_str().into()),
                 identity: self.options.identity.as_deref().map(Into::into),
-                tool: tool.into(),
+                tool,
                 outcome: outcome.as_str(),
                 reservation: had_reservation.then_some(match outcome {
                     Outcome::Error | Outcome::UpstreamGone => "rolled_back",
@@ -654,7 +654,7 @@ impl Proxy {
         let Some(id) = msg.get("id").cloned() else {
             return Answer::Unchanged;
         };
-        let Some(pending) = lock(&self.pending).remove(&id_key(&id)) else {
+        let Some(pending) = lock(&self.pending).remove(&IdKey::from_value(&id)) else {
             return Answer::Unchanged;
         };
         let failed = msg.get("error").is_some_and(|e| !e.is_null());
@@ -710,7 +710,9 @@ impl Proxy {
 
     fn unreadable_server_message(&self, line: &[u8], problem: &str) -> Vec<Route> {
         let id = json::top_level_id(line);
-        let pending = id.as_ref().and_then(|k| lock(&self.pending).remove(k));
+        let pending = id
+            .as_ref()
+            .and_then(|k| lock(&self.pending).remove(&IdKey::from_text(k)));
         match (pending, id) {
             (Some(Pending::List), Some(id)) => {
                 tracing::warn!(
@@ -755,7 +757,9 @@ impl Proxy {
     /// A server line longer than the limit: its request gets an error instead.
     pub fn server_oversize(&self, prefix: &[u8], len: usize, max: usize) -> Vec<Route> {
         let key = json::top_level_id(prefix);
-        let pending = key.as_ref().and_then(|k| lock(&self.pending).remove(k));
+        let pending = key
+            .as_ref()
+            .and_then(|k| lock(&self.pending).remove(&IdKey::from_text(k)));
         tracing::warn!("server message of {len} bytes exceeds the limit of {max} bytes; dropped");
         let (Some(key), Some(pending)) = (key, pending) else {
             return Vec::new();
@@ -784,7 +788,7 @@ impl Proxy {
                 if let Pending::Call(info) = pending {
                     self.finish_call(info, Outcome::UpstreamGone);
                 }
-                let id: Value = serde_json::from_str(&key).unwrap_or(Value::Null);
+                let id = key.to_value();
                 client(replies::error(
                     &id,
                     code::INTERNAL_ERROR,
@@ -798,8 +802,8 @@ impl Proxy {
 
 /// What the fast path reads of a server message that is a response.
 struct ResponseEnvelope<'a> {
-    /// The id's canonical text: the pending-table key.
-    key: String,
+    /// The pending-table key.
+    key: IdKey,
     /// A JSON-RPC error (not null).
     failed: bool,
     result_type: Option<std::borrow::Cow<'a, str>>,
@@ -819,7 +823,7 @@ impl<'a> ResponseEnvelope<'a> {
         let id: Value = serde_json::from_str(id.get()).ok()?;
         let result = envelope.result.as_ref();
         Some(ResponseEnvelope {
-            key: id_key(&id),
+            key: IdKey::from_value(&id),
             failed: envelope.error.is_some_and(|e| e.get() != "null"),
             result_type: result.and_then(|r| r.result_type).map(Into::into),
             is_error: result.and_then(|r| r.is_error),
@@ -843,7 +847,7 @@ impl<'a> ResponseEnvelope<'a> {
             return None;
         }
         let mut response = ResponseEnvelope {
-            key: String::from_utf8(id?.to_vec()).ok()?,
+            key: IdKey::from_text(std::str::from_utf8(id?).ok()?),
             failed: error.is_some_and(|e| e != b"null"),
             result_type: None,
             is_error: None,
@@ -1020,11 +1024,6 @@ fn client(v: Value) -> Route {
 fn to_line(v: &Value) -> Vec<u8> {
     // serde_json escapes control characters in strings, so the line has no raw newline.
     serde_json::to_vec(v).unwrap_or_default()
-}
-
-/// The pending-table key of a request id: its JSON text (`1` and `"1"` differ).
-fn id_key(id: &Value) -> String {
-    serde_json::to_string(id).unwrap_or_default()
 }
 
 /// The id of a message that was rejected as ambiguous, if one can be read.

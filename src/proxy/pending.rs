@@ -7,6 +7,9 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
+
+use crate::audit::Text;
 use crate::state::Reservation;
 
 /// What a pending request was.
@@ -20,7 +23,8 @@ pub enum Pending {
 
 #[derive(Debug)]
 pub struct CallInfo {
-    pub tool: String,
+    /// Kept inline when short (see [`IdKey`]).
+    pub tool: Text,
     pub reservation: Option<Reservation>,
     /// Identifies the call for a 2026-07-28 `inputResponses` retry.
     pub retry_key: u64,
@@ -35,13 +39,54 @@ struct Entry {
     seq: u64,
 }
 
-/// Pending requests keyed by the JSON text of their id. The keys come from the client, so
-/// the hasher is seeded per process (foldhash: several times faster than SipHash on short
-/// keys).
+/// A request id as the pending table keys it: the id's JSON text, with a whole number (the
+/// usual id) kept as a number.
+///
+/// An entry is made on the thread that reads the client and dropped on the thread that
+/// reads the server, and memory freed on another thread than the one that allocated it
+/// contends for the allocator's locks: with 64 calls in flight that was most of the proxy's
+/// futex calls. So a pending call's key and tool name need no allocation of their own.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum IdKey {
+    Number(i64),
+    Text(Box<str>),
+}
+
+impl IdKey {
+    pub fn from_value(id: &Value) -> IdKey {
+        match id.as_i64() {
+            Some(n) => IdKey::Number(n),
+            None => IdKey::Text(serde_json::to_string(id).unwrap_or_default().into()),
+        }
+    }
+
+    /// From an id's JSON text as serde_json writes it (`7`, `"abc"`).
+    pub fn from_text(text: &str) -> IdKey {
+        let digits = text.strip_prefix('-').unwrap_or(text);
+        let written_as_integer = !digits.is_empty()
+            && digits.bytes().all(|c| c.is_ascii_digit())
+            && (digits == "0" || !digits.starts_with('0'))
+            && text != "-0";
+        match text.parse() {
+            Ok(n) if written_as_integer => IdKey::Number(n),
+            _ => IdKey::Text(text.into()),
+        }
+    }
+
+    pub fn to_value(&self) -> Value {
+        match self {
+            IdKey::Number(n) => Value::from(*n),
+            IdKey::Text(t) => serde_json::from_str(t).unwrap_or(Value::Null),
+        }
+    }
+}
+
+/// Pending requests by id. The keys come from the client, so the hasher is seeded per
+/// process (foldhash: several times faster than SipHash on short keys).
 #[derive(Debug)]
 pub struct PendingTable {
-    entries: foldhash::HashMap<String, Entry>,
-    order: VecDeque<(String, u64)>,
+    entries: foldhash::HashMap<IdKey, Entry>,
+    order: VecDeque<(IdKey, u64)>,
     next_seq: u64,
     capacity: usize,
     ttl: Duration,
@@ -60,7 +105,7 @@ impl PendingTable {
 
     /// Adds an entry; returns entries it displaced (same id reused, or evicted as the
     /// oldest or expired), so their reservations can be settled.
-    pub fn insert(&mut self, id: String, pending: Pending, now: Instant) -> Vec<Pending> {
+    pub fn insert(&mut self, id: IdKey, pending: Pending, now: Instant) -> Vec<Pending> {
         let mut displaced = self.expire(now);
         while self.entries.len() >= self.capacity {
             match self.pop_oldest() {
@@ -90,11 +135,11 @@ impl PendingTable {
         displaced
     }
 
-    pub fn peek(&self, id: &str) -> Option<&Pending> {
+    pub fn peek(&self, id: &IdKey) -> Option<&Pending> {
         self.entries.get(id).map(|e| &e.pending)
     }
 
-    pub fn remove(&mut self, id: &str) -> Option<Pending> {
+    pub fn remove(&mut self, id: &IdKey) -> Option<Pending> {
         self.entries.remove(id).map(|e| e.pending)
     }
 
@@ -107,7 +152,7 @@ impl PendingTable {
     }
 
     /// Removes and returns every entry (the upstream went away).
-    pub fn drain(&mut self) -> Vec<(String, Pending)> {
+    pub fn drain(&mut self) -> Vec<(IdKey, Pending)> {
         self.order.clear();
         self.entries.drain().map(|(k, e)| (k, e.pending)).collect()
     }
@@ -154,29 +199,73 @@ mod tests {
         let t0 = Instant::now();
         let mut t = PendingTable::new(3, Duration::from_secs(10));
         for i in 0..3 {
-            assert!(t.insert(i.to_string(), Pending::List, t0).is_empty());
+            assert!(t.insert(IdKey::Number(i), Pending::List, t0).is_empty());
         }
-        let displaced = t.insert("3".into(), Pending::List, t0);
+        let displaced = t.insert(IdKey::Number(3), Pending::List, t0);
         assert_eq!(displaced.len(), 1);
-        assert!(t.remove("0").is_none(), "the oldest was evicted");
+        assert!(
+            t.remove(&IdKey::Number(0)).is_none(),
+            "the oldest was evicted"
+        );
         assert_eq!(t.len(), 3);
-        let displaced = t.insert("4".into(), Pending::List, t0 + Duration::from_secs(11));
+        let displaced = t.insert(
+            IdKey::Number(4),
+            Pending::List,
+            t0 + Duration::from_secs(11),
+        );
         assert_eq!(displaced.len(), 3, "everything older than the ttl expired");
         assert_eq!(t.len(), 1);
         // Answered entries leave no trace in the order queue either.
         for i in 0..1000 {
-            t.insert(format!("x{i}"), Pending::List, t0 + Duration::from_secs(11));
-            t.remove(&format!("x{i}"));
+            let key = IdKey::from_text(&format!("\"x{i}\""));
+            t.insert(key.clone(), Pending::List, t0 + Duration::from_secs(11));
+            t.remove(&key);
         }
         assert!(t.order.len() <= 7, "order queue grew to {}", t.order.len());
+    }
+
+    /// An id read from a response's text finds the entry made from the request's parsed id.
+    #[test]
+    fn keys_from_text_and_from_values_agree() {
+        let ids = [
+            "0",
+            "7",
+            "-7",
+            "9223372036854775807",
+            "-9223372036854775808",
+            "9223372036854775808",
+            "18446744073709551615",
+            "1.5",
+            "1e3",
+            "-0.0",
+            r#""7""#,
+            r#""abc""#,
+            "\"\"",
+            "null",
+        ];
+        for text in ids {
+            let value: Value = serde_json::from_str(text).unwrap();
+            let written = serde_json::to_string(&value).unwrap();
+            assert_eq!(
+                IdKey::from_text(&written),
+                IdKey::from_value(&value),
+                "{text}"
+            );
+            assert_eq!(IdKey::from_value(&value).to_value(), value, "{text}");
+        }
+        assert_ne!(IdKey::from_text("7"), IdKey::from_text(r#""7""#));
+        // Not how serde_json writes 7: never the key of 7.
+        for other in ["07", "+7", "7.0", "-0"] {
+            assert_ne!(IdKey::from_text(other), IdKey::Number(7), "{other}");
+        }
     }
 
     #[test]
     fn a_reused_id_displaces_the_old_entry() {
         let now = Instant::now();
         let mut t = PendingTable::new(10, Duration::from_secs(10));
-        t.insert("1".into(), Pending::List, now);
-        assert_eq!(t.insert("1".into(), Pending::List, now).len(), 1);
+        t.insert(IdKey::from_text("1"), Pending::List, now);
+        assert_eq!(t.insert(IdKey::Number(1), Pending::List, now).len(), 1);
         assert_eq!(t.len(), 1);
     }
 }
