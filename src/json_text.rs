@@ -44,6 +44,51 @@ pub fn string_end(b: &[u8], start: usize) -> Option<usize> {
     }
 }
 
+/// Just past the value that starts at `i`, found by its structure alone (strings, and
+/// brackets outside them); a number or a literal ends at the next delimiter.
+pub fn value_end(b: &[u8], i: usize) -> Option<usize> {
+    match b.get(i)? {
+        b'"' => string_end(b, i).map(|e| e + 1),
+        b'{' | b'[' => {
+            // One bit per open bracket, set for a brace: each closer must match its opener.
+            // Deeper than 128 levels is left to a real parser.
+            let (mut open, mut depth) = (0u128, 0u32);
+            let mut j = i;
+            loop {
+                match b.get(j)? {
+                    b'"' => j = string_end(b, j)?,
+                    &c @ (b'{' | b'[') => {
+                        if depth == u128::BITS {
+                            return None;
+                        }
+                        open = (open << 1) | u128::from(c == b'{');
+                        depth += 1;
+                    }
+                    &c @ (b'}' | b']') => {
+                        if (open & 1 == 1) != (c == b'}') {
+                            return None;
+                        }
+                        open >>= 1;
+                        depth -= 1;
+                        if depth == 0 {
+                            return Some(j + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                j += 1;
+            }
+        }
+        // A number or a literal: up to the next delimiter.
+        _ => Some(
+            b[i..]
+                .iter()
+                .position(|c| matches!(c, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'))
+                .map_or(b.len(), |k| i + k),
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,6 +109,26 @@ mod tests {
         let near = [b'"' ^ 1, b'"' ^ 0x80, b'\\' ^ 1, b'\\' ^ 0x80, 0, 0xff];
         let text: Vec<u8> = near.iter().cycle().take(40).copied().collect();
         assert_eq!(quote_or_escape(&text, 0), text.len());
+    }
+
+    #[test]
+    fn values_end_where_their_structure_does() {
+        let text = br#"{"a":[1,"]}",{"b":"\"{"}],"c":true} tail"#;
+        assert_eq!(value_end(text, 0), Some(text.len() - 5));
+        assert_eq!(value_end(br#"12.5e3,"#, 0), Some(6));
+        assert_eq!(value_end(br#"true}"#, 0), Some(4));
+        assert_eq!(value_end(br#"[1,[2]"#, 0), None);
+        assert_eq!(value_end(br#"{"a":"}"#, 0), None);
+        assert_eq!(
+            value_end(br#"[1,[2]}"#, 0),
+            None,
+            "a brace cannot close a bracket"
+        );
+        assert_eq!(value_end(br#"{"a":1]"#, 0), None);
+        let deep = format!("{}{}", "[".repeat(128), "]".repeat(128));
+        assert_eq!(value_end(deep.as_bytes(), 0), Some(256));
+        let deeper = format!("{}{}", "[".repeat(129), "]".repeat(129));
+        assert_eq!(value_end(deeper.as_bytes(), 0), None);
     }
 
     #[test]

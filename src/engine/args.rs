@@ -8,7 +8,7 @@ use std::borrow::Cow;
 
 use serde_json::Value;
 
-use crate::json_text::string_end;
+use crate::json_text::{string_end, value_end};
 use crate::policy::model::ArgPath;
 
 /// The `arguments` of a call.
@@ -147,38 +147,6 @@ fn same_key(written: &[u8], key: &str) -> bool {
         return raw == key.as_bytes();
     }
     serde_json::from_slice::<String>(written).is_ok_and(|k| k == key)
-}
-
-/// Just past the value that starts at `i`.
-fn value_end(b: &[u8], i: usize) -> Option<usize> {
-    match b.get(i)? {
-        b'"' => string_end(b, i).map(|e| e + 1),
-        b'{' | b'[' => {
-            let mut depth = 0usize;
-            let mut j = i;
-            loop {
-                match b.get(j)? {
-                    b'"' => j = string_end(b, j)?,
-                    b'{' | b'[' => depth += 1,
-                    b'}' | b']' => {
-                        depth -= 1;
-                        if depth == 0 {
-                            return Some(j + 1);
-                        }
-                    }
-                    _ => {}
-                }
-                j += 1;
-            }
-        }
-        // A number or a literal: up to the next delimiter.
-        _ => Some(
-            b[i..]
-                .iter()
-                .position(|c| matches!(c, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'))
-                .map_or(b.len(), |k| i + k),
-        ),
-    }
 }
 
 fn skip_space(b: &[u8], mut i: usize) -> usize {

@@ -169,6 +169,18 @@ pub struct Member<'a> {
 /// two levels, in the order written: an object's members follow the member that holds it.
 /// Found by the same scan, so reading a message's envelope costs no second pass.
 pub fn canonical_outline(bytes: &[u8]) -> Option<Vec<Member<'_>>> {
+    outline(bytes, false)
+}
+
+/// Like [`canonical_outline`] for a message the proxy passes on as received and reads only
+/// the envelope of (a response): the top two levels are checked as there, and the values
+/// below them only for their structure (strings closed, brackets balanced), so a large
+/// result costs little more than finding its end. No claim about re-serialisation.
+pub fn envelope_outline(bytes: &[u8]) -> Option<Vec<Member<'_>>> {
+    outline(bytes, true)
+}
+
+fn outline(bytes: &[u8], shallow: bool) -> Option<Vec<Member<'_>>> {
     // One pass over the whole text first (vectorised by the compiler): compact text has
     // no byte below 0x20, in strings or out, and text with bytes above 0x7f must be UTF-8.
     // The scan proper then only looks for quotes and backslashes in strings.
@@ -183,6 +195,7 @@ pub fn canonical_outline(bytes: &[u8]) -> Option<Vec<Member<'_>>> {
         b: bytes,
         i: 0,
         ascii,
+        shallow,
         keys: Vec::with_capacity(32),
         outline: Vec::with_capacity(16),
     };
@@ -211,6 +224,8 @@ struct Canonical<'a> {
     i: usize,
     /// The whole text is ASCII (it is UTF-8 in any case).
     ascii: bool,
+    /// Values below the outline are only skipped (see [`envelope_outline`]).
+    shallow: bool,
     keys: Vec<&'a [u8]>,
     outline: Vec<Member<'a>>,
 }
@@ -223,6 +238,15 @@ impl<'a> Canonical<'a> {
     }
 
     fn value(&mut self, depth: usize) -> bool {
+        if self.shallow && depth >= OUTLINE_DEPTH {
+            return match json_text::value_end(self.b, self.i) {
+                Some(end) if end > self.i => {
+                    self.i = end;
+                    true
+                }
+                _ => false,
+            };
+        }
         match self.b.get(self.i) {
             Some(b'{') => self.object(depth + 1),
             Some(b'[') => self.array(depth + 1),
@@ -613,6 +637,45 @@ mod tests {
         assert!(keys(2).is_empty() && keys(5).is_empty() && keys(6).is_empty());
         assert_eq!(canonical_outline(b"{}"), Some(vec![]));
         assert_eq!(canonical_outline(b"[{\"a\":1}]").map(|o| o.len()), Some(1));
+    }
+
+    /// The envelope of a response is read as exactly as a canonical message's; what lies
+    /// below it is passed on, so only its structure matters.
+    #[test]
+    fn the_envelope_outline_checks_the_top_two_levels_and_skips_the_rest() {
+        let deep_oddities =
+            br#"{"id":7,"result":{"content":[{"x":1,"x":2,"n":1.50}],"isError":false}}"#;
+        assert!(canonical_outline(deep_oddities).is_none());
+        let outline = envelope_outline(deep_oddities).expect("the envelope is unambiguous");
+        let got: Vec<(usize, &[u8], &[u8])> =
+            outline.iter().map(|m| (m.depth, m.key, m.value)).collect();
+        assert_eq!(
+            got,
+            vec![
+                (1, b"id".as_slice(), b"7".as_slice()),
+                (
+                    1,
+                    b"result",
+                    br#"{"content":[{"x":1,"x":2,"n":1.50}],"isError":false}"#
+                ),
+                (2, b"content", br#"[{"x":1,"x":2,"n":1.50}]"#),
+                (2, b"isError", b"false"),
+            ]
+        );
+        for ambiguous_or_broken in [
+            br#"{"id":7,"id":8,"result":{}}"#.as_slice(),
+            br#"{"id":7,"result":{"isError":true,"IsError":false}}"#,
+            br#"{"id":7 ,"result":{}}"#,
+            br#"{"id":7,"result":{"content":[{"a":"}]}"#,
+            br#"{"id":7,"result":{"content":[1,[2]}}"#,
+            b"{\"id\":7,\"result\":{\"content\":\"a\x01b\"}}",
+        ] {
+            assert!(
+                envelope_outline(ambiguous_or_broken).is_none(),
+                "{}",
+                String::from_utf8_lossy(ambiguous_or_broken)
+            );
+        }
     }
 
     /// A small deterministic generator, so failures reproduce.

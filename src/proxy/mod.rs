@@ -814,7 +814,7 @@ impl<'a> ResponseEnvelope<'a> {
     /// None for a request or a notification, or a message the exact path must read.
     fn read(line: &'a [u8]) -> Option<Self> {
         if line.starts_with(b"{")
-            && let Some(outline) = json::canonical_outline(line)
+            && let Some(outline) = json::envelope_outline(line)
         {
             return Self::read_canonical(&outline);
         }
