@@ -26,6 +26,21 @@ const POLICY: &str = r#"tools:
   blocked:
     rules:
       - {name: never, action: deny}
+  nested:
+    rules:
+      - name: deep
+        conditions:
+          - {path: args.a.b.0.c, op: eq, value: x}
+          - {path: args.n, op: lte, value: 10}
+          - {path: args.tags, op: contains, value: ok}
+          - {path: args.missing, op: exists, value: false}
+          - {path: args.s, op: in, value: ['q"uote', plain]}
+  pay:
+    rules:
+      - name: budget
+        state: {counter: spent, window: day, increment_from: args.amount}
+        conditions:
+          - {path: state.pay.spent, op: lte, value: 50}
 "#;
 
 fn proxy() -> Proxy {
@@ -88,6 +103,20 @@ fn messages() -> Vec<String> {
         r#"{"jsonrpc":"2.0","id":32,"method":"tools\/call","params":{"name":"blocked"}}"#.into(),
         r#"[{"jsonrpc":"2.0","id":33,"method":"tools/call","params":{"name":"blocked"}}]"#.into(),
         r#"{"jsonrpc":"2.0","id":34,"method":"ping"}"#.into(),
+        // Arguments the engine reads through their text on the fast path.
+        call("40", r#""nested""#, r#"{"a":{"b":[{"c":"x"}]},"n":10,"tags":["ok"],"s":"q\"uote"}"#),
+        call("41", r#""nested""#, r#"{"s":"plain","tags":["no","ok"],"n":-2.5,"a":{"b":[{"c":"x","d":[]}]}}"#),
+        call("42", r#""nested""#, r#"{"a":{"b":[{"c":"y"}]},"n":10,"tags":["ok"],"s":"plain"}"#),
+        call("43", r#""nested""#, r#"{"a":{"b":[{"c":"x"}]},"n":11,"tags":["ok"],"s":"plain"}"#),
+        call("44", r#""nested""#, r#"{"a":{"b":[{"c":"x"}]},"n":1,"tags":"ok","s":"plain"}"#),
+        call("45", r#""nested""#, r#"{"a":{"b":[{"c":"x"}]},"n":1,"tags":["ok"],"s":"plain","missing":0}"#),
+        call("46", r#""nested""#, r#"{"a":{"b":{"0":{"c":"x"}}},"n":1,"tags":["ok"],"s":"plain","missing":null}"#),
+        call("47", r#""nested""#, r#"{"a\u0062":1,"a":{"b":[{"c":"x"}]},"n":1,"tags":["ok"],"s":"pl\u0061in"}"#),
+        call("48", r#""pay""#, r#"{"amount":20}"#),
+        call("49", r#""pay""#, r#"{"amount":12.25,"memo":"]}\"{["}"#),
+        call("50", r#""pay""#, r#"{"amount":"5"}"#),
+        call("51", r#""pay""#, r#"{"memo":"no amount"}"#),
+        call("52", r#""pay""#, r#"{"amount":30}"#),
     ];
     // The same calls again: counters and pending entries must have moved alike.
     m.extend(m.clone());
@@ -208,5 +237,28 @@ fn responses_settle_calls_as_the_exact_path_does() {
                 exact.server_message_exact(done.as_bytes())
             );
         }
+    }
+}
+
+/// The calls above whose arguments the fast path hands to the engine as text are decided
+/// as their policy says (so the comparison with the exact path compares real decisions).
+#[test]
+fn arguments_read_as_text_are_decided_by_the_policy() {
+    let p = proxy();
+    let forwarded = |id: &str| {
+        let msg = messages()
+            .into_iter()
+            .find(|m| m.contains(&format!(r#""id":{id},"#)))
+            .expect("a message with that id");
+        assert!(json::is_canonical(msg.as_bytes()) || id == "47", "{msg}");
+        matches!(p.client_message(msg.as_bytes())[..], [Route::Server(_)])
+    };
+    let allowed = ["40", "41", "44", "46", "47", "48", "49"];
+    let denied = ["42", "43", "45", "50", "51", "52"];
+    for id in allowed {
+        assert!(forwarded(id), "call {id} should be allowed");
+    }
+    for id in denied {
+        assert!(!forwarded(id), "call {id} should be denied");
     }
 }

@@ -388,9 +388,9 @@ impl<'a> Canonical<'a> {
             if digits.is_empty() || (digits[0] == b'0' && digits.len() > 1) {
                 return false;
             }
-            let magnitude = std::str::from_utf8(digits)
-                .ok()
-                .and_then(|d| d.parse::<u64>().ok());
+            let magnitude = digits.iter().try_fold(0u64, |m, &d| {
+                m.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+            });
             return match magnitude {
                 None => false,
                 Some(m) if negative => m != 0 && m <= i64::MIN.unsigned_abs(),
