@@ -5,9 +5,9 @@
 // Reports added latency (p50/p99), throughput as a ratio of direct, peak RSS and start-up.
 // Run: cargo build --release --bin intercept && node benches/proxy.js
 const { spawn } = require('node:child_process')
-const { readFileSync, writeFileSync, mkdtempSync } = require('node:fs')
+const { readFileSync, mkdtempSync } = require('node:fs')
 const { tmpdir } = require('node:os')
-const { dirname, join } = require('node:path')
+const { join } = require('node:path')
 
 const root = join(__dirname, '..')
 const binary = process.env.INTERCEPT_BIN || join(root, 'target', 'release', 'intercept')
@@ -15,19 +15,9 @@ const binary = process.env.INTERCEPT_BIN || join(root, 'target', 'release', 'int
 // `cargo build --release --example passthrough`): the cost of a separate process alone.
 const passthrough = join(root, 'target', 'release', 'examples', 'passthrough')
 const echo = join(__dirname, 'echo-server.js')
-const policy = join(mkdtempSync(join(tmpdir(), 'intercept-bench-')), 'policy.yaml')
-writeFileSync(
-  policy,
-  `hide: [secret]
-tools:
-  echo:
-    rules:
-      - name: checks
-        conditions:
-          - {path: args.repo, op: neq, value: prod}
-          - {path: args.title, op: regex, value: '^[A-Z]'}
-`,
-)
+const policy = join(__dirname, 'policy.yaml')
+// Where the audited runs write their log.
+const scratch = mkdtempSync(join(tmpdir(), 'intercept-bench-'))
 const SEQUENTIAL = Number(process.env.SEQUENTIAL || 3000)
 const CONCURRENT_TOTAL = Number(process.env.CONCURRENT || 30000)
 const IN_FLIGHT = 64
@@ -35,7 +25,7 @@ const IN_FLIGHT = 64
 function startProcess(through, audited) {
   const cmd = through === 'floor' ? passthrough : through ? binary : process.execPath
   // The audited runs write their log to a temporary directory; the others keep none.
-  const audit = audited ? ['--audit-dir', join(dirname(policy), 'events')] : ['--no-audit']
+  const audit = audited ? ['--audit-dir', join(scratch, 'events')] : ['--no-audit']
   const args = through ? ['-c', policy, '--state', 'memory', '--log-level', 'error', ...audit, '--', process.execPath, echo] : [echo]
   const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'inherit'] })
   const waiting = new Map()

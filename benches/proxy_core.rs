@@ -1,6 +1,6 @@
 //! The proxy core alone, for instruction counts: N `tools/call` round trips (the request
 //! as `benches/proxy.js` sends it, its echoed response) through `client_message` and
-//! `server_message`, with the policy of `benches/proxy.js`.
+//! `server_message`, with the policy of `benches/proxy.js` (`benches/policy.yaml`).
 //!
 //! Run: `cargo bench --bench proxy_core -- 100000` prints the time per round trip;
 //! under `valgrind --tool=callgrind`, two runs with different N give instructions per call.
@@ -14,15 +14,7 @@ use intercept::policy;
 use intercept::proxy::{Proxy, ProxyOptions};
 use intercept::state::MemoryStore;
 
-const POLICY: &str = r#"hide: [secret]
-tools:
-  echo:
-    rules:
-      - name: checks
-        conditions:
-          - {path: args.repo, op: neq, value: prod}
-          - {path: args.title, op: regex, value: '^[A-Z]'}
-"#;
+const POLICY: &str = include_str!("policy.yaml");
 
 fn main() {
     let n: u64 = std::env::args()

@@ -29,6 +29,28 @@ pub fn quote_or_escape(b: &[u8], mut i: usize) -> usize {
     memchr::memchr2(b'"', b'\\', &b[i..]).map_or(b.len(), |k| i + k)
 }
 
+/// The value of `token` if it is an integer as serde_json writes one: in its shortest
+/// form, without a sign for zero (`-0` is written `-0.0`), and within 64 bits, signed or
+/// unsigned (beyond, serde_json reads a float).
+pub fn written_integer(token: &[u8]) -> Option<i128> {
+    let (negative, digits) = match token.strip_prefix(b"-") {
+        Some(d) => (true, d),
+        None => (false, token),
+    };
+    if digits.is_empty() || (digits[0] == b'0' && digits.len() > 1) {
+        return None;
+    }
+    let magnitude = digits.iter().try_fold(0u64, |m, &d| {
+        let d = d.checked_sub(b'0').filter(|d| *d <= 9)?;
+        m.checked_mul(10)?.checked_add(u64::from(d))
+    })?;
+    match negative {
+        false => Some(i128::from(magnitude)),
+        true if magnitude == 0 || magnitude > i64::MIN.unsigned_abs() => None,
+        true => Some(-i128::from(magnitude)),
+    }
+}
+
 /// The index of the closing quote of the string whose opening quote is at `start`.
 pub fn string_end(b: &[u8], start: usize) -> Option<usize> {
     if b.get(start) != Some(&b'"') {
@@ -109,6 +131,31 @@ mod tests {
         let near = [b'"' ^ 1, b'"' ^ 0x80, b'\\' ^ 1, b'\\' ^ 0x80, 0, 0xff];
         let text: Vec<u8> = near.iter().cycle().take(40).copied().collect();
         assert_eq!(quote_or_escape(&text, 0), text.len());
+    }
+
+    #[test]
+    fn integers_as_serde_json_writes_them() {
+        for (text, value) in [
+            ("0", 0i128),
+            ("-7", -7),
+            ("18446744073709551615", u64::MAX.into()),
+            ("-9223372036854775808", i64::MIN.into()),
+        ] {
+            assert_eq!(written_integer(text.as_bytes()), Some(value), "{text}");
+        }
+        for text in [
+            "",
+            "-",
+            "-0",
+            "07",
+            "+7",
+            "7.0",
+            "1e3",
+            "18446744073709551616",
+            "-9223372036854775809",
+        ] {
+            assert_eq!(written_integer(text.as_bytes()), None, "{text}");
+        }
     }
 
     #[test]

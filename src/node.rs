@@ -207,16 +207,21 @@ pub struct SettleTask {
     keep: bool,
 }
 
+/// Keeps (`commit`) or gives back (`rollback`) a reservation; `false` if there was none.
+fn settle(inner: &engine::Engine, reservation: Option<Reservation>, keep: bool) -> Result<bool> {
+    match reservation {
+        Some(r) if keep => inner.commit(&r).map(|_| true).map_err(store_error),
+        Some(r) => inner.rollback(&r).map(|_| true).map_err(store_error),
+        None => Ok(false),
+    }
+}
+
 impl Task for SettleTask {
     type Output = bool;
     type JsValue = bool;
 
     fn compute(&mut self) -> Result<bool> {
-        match self.reservation.take() {
-            Some(r) if self.keep => self.inner.commit(&r).map(|_| true).map_err(store_error),
-            Some(r) => self.inner.rollback(&r).map(|_| true).map_err(store_error),
-            None => Ok(false),
-        }
+        settle(&self.inner, self.reservation.take(), self.keep)
     }
 
     fn resolve(&mut self, _env: Env, output: bool) -> Result<bool> {
@@ -302,11 +307,7 @@ impl Engine {
         ts_return_type = "Promise<boolean>"
     )]
     pub fn commit_async(&self, decision: Object) -> Result<AsyncTask<SettleTask>> {
-        Ok(AsyncTask::new(SettleTask {
-            inner: self.inner.clone(),
-            reservation: self.take(&decision)?,
-            keep: true,
-        }))
+        self.settle_task(&decision, true)
     }
 
     /// `rollback`, off the JavaScript thread.
@@ -315,29 +316,19 @@ impl Engine {
         ts_return_type = "Promise<boolean>"
     )]
     pub fn rollback_async(&self, decision: Object) -> Result<AsyncTask<SettleTask>> {
-        Ok(AsyncTask::new(SettleTask {
-            inner: self.inner.clone(),
-            reservation: self.take(&decision)?,
-            keep: false,
-        }))
+        self.settle_task(&decision, false)
     }
 
     /// The tool ran: keep the reservation. Returns false if there was nothing to settle.
     #[napi(ts_args_type = "decision: Decision")]
     pub fn commit(&self, decision: Object) -> Result<bool> {
-        match self.take(&decision)? {
-            Some(r) => self.inner.commit(&r).map(|_| true).map_err(store_error),
-            None => Ok(false),
-        }
+        settle(&self.inner, self.take(&decision)?, true)
     }
 
     /// The tool failed: give the quota back. Returns false if there was nothing to settle.
     #[napi(ts_args_type = "decision: Decision")]
     pub fn rollback(&self, decision: Object) -> Result<bool> {
-        match self.take(&decision)? {
-            Some(r) => self.inner.rollback(&r).map(|_| true).map_err(store_error),
-            None => Ok(false),
-        }
+        settle(&self.inner, self.take(&decision)?, false)
     }
 
     /// Puts a new policy (YAML text or a file path) in force for every later call; counters
@@ -373,6 +364,15 @@ impl Engine {
             return Ok(None);
         };
         Ok(self.pending.take(id))
+    }
+
+    /// The task of `commitAsync` (`keep`) or `rollbackAsync`; the handle is taken now.
+    fn settle_task(&self, decision: &Object, keep: bool) -> Result<AsyncTask<SettleTask>> {
+        Ok(AsyncTask::new(SettleTask {
+            inner: self.inner.clone(),
+            reservation: self.take(decision)?,
+            keep,
+        }))
     }
 }
 
@@ -434,13 +434,7 @@ pub fn evaluate(policy_path_or_yaml: String, call: ToolCall) -> Result<Decision>
     let (text, origin) = read_policy(&policy_path_or_yaml)?;
     let compiled = compile(&text, &origin)?;
     let engine = engine::Engine::new(Arc::new(compiled), Arc::new(state::MemoryStore::new()));
-    let d = engine.evaluate(&Call {
-        tool: &call.tool,
-        args: call.args.as_ref().map(Args::Value),
-        identity: call.identity.as_deref(),
-        session: call.session.as_deref(),
-        client_name: call.client_name.as_deref(),
-    });
+    let d = evaluate_call(&engine, &call, None, None);
     Ok(to_js(&call.tool, &d, None))
 }
 

@@ -13,7 +13,7 @@ use intercept::state::{
     now_millis,
 };
 use serde_json::json;
-use support::redis_server::RedisServer;
+use support::redis_server::{self, RedisServer};
 
 const MINUTE: Window = Window::Calendar(CalendarUnit::Minute);
 const HOUR: Window = Window::Calendar(CalendarUnit::Hour);
@@ -243,8 +243,8 @@ fn scripts_run_on_a_redis_cluster_node() {
         s.read("identity:alice:_global:spend", HOUR, now).unwrap(),
         0
     );
-    let slot_a = server.command(&["CLUSTER", "KEYSLOT", "{intercept}:c:anything"]);
-    let slot_b = server.command(&["CLUSTER", "KEYSLOT", "{intercept}:l:session:x:y:z"]);
+    let slot_a = server.command(&["CLUSTER", "KEYSLOT", &s.counter_key("anything")]);
+    let slot_b = server.command(&["CLUSTER", "KEYSLOT", &s.log_key("session:x:y:z")]);
     assert_eq!(slot_a, slot_b);
 }
 
@@ -461,7 +461,7 @@ fn a_three_node_cluster_is_used_through_any_of_its_nodes() {
         .iter()
         .map(|n| format!("127.0.0.1:{}", n.port()))
         .collect();
-    let created = std::process::Command::new("redis-cli")
+    let created = std::process::Command::new(redis_server::redis_cli_binary())
         .args(["--cluster", "create"])
         .args(&addresses)
         .arg("--cluster-yes")

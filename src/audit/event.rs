@@ -182,7 +182,7 @@ impl Event {
         let _ = match self {
             Event::Call(c) => {
                 let tree = c.args.as_ref().map(OwnedArgs::to_value);
-                let args = tree.as_ref().map(|t| t.as_deref().unwrap_or(&Value::Null));
+                let args = tree.as_deref();
                 serde_json::to_writer(
                     &mut *out,
                     &CallBody {

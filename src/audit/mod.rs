@@ -71,7 +71,6 @@ struct Shared {
 /// A handle to an instance's event file. Cheap to share; recording never blocks.
 #[derive(Debug)]
 pub struct AuditLog {
-    instance: String,
     path: PathBuf,
     options: AuditOptions,
     tx: SyncSender<Message>,
@@ -149,7 +148,6 @@ impl AuditLog {
             .spawn(move || writer.run(rx))
             .map_err(OpenError::Thread)?;
         Ok(AuditLog {
-            instance: instance.to_string(),
             path: path.to_path_buf(),
             options,
             tx,
@@ -162,10 +160,6 @@ impl AuditLog {
 
     pub fn path(&self) -> &Path {
         &self.path
-    }
-
-    pub fn instance(&self) -> &str {
-        &self.instance
     }
 
     /// Whether raw (redacted) arguments go into the log (`--log-args`).
@@ -187,11 +181,6 @@ impl AuditLog {
                 self.path.display()
             )
         })
-    }
-
-    /// Whether the last write succeeded (or nothing was written yet).
-    pub fn is_healthy(&self) -> bool {
-        !self.shared.failing.load(Ordering::Relaxed)
     }
 
     /// Queues a decision; `false` if it could not be queued (and so will not be written).

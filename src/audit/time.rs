@@ -25,6 +25,9 @@ pub fn parse_rfc3339(s: &str) -> Option<Millis> {
     let num = |r: std::ops::Range<usize>| -> Option<i64> { s.get(r)?.parse().ok() };
     let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if b[13] != b':' || b[16] != b':' {
+        return None;
+    }
     if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
         return None;
     }
@@ -105,5 +108,24 @@ mod tests {
         );
         assert_eq!(parse_rfc3339("2025-11-25"), None);
         assert_eq!(parse_rfc3339("2025-13-25T20:01:37Z"), None);
+    }
+
+    #[test]
+    fn timestamps_are_read_as_the_audit_log_writes_them() {
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            parse_rfc3339("2100-01-01T00:00:00.000Z"),
+            Some(4_102_444_800_000)
+        );
+        assert_eq!(
+            parse_rfc3339("2000-02-29T12:30:15.250Z"),
+            Some(951_827_415_250)
+        );
+        assert_eq!(
+            parse_rfc3339("2000-02-29T14:30:15.25+02:00"),
+            Some(951_827_415_250)
+        );
+        assert_eq!(parse_rfc3339("2000-02-29"), None);
+        assert_eq!(parse_rfc3339("2000-13-01T00:00:00Z"), None);
     }
 }

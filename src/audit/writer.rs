@@ -68,7 +68,7 @@ impl Writer {
                     Ok(Message::Event(event)) => {
                         // Read per event: drops can happen while a batch is being drained,
                         // and the last batch must report them too.
-                        let mut lost = self.shared.dropped.swap(0, Ordering::Relaxed);
+                        let mut lost = self.take_dropped();
                         if count == 0 {
                             lost += self.lost;
                         }
@@ -86,8 +86,7 @@ impl Writer {
                         closing = true;
                         // Events dropped after the last one queued have no later line to be
                         // counted in: one more line says how many.
-                        let lost = self.shared.dropped.swap(0, Ordering::Relaxed)
-                            + if count == 0 { self.lost } else { 0 };
+                        let lost = self.take_dropped() + if count == 0 { self.lost } else { 0 };
                         if lost > 0 {
                             let event = Event::Other {
                                 at: crate::state::now_millis(),
@@ -137,6 +136,16 @@ impl Writer {
             if closing {
                 return;
             }
+        }
+    }
+
+    /// Events dropped since the last call, resetting the count. Loads first: the swap
+    /// writes the cache line the call path reads (`Shared::failing`), so only when needed.
+    fn take_dropped(&self) -> u64 {
+        if self.shared.dropped.load(Ordering::Relaxed) != 0 {
+            self.shared.dropped.swap(0, Ordering::Relaxed)
+        } else {
+            0
         }
     }
 

@@ -17,9 +17,9 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use super::scan::{block_on, now_seconds, parse_duration, shell_words};
+use crate::audit::sha256_hex;
 use crate::scan::{self, Target, scaffold};
 use clients::{ConfigFile, Location, Style};
 use wrap::Kind;
@@ -107,13 +107,6 @@ fn loc_key(loc: &Location) -> String {
     let mut parts = loc.container.clone();
     parts.push(loc.name.clone());
     parts.join("/")
-}
-
-fn sha256(text: &str) -> String {
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// Writes through a temporary file and a rename, keeping the original's permissions.
@@ -280,7 +273,7 @@ pub fn run(args: &Args, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Res
                 client: file.client.to_string(),
                 backup: backups.join(format!(
                     "{}-{}",
-                    &sha256(&key)[..12],
+                    &sha256_hex(key.as_bytes())[..12],
                     file.path
                         .file_name()
                         .and_then(|n| n.to_str())
@@ -300,7 +293,7 @@ pub fn run(args: &Args, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Res
                 .or_insert_with(|| original.clone());
         }
         // Saved before the file changes: an interrupted run can still be undone.
-        let previous = std::mem::replace(&mut record.written_sha256, sha256(after));
+        let previous = std::mem::replace(&mut record.written_sha256, sha256_hex(after.as_bytes()));
         save_index(&home, &index)?;
         if let Err(e) = write_atomic(&file.path, after) {
             if let Some(r) = index.files.get_mut(&key) {
@@ -516,7 +509,7 @@ fn undo(home: &Path, dry_run: bool, out: &mut dyn Write) -> anyhow::Result<i32> 
                 continue;
             }
         };
-        let restored = if sha256(&current) == record.written_sha256 {
+        let restored = if sha256_hex(current.as_bytes()) == record.written_sha256 {
             std::fs::read_to_string(&record.backup)
                 .with_context(|| format!("reading the backup {}", record.backup.display()))?
         } else {

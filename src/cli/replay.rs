@@ -17,6 +17,7 @@ use anyhow::Context;
 use serde_json::{Value, json};
 
 use super::PolicyArg;
+use crate::audit::time::parse_rfc3339;
 use crate::engine::{self, Call, Decision, Engine};
 use crate::policy;
 use crate::state::{MemoryStore, Millis, Reservation};
@@ -352,79 +353,9 @@ fn print_text(out: &mut dyn Write, a: &Args, s: &Summary) -> std::io::Result<()>
     Ok(())
 }
 
-/// `2026-11-24T19:41:37.250Z` (or with a `±HH:MM` offset) → milliseconds since the epoch.
-fn parse_rfc3339(s: &str) -> Option<Millis> {
-    let b = s.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if b[13] != b':' || b[16] != b':' || !(1..=12).contains(&mo) || !(1..=31).contains(&d) {
-        return None;
-    }
-    let mut rest = &s[19..];
-    let mut millis = 0;
-    if let Some(frac) = rest.strip_prefix('.') {
-        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return None;
-        }
-        let ms: String = frac[..digits].chars().chain("00".chars()).take(3).collect();
-        millis = ms.parse::<i64>().ok()?;
-        rest = &frac[digits..];
-    }
-    let offset = match rest {
-        "Z" | "z" => 0,
-        _ => {
-            let sign = match rest.as_bytes().first()? {
-                b'+' => 1,
-                b'-' => -1,
-                _ => return None,
-            };
-            let (oh, om) = rest[1..].split_once(':')?;
-            sign * (oh.parse::<i64>().ok()? * 60 + om.parse::<i64>().ok()?)
-        }
-    };
-    let days = days_from_civil(y, mo, d);
-    let secs = days * 86_400 + h * 3600 + mi * 60 + sec - offset * 60;
-    Some(secs * 1000 + millis)
-}
-
-/// (year, month, day) → days since 1970-01-01, proleptic Gregorian (H. Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn timestamps_are_read_as_the_audit_log_writes_them() {
-        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(
-            parse_rfc3339("2100-01-01T00:00:00.000Z"),
-            Some(4_102_444_800_000)
-        );
-        assert_eq!(
-            parse_rfc3339("2000-02-29T12:30:15.250Z"),
-            Some(951_827_415_250)
-        );
-        assert_eq!(
-            parse_rfc3339("2000-02-29T14:30:15.25+02:00"),
-            Some(951_827_415_250)
-        );
-        assert_eq!(parse_rfc3339("2000-02-29"), None);
-        assert_eq!(parse_rfc3339("2000-13-01T00:00:00Z"), None);
-    }
 
     #[test]
     fn redacted_values_are_found_at_any_depth() {

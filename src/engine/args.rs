@@ -48,11 +48,11 @@ pub enum OwnedArgs {
 }
 
 impl OwnedArgs {
-    /// The arguments as a tree (text is parsed; text that is not JSON gives `None`).
-    pub fn to_value(&self) -> Option<Cow<'_, Value>> {
+    /// The arguments as a tree (text is parsed; text that is not JSON reads as `null`).
+    pub fn to_value(&self) -> Cow<'_, Value> {
         match self {
-            OwnedArgs::Value(v) => Some(Cow::Borrowed(v)),
-            OwnedArgs::Text(t) => serde_json::from_slice(t).ok().map(Cow::Owned),
+            OwnedArgs::Value(v) => Cow::Borrowed(v),
+            OwnedArgs::Text(t) => Cow::Owned(serde_json::from_slice(t).unwrap_or(Value::Null)),
         }
     }
 }
@@ -208,7 +208,7 @@ mod tests {
         let text = br#"{"a":[1,2]}"#;
         let owned = Args::Text(text).to_owned_args();
         assert_eq!(
-            owned.to_value().unwrap().into_owned(),
+            owned.to_value().into_owned(),
             serde_json::json!({"a": [1, 2]})
         );
     }

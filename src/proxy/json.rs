@@ -259,14 +259,23 @@ impl<'a> Canonical<'a> {
         }
     }
 
-    fn object(&mut self, depth: usize) -> bool {
+    /// Steps into an object or an array; `Some(closed)` when it is empty, `None` when it is
+    /// too deep for this scan.
+    fn open(&mut self, depth: usize, close: u8) -> Option<bool> {
         if depth > CANONICAL_MAX_DEPTH {
-            return false;
+            return None;
         }
         self.i += 1;
-        if self.b.get(self.i) == Some(&b'}') {
-            self.i += 1;
-            return true;
+        let empty = self.b.get(self.i) == Some(&close);
+        self.i += usize::from(empty);
+        Some(empty)
+    }
+
+    fn object(&mut self, depth: usize) -> bool {
+        match self.open(depth, b'}') {
+            None => return false,
+            Some(true) => return true,
+            Some(false) => {}
         }
         let siblings = self.keys.len();
         loop {
@@ -314,13 +323,10 @@ impl<'a> Canonical<'a> {
     }
 
     fn array(&mut self, depth: usize) -> bool {
-        if depth > CANONICAL_MAX_DEPTH {
-            return false;
-        }
-        self.i += 1;
-        if self.b.get(self.i) == Some(&b']') {
-            self.i += 1;
-            return true;
+        match self.open(depth, b']') {
+            None => return false,
+            Some(true) => return true,
+            Some(false) => {}
         }
         loop {
             if !self.value(depth) {
@@ -378,24 +384,9 @@ impl<'a> Canonical<'a> {
             self.i += 1;
         }
         let token = &self.b[start..self.i];
-        let (negative, digits) = match token.strip_prefix(b"-") {
-            Some(d) => (true, d),
-            None => (false, token),
-        };
+        let digits = token.strip_prefix(b"-").unwrap_or(token);
         if digits.iter().all(u8::is_ascii_digit) {
-            // An integer is written in its shortest form, without a sign for zero (`-0`
-            // becomes `-0.0`), and only in 64 bits (beyond, serde_json reads a float).
-            if digits.is_empty() || (digits[0] == b'0' && digits.len() > 1) {
-                return false;
-            }
-            let magnitude = digits.iter().try_fold(0u64, |m, &d| {
-                m.checked_mul(10)?.checked_add(u64::from(d - b'0'))
-            });
-            return match magnitude {
-                None => false,
-                Some(m) if negative => m != 0 && m <= i64::MIN.unsigned_abs(),
-                Some(_) => true,
-            };
+            return json_text::written_integer(token).is_some();
         }
         // A fraction or an exponent: whether serde_json writes the same text is for
         // serde_json to say (its float reading and writing have their own rounding).

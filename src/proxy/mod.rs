@@ -816,7 +816,7 @@ impl<'a> ResponseEnvelope<'a> {
         if line.starts_with(b"{")
             && let Some(outline) = json::envelope_outline(line)
         {
-            return Self::read_canonical(&outline);
+            return Self::read_outline(&outline);
         }
         let envelope = serde_json::from_slice::<Envelope<'_>>(line).ok()?;
         let id = envelope.id.filter(|_| envelope.method.is_none())?;
@@ -830,9 +830,9 @@ impl<'a> ResponseEnvelope<'a> {
         })
     }
 
-    /// A canonically written message (most servers write so): unambiguous, so its members
-    /// can be read in place, and its id's text is already the key.
-    fn read_canonical(outline: &[json::Member<'a>]) -> Option<Self> {
+    /// A message whose envelope is written canonically (most servers write so): its
+    /// members are unambiguous and can be read in place, the id from its text.
+    fn read_outline(outline: &[json::Member<'a>]) -> Option<Self> {
         let (mut id, mut method, mut error, mut result) = (None, None, None, None);
         for (at, m) in outline.iter().enumerate().filter(|(_, m)| m.depth == 1) {
             match m.key {

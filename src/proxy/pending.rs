@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::audit::Text;
+use crate::json_text;
 use crate::state::Reservation;
 
 /// What a pending request was.
@@ -62,14 +63,9 @@ impl IdKey {
 
     /// From an id's JSON text as serde_json writes it (`7`, `"abc"`).
     pub fn from_text(text: &str) -> IdKey {
-        let digits = text.strip_prefix('-').unwrap_or(text);
-        let written_as_integer = !digits.is_empty()
-            && digits.bytes().all(|c| c.is_ascii_digit())
-            && (digits == "0" || !digits.starts_with('0'))
-            && text != "-0";
-        match text.parse() {
-            Ok(n) if written_as_integer => IdKey::Number(n),
-            _ => IdKey::Text(text.into()),
+        match json_text::written_integer(text.as_bytes()).and_then(|n| i64::try_from(n).ok()) {
+            Some(n) => IdKey::Number(n),
+            None => IdKey::Text(text.into()),
         }
     }
 

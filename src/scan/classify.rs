@@ -173,8 +173,7 @@ const EXECUTING_VERBS: &[&str] = &["start", "write", "spawn", "launch", "submit"
 /// (`API-post-search` is a search, `bulk_delete` a delete).
 #[rustfmt::skip]
 const WEAK_VERBS: &[&str] = &[
-    "post", "put", "patch", "do", "perform", "bulk", "batch", "force", "try", "handle",
-    "manage", "take", "go", "new",
+    "post", "put", "patch", "handle", "manage", "take", "go", "new",
 ];
 #[rustfmt::skip]
 const BULK_WORDS: &[&str] = &[
@@ -269,23 +268,13 @@ fn first_verb(words: &[String]) -> Option<(String, Category)> {
         return Some((w.clone(), cat));
     }
     // A weak verb alone still says something (`API-post-page` creates a page).
-    weak.map(|(w, c)| {
-        if matches!(
-            w.as_str(),
-            "bulk" | "batch" | "force" | "try" | "do" | "perform"
-        ) {
-            (w, Category::Write)
-        } else {
-            (w, c)
-        }
-    })
+    weak
 }
 
-/// The first verb of a description's first sentence, with simple stemming ("Deletes",
+/// The first verb of a description's first sentence (`sentence`), with simple stemming ("Deletes",
 /// "Creating" → delete, create).
-fn description_verb(description: &str) -> Option<(String, Category)> {
-    let sentence = super::words::first_sentence(description, 400);
-    for w in text_words(&sentence).into_iter().take(12) {
+fn description_verb(sentence: &str) -> Option<(String, Category)> {
+    for w in text_words(sentence).into_iter().take(12) {
         for stem in stems(&w) {
             if WEAK_VERBS.contains(&stem.as_str()) {
                 continue;
@@ -320,6 +309,7 @@ fn stems(word: &str) -> Vec<String> {
 pub fn classify(tool: &Tool) -> Classification {
     let words = name_words(&tool.name);
     let description = tool.description.as_deref().unwrap_or("");
+    let sentence = super::words::first_sentence(description, 400);
     let ann = &tool.annotations;
     let money_word = words
         .iter()
@@ -329,9 +319,7 @@ pub fn classify(tool: &Tool) -> Classification {
     // The verb: from the name, else from the description.
     let verb = name_verb(&words)
         .map(|(v, c)| (format!("verb \"{v}\""), c))
-        .or_else(|| {
-            description_verb(description).map(|(v, c)| (format!("description: \"{v}\""), c))
-        });
+        .or_else(|| description_verb(&sentence).map(|(v, c)| (format!("description: \"{v}\""), c)));
     // `destructiveHint` means "may destroy or overwrite". On a tool whose verb is not
     // itself destructive (`write_file`, `browser_navigate`) the hint raises the risk and
     // makes a reading verb Write, rather than making the tool Destructive: it stays usable.
@@ -373,17 +361,22 @@ pub fn classify(tool: &Tool) -> Classification {
     let mut bump = 0u8;
     let mut secrets = Vec::new();
     let mut properties = 0usize;
-    walk_properties(&tool.input_schema, "", &mut |path, name| {
-        properties += 1;
-        if is_secret_name(&name_words(name)) {
-            secrets.push(path.to_string());
-        }
-    });
+    walk(
+        &tool.input_schema,
+        "",
+        &mut |path, name| {
+            properties += 1;
+            if is_secret_name(&name_words(name)) {
+                secrets.push(path.to_string());
+            }
+        },
+        0,
+    );
     if is_secret_name(&words) {
         secrets.insert(0, "tool name".to_string());
     }
     // A tool that says it returns secrets (`get-env`: "Returns all environment variables").
-    let sentence = super::words::first_sentence(description, 400).to_lowercase();
+    let sentence = sentence.to_lowercase();
     if secrets.is_empty() && SECRET_PHRASES.iter().any(|p| sentence.contains(p)) {
         secrets.push("description".to_string());
     }
@@ -441,10 +434,6 @@ fn is_secret_name(words: &[String]) -> bool {
 
 /// Calls `f(path, name)` for every property of a JSON schema, nested objects, arrays and
 /// combinators included. Paths are dotted (`requestBody.token`).
-fn walk_properties(schema: &Value, prefix: &str, f: &mut dyn FnMut(&str, &str)) {
-    walk(schema, prefix, f, 0);
-}
-
 fn walk(schema: &Value, prefix: &str, f: &mut dyn FnMut(&str, &str), depth: usize) {
     // Recursive schemas ($ref loops are not followed, but deep nesting is cut short).
     if depth > 8 {

@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 
 use super::Tool;
 use crate::transport::TransportError;
+use crate::transport::http::{SESSION_HEADER, VERSION_HEADER};
 use crate::transport::sse::SseParser;
 
 /// The revision offered in `initialize`.
@@ -59,7 +60,6 @@ pub struct Discovery {
     /// `http`, `sse` (legacy) or `stdio`.
     pub transport: &'static str,
     pub tools: Vec<Tool>,
-    pub pages: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -197,7 +197,7 @@ async fn session(
         "capabilities": {},
         "clientInfo": client_info(),
     });
-    let (protocol, server_info, stateless) = match conn.request("initialize", init, None).await {
+    let (protocol, server_info, stateless) = match conn.request("initialize", init).await {
         Ok(result) => {
             let version = result
                 .get("protocolVersion")
@@ -221,7 +221,7 @@ async fn session(
             shared.set_stage("waiting for the answer to server/discover");
             let meta = stateless_meta();
             let result = conn
-                .request("server/discover", json!({"_meta": meta}), None)
+                .request("server/discover", json!({"_meta": meta}))
                 .await
                 .map_err(|_| e)?;
             conn.set_protocol(STATELESS_REVISION);
@@ -261,9 +261,7 @@ async fn session(
         if stateless {
             params.insert("_meta".into(), stateless_meta());
         }
-        let result = conn
-            .request("tools/list", Value::Object(params), Some("tools/list"))
-            .await?;
+        let result = conn.request("tools/list", Value::Object(params)).await?;
         pages += 1;
         let list = result
             .get("tools")
@@ -309,7 +307,6 @@ async fn session(
         protocol_version: protocol,
         transport: conn.kind(),
         tools,
-        pages,
     })
 }
 
@@ -336,15 +333,10 @@ enum Conn {
 }
 
 impl Conn {
-    async fn request(
-        &mut self,
-        method: &str,
-        params: Value,
-        mcp_method: Option<&str>,
-    ) -> Result<Value, ScanError> {
+    async fn request(&mut self, method: &str, params: Value) -> Result<Value, ScanError> {
         match self {
             Conn::Stdio(c) => c.request(method, params).await,
-            Conn::Http(c) => c.request(method, params, mcp_method).await,
+            Conn::Http(c) => c.request(method, params).await,
         }
     }
     async fn notify(&mut self, method: &str, params: Value) -> Result<(), ScanError> {
@@ -576,22 +568,16 @@ impl StdioConn {
     /// Close stdin, wait; then SIGTERM and SIGKILL to the whole process group.
     async fn close(&mut self) {
         self.stdin = None;
-        if tokio::time::timeout(Duration::from_secs(2), self.child.wait())
-            .await
-            .is_ok()
-        {
-            signal_group(&self.child, Signal::Kill);
-            return;
+        let wait = Duration::from_secs(2);
+        let mut exited = tokio::time::timeout(wait, self.child.wait()).await.is_ok();
+        if !exited {
+            signal_group(&self.child, Signal::Term);
+            exited = tokio::time::timeout(wait, self.child.wait()).await.is_ok();
         }
-        signal_group(&self.child, Signal::Term);
-        if tokio::time::timeout(Duration::from_secs(2), self.child.wait())
-            .await
-            .is_err()
-        {
-            signal_group(&self.child, Signal::Kill);
+        // Whatever is left of the group goes, exited child or not.
+        signal_group(&self.child, Signal::Kill);
+        if !exited {
             let _ = self.child.kill().await;
-        } else {
-            signal_group(&self.child, Signal::Kill);
         }
     }
 }
@@ -674,15 +660,7 @@ struct HttpConn {
 
 impl HttpConn {
     fn new(url: &str, headers: &[String], timeout: Duration) -> Result<Self, ScanError> {
-        let parsed =
-            Url::parse(url).map_err(|e| TransportError::Url(url.to_string(), e.to_string()))?;
-        if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(TransportError::Url(
-                url.to_string(),
-                "only http and https are supported".into(),
-            )
-            .into());
-        }
+        let parsed = crate::transport::http::parse_url(url)?;
         let headers = crate::transport::http::parse_headers(headers)?;
         let http = crate::transport::http::client(timeout.min(Duration::from_secs(10)), timeout)?;
         Ok(HttpConn {
@@ -704,10 +682,10 @@ impl HttpConn {
             .header(CONTENT_TYPE, "application/json")
             .body(serde_json::to_vec(body).expect("JSON values serialise"));
         if let Some(id) = &self.session {
-            req = req.header("mcp-session-id", id);
+            req = req.header(SESSION_HEADER, id);
         }
         if let Some(v) = &self.protocol {
-            req = req.header("mcp-protocol-version", v);
+            req = req.header(VERSION_HEADER, v);
         }
         if let (Some(m), Some(STATELESS_REVISION)) = (mcp_method, self.protocol.as_deref()) {
             req = req.header("mcp-method", m);
@@ -733,7 +711,7 @@ impl HttpConn {
             })?;
         if let Some(id) = response
             .headers()
-            .get("mcp-session-id")
+            .get(SESSION_HEADER)
             .and_then(|v| v.to_str().ok())
         {
             self.session = Some(id.to_string());
@@ -741,16 +719,11 @@ impl HttpConn {
         Ok(response)
     }
 
-    async fn request(
-        &mut self,
-        method: &str,
-        params: Value,
-        mcp_method: Option<&str>,
-    ) -> Result<Value, ScanError> {
+    async fn request(&mut self, method: &str, params: Value) -> Result<Value, ScanError> {
         self.next_id += 1;
         let id = self.next_id;
         let body = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
-        let response = self.send(&body, mcp_method.or(Some(method))).await?;
+        let response = self.send(&body, Some(method)).await?;
         let status = response.status();
         if self.legacy.is_none()
             && method == "initialize"
@@ -766,7 +739,7 @@ impl HttpConn {
                 return result_of(method, v);
             }
             self.start_legacy().await?;
-            return Box::pin(self.request(method, params, mcp_method)).await;
+            return Box::pin(self.request(method, params)).await;
         }
         if self.legacy.is_some() {
             if !status.is_success() {
@@ -801,12 +774,7 @@ impl HttpConn {
         if !status.is_success() {
             return Err(self.http_error(response).await);
         }
-        let content_type = response
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_ascii_lowercase();
+        let content_type = crate::transport::http::content_type(&response);
         if content_type.starts_with("text/event-stream") {
             self.read_stream(response, method, id).await
         } else if content_type.starts_with("application/json") {
@@ -859,7 +827,7 @@ impl HttpConn {
             };
             parser.push(&chunk, &mut events);
             for event in events.drain(..) {
-                if !(event.event.is_empty() || event.event == "message") {
+                if !event.is_message() {
                     continue;
                 }
                 let Ok(msg) = serde_json::from_slice::<Value>(&event.data) else {
@@ -890,11 +858,7 @@ impl HttpConn {
 
     async fn http_error(&self, response: reqwest::Response) -> ScanError {
         let status = response.status();
-        let challenge = response
-            .headers()
-            .get("www-authenticate")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
+        let challenge = crate::transport::http::auth_challenge(response.headers());
         let body = response.bytes().await.unwrap_or_default();
         if matches!(status.as_u16(), 401 | 403) {
             return ScanError::Credentials {
@@ -944,9 +908,7 @@ impl HttpConn {
                             let _ =
                                 tx.send(String::from_utf8_lossy(&event.data).trim().to_string());
                         }
-                    } else if (event.event.is_empty() || event.event == "message")
-                        && tx.send(event.data).await.is_err()
-                    {
+                    } else if event.is_message() && tx.send(event.data).await.is_err() {
                         return;
                     }
                 }
@@ -977,10 +939,10 @@ impl HttpConn {
             let mut req = self
                 .http
                 .delete(self.url.clone())
-                .header("mcp-session-id", id)
+                .header(SESSION_HEADER, id)
                 .headers(self.headers.clone());
             if let Some(v) = &self.protocol {
-                req = req.header("mcp-protocol-version", v);
+                req = req.header(VERSION_HEADER, v);
             }
             let _ = tokio::time::timeout(Duration::from_secs(2), req.send()).await;
         }

@@ -295,7 +295,6 @@ mod tests {
             protocol_version: "2025-06-18".into(),
             transport: "stdio",
             tools,
-            pages: 1,
         }
     }
 

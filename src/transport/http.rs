@@ -22,8 +22,8 @@ use super::{TransportError, client_routes, to_client_lines};
 use crate::proxy::replies::{self, code};
 use crate::proxy::{Proxy, Route};
 
-const SESSION_HEADER: &str = "mcp-session-id";
-const VERSION_HEADER: &str = "mcp-protocol-version";
+pub(crate) const SESSION_HEADER: &str = "mcp-session-id";
+pub(crate) const VERSION_HEADER: &str = "mcp-protocol-version";
 
 #[derive(Debug, Clone)]
 pub struct RemoteOptions {
@@ -90,14 +90,7 @@ pub async fn serve<R: Read + Send + 'static>(
     options: RemoteOptions,
     client: ClientStreams<R>,
 ) -> Result<i32, TransportError> {
-    let url = Url::parse(&options.url)
-        .map_err(|e| TransportError::Url(options.url.clone(), e.to_string()))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(TransportError::Url(
-            options.url.clone(),
-            "only http and https are supported".into(),
-        ));
-    }
+    let url = parse_url(&options.url)?;
     let headers = parse_headers(&options.headers)?;
     let http = self::client(options.connect_timeout, options.request_timeout)?;
     let remote = Arc::new(Remote {
@@ -193,12 +186,7 @@ impl Remote {
         if status == StatusCode::ACCEPTED {
             return;
         }
-        let content_type = response
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_ascii_lowercase();
+        let content_type = content_type(&response);
         if status.is_success() && content_type.starts_with("text/event-stream") {
             self.relay_stream(response, false).await;
         } else if status.is_success() && content_type.starts_with("application/json") {
@@ -233,10 +221,7 @@ impl Remote {
     async fn http_error(&self, response: reqwest::Response, ids: &[Value]) {
         let status = response.status();
         let had_session = self.lock().id.is_some();
-        let auth_hint = response
-            .headers()
-            .get("www-authenticate")
-            .and_then(|v| v.to_str().ok())
+        let auth_hint = auth_challenge(response.headers())
             .map(|v| format!(" (WWW-Authenticate: {v})"))
             .unwrap_or_default();
         let body = self.read_body(response).await.unwrap_or_default();
@@ -292,7 +277,7 @@ impl Remote {
                     }
                     continue;
                 }
-                if !(event.event.is_empty() || event.event == "message") {
+                if !event.is_message() {
                     continue;
                 }
                 self.relay_event(event).await;
@@ -522,6 +507,37 @@ fn is_initialize(line: &[u8]) -> bool {
         && serde_json::from_slice::<Value>(line)
             .ok()
             .is_some_and(|v| v.get("method").and_then(Value::as_str) == Some("initialize"))
+}
+
+/// Parses a server URL: only http and https are accepted.
+pub(crate) fn parse_url(url: &str) -> Result<Url, TransportError> {
+    let parsed =
+        Url::parse(url).map_err(|e| TransportError::Url(url.to_string(), e.to_string()))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(TransportError::Url(
+            url.to_string(),
+            "only http and https are supported".into(),
+        ));
+    }
+    Ok(parsed)
+}
+
+/// A response's content type, lowercased; empty when absent or not text.
+pub(crate) fn content_type(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase()
+}
+
+/// The `WWW-Authenticate` challenge of a response, if any.
+pub(crate) fn auth_challenge(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
 }
 
 pub(crate) fn describe_send_error(url: &Url, e: &reqwest::Error) -> String {

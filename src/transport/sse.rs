@@ -14,6 +14,13 @@ pub struct Event {
     pub len: usize,
 }
 
+impl Event {
+    /// Is this a `message` event (named so, or of the default type)?
+    pub(crate) fn is_message(&self) -> bool {
+        self.event.is_empty() || self.event == "message"
+    }
+}
+
 #[derive(Debug)]
 pub struct SseParser {
     max: usize,

@@ -3,7 +3,7 @@
 //! `redis-server` fails the test that needs it: it is never skipped.
 
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -32,10 +32,6 @@ impl RedisServer {
 
     pub fn port(&self) -> u16 {
         self.port
-    }
-
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
     }
 
     /// `redis://127.0.0.1:<port>/0`.
@@ -141,7 +137,8 @@ fn redis_server_binary() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("redis-server"))
 }
 
-fn redis_cli_binary() -> PathBuf {
+/// `redis-cli`, or the `REDIS_CLI` environment variable where set.
+pub fn redis_cli_binary() -> PathBuf {
     std::env::var_os("REDIS_CLI")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("redis-cli"))

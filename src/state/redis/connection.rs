@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::cluster_async::ClusterConnection;
 use redis::{ConnectionInfo, FromRedisValue, RedisResult, ScriptInvocation};
@@ -61,21 +61,24 @@ impl Connection {
     /// Runs a script (`EVALSHA`, loading it first where the server does not have it).
     pub async fn invoke<T: FromRedisValue>(&self, call: &ScriptInvocation<'_>) -> RedisResult<T> {
         match self {
-            Connection::Single(manager) => with_refusal_retry(manager.clone(), call).await,
+            Connection::Single(manager) => {
+                with_refusal_retry(manager, |mut conn| async move {
+                    call.invoke_async(&mut conn).await
+                })
+                .await
+            }
             Connection::Cluster(lazy) => call.invoke_async(&mut lazy.get().await?).await,
         }
     }
 
     pub async fn ping(&self) -> RedisResult<String> {
-        let ping = redis::cmd("PING");
+        let ping = &redis::cmd("PING");
         match self {
             Connection::Single(manager) => {
-                let mut conn = manager.clone();
-                match ping.query_async(&mut conn).await {
-                    // As for scripts: a refusal may be the memory of an earlier attempt.
-                    Err(e) if e.is_connection_refusal() => ping.query_async(&mut conn).await,
-                    other => other,
-                }
+                with_refusal_retry(manager, |mut conn| async move {
+                    ping.query_async(&mut conn).await
+                })
+                .await
             }
             Connection::Cluster(lazy) => ping.query_async(&mut lazy.get().await?).await,
         }
@@ -85,12 +88,15 @@ impl Connection {
 /// The connection manager remembers its last failed attempt and starts a new one only when
 /// a command meets it: once Redis is back, the first command would fail for nothing. A
 /// refused connection sent nothing, so trying once more cannot count anything twice.
-async fn with_refusal_retry<T: FromRedisValue, C: ConnectionLike>(
-    mut conn: C,
-    call: &ScriptInvocation<'_>,
-) -> RedisResult<T> {
-    match call.invoke_async(&mut conn).await {
-        Err(e) if e.is_connection_refusal() => call.invoke_async(&mut conn).await,
+async fn with_refusal_retry<T, Fut>(
+    manager: &ConnectionManager,
+    attempt: impl Fn(ConnectionManager) -> Fut,
+) -> RedisResult<T>
+where
+    Fut: Future<Output = RedisResult<T>>,
+{
+    match attempt(manager.clone()).await {
+        Err(e) if e.is_connection_refusal() => attempt(manager.clone()).await,
         other => other,
     }
 }

@@ -103,11 +103,15 @@ fn password_in(text: &str) -> Option<String> {
 
 /// `message` with the password (and, if the password is unknown, the whole DSN) removed.
 pub fn scrub(message: &str, secret: Option<&str>, dsn: &str) -> String {
-    let mut out = message.replace(dsn, "<dsn>");
-    if let Some(s) = secret.filter(|s| !s.is_empty()) {
-        out = out.replace(s, "***");
+    hide_secret(&message.replace(dsn, "<dsn>"), secret)
+}
+
+/// `message` with every occurrence of the password (if there is one) replaced by `***`.
+pub fn hide_secret(message: &str, secret: Option<&str>) -> String {
+    match secret.filter(|s| !s.is_empty()) {
+        Some(s) => message.replace(s, "***"),
+        None => message.to_string(),
     }
-    out
 }
 
 #[cfg(test)]

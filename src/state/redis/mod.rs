@@ -113,6 +113,21 @@ impl RedisStore {
         format!("{}l:{key}", self.key_prefix)
     }
 
+    /// Appends what every script takes for one counter: its two keys, and the window's
+    /// kind and length.
+    fn push_counter(
+        &self,
+        keys: &mut Vec<String>,
+        args: &mut Vec<String>,
+        key: &str,
+        window: Window,
+    ) {
+        keys.push(self.counter_key(key));
+        keys.push(self.log_key(key));
+        args.push(kind(window).to_string());
+        args.push(window.millis().to_string());
+    }
+
     fn invoke<T>(
         &self,
         script: &Arc<Script>,
@@ -145,15 +160,8 @@ impl RedisStore {
             },
             Failure::Command(e) => StoreError::RedisUnavailable {
                 store: self.display.clone(),
-                reason: self.scrub(&e.to_string()),
+                reason: dsn::hide_secret(&e.to_string(), self.secret.as_deref()),
             },
-        }
-    }
-
-    fn scrub(&self, message: &str) -> String {
-        match self.secret.as_deref().filter(|s| !s.is_empty()) {
-            Some(s) => message.replace(s, "***"),
-            None => message.to_string(),
         }
     }
 
@@ -182,10 +190,7 @@ impl Store for RedisStore {
         let mut keys = Vec::with_capacity(requests.len() * 2);
         let mut args = Vec::with_capacity(requests.len() * 4);
         for r in requests {
-            keys.push(self.counter_key(r.key));
-            keys.push(self.log_key(r.key));
-            args.push(kind(r.window).to_string());
-            args.push(r.window.millis().to_string());
+            self.push_counter(&mut keys, &mut args, r.key, r.window);
             args.push(r.limit.min(MAX_EXACT).to_string());
             args.push(r.amount.to_string());
         }
@@ -220,10 +225,7 @@ impl Store for RedisStore {
         let mut keys = Vec::with_capacity(reservation.entries.len() * 2);
         let mut args = Vec::with_capacity(reservation.entries.len() * 5);
         for e in &reservation.entries {
-            keys.push(self.counter_key(&e.key));
-            keys.push(self.log_key(&e.key));
-            args.push(kind(e.window).to_string());
-            args.push(e.window.millis().to_string());
+            self.push_counter(&mut keys, &mut args, &e.key, e.window);
             args.push(e.window_start.to_string());
             args.push(e.amount.to_string());
             args.push(e.log_id.unwrap_or(0).to_string());
@@ -233,8 +235,8 @@ impl Store for RedisStore {
     }
 
     fn read(&self, key: &str, window: Window, _now: Millis) -> Result<u64, StoreError> {
-        let keys = vec![self.counter_key(key), self.log_key(key)];
-        let args = vec![kind(window).to_string(), window.millis().to_string()];
+        let (mut keys, mut args) = (Vec::with_capacity(2), Vec::with_capacity(2));
+        self.push_counter(&mut keys, &mut args, key, window);
         let value: i64 = self.invoke(&READ, keys, args)?;
         Ok(value.max(0) as u64)
     }
