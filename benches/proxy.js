@@ -12,8 +12,9 @@ const { join } = require('node:path')
 const root = join(__dirname, '..')
 const binary = process.env.INTERCEPT_BIN || join(root, 'target', 'release', 'intercept')
 // FLOOR=1: also through a process that copies bytes and decides nothing (built by
-// `cargo build --release --example passthrough`): the cost of a separate process alone.
-const passthrough = join(root, 'target', 'release', 'examples', 'passthrough')
+// `cargo build --release --example passthrough`, or FLOOR_BIN): the cost of a separate
+// process alone.
+const passthrough = process.env.FLOOR_BIN || join(root, 'target', 'release', 'examples', 'passthrough')
 const echo = join(__dirname, 'echo-server.js')
 const policy = join(__dirname, 'policy.yaml')
 // Where the audited runs write their log.
@@ -109,11 +110,12 @@ async function run(through, audited = false) {
 }
 
 ;(async () => {
-  // ONLY=through (or direct) runs one side and prints its figures, e.g. to attach a
-  // profiler to intercept.
+  // ONLY=through (or direct, or floor) runs one side and prints its figures, e.g. to
+  // attach a profiler to intercept.
   if (process.env.ONLY) {
     const runs = []
-    for (let r = 0; r < Number(process.env.ROUNDS || 3); r++) runs.push(await run(process.env.ONLY === 'through'))
+    const side = { through: true, direct: false, floor: 'floor' }[process.env.ONLY]
+    for (let r = 0; r < Number(process.env.ROUNDS || 3); r++) runs.push(await run(side))
     process.stderr.write(JSON.stringify(runs, null, 1) + '\n')
     return
   }
@@ -151,6 +153,10 @@ async function run(through, audited = false) {
       `through driver ${cpuMed(proxied, 'driver')} + echo ${cpuMed(proxied, 'echo')} + intercept ${cpuMed(proxied, 'proxy')} µs`,
     `start-up to initialize answered: direct ${d.su.toFixed(1)} ms, through ${t.su.toFixed(1)} ms (+${(t.su - d.su).toFixed(1)} ms)`,
   ]
+  // Each round's proxied run against that round's direct run: the spread behind the median.
+  const shares = (xs) => xs.map((x, i) => ((100 * x.throughput) / direct[i].throughput).toFixed(1)).join(' ')
+  lines.push(`throughput as a share of direct, round by round: ${shares(proxied)}`)
+  if (withFloor) lines.push(`the same through the passthrough: ${shares(floor)}`)
   const kernelMed = (xs, k) => {
     const v = xs.map((x) => x.kernel && x.kernel[k]).filter((c) => c != null).sort((a, b) => a - b)
     return v.length ? v[Math.floor(v.length / 2)].toFixed(3) : '?'

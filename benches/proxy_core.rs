@@ -48,6 +48,10 @@ fn main() {
         .collect();
     // As the stdio transport calls it: output appended to buffers written once per read.
     let (mut to_server, mut to_client) = (Vec::new(), Vec::new());
+    // As `benches/proxy.js` opens: the client names itself, so each call carries its name.
+    let initialize = br#"{"jsonrpc":"2.0","id":"init","method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}"#;
+    proxy.client_message_to(initialize, &mut to_server, &mut to_client);
+    to_server.clear();
     let (start, cpu_start) = (Instant::now(), thread_cpu_ns());
     for i in 0..n as usize {
         proxy.client_message_to(

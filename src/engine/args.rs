@@ -21,13 +21,40 @@ pub enum Args<'a> {
     Text(&'a [u8]),
 }
 
+/// What a path reaches: a string as it is (read in place, without a copy), or any value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Found<'a> {
+    Str(&'a str),
+    Value(Cow<'a, Value>),
+}
+
 impl<'a> Args<'a> {
     /// Follows `args.a.0.b`; whole-number segments also index arrays. `None` when the
     /// path does not resolve.
     pub fn resolve(self, path: &ArgPath) -> Option<Cow<'a, Value>> {
+        Some(match self.find(path)? {
+            Found::Str(s) => Cow::Owned(Value::from(s)),
+            Found::Value(v) => v,
+        })
+    }
+
+    /// [`Args::resolve`], with a string taken as it is: conditions mostly test strings,
+    /// and a call should not cost an allocation per condition.
+    pub fn find(self, path: &ArgPath) -> Option<Found<'a>> {
         match self {
-            Args::Value(v) => resolve_value(v, path).map(Cow::Borrowed),
-            Args::Text(t) => parse_value(resolve_text(t, path)?).map(Cow::Owned),
+            Args::Value(v) => resolve_value(v, path).map(|v| match v {
+                Value::String(s) => Found::Str(s),
+                v => Found::Value(Cow::Borrowed(v)),
+            }),
+            Args::Text(t) => {
+                let text = resolve_text(t, path)?;
+                match plain_string(text) {
+                    Some(s) => Some(Found::Str(s)),
+                    None => serde_json::from_slice(text)
+                        .ok()
+                        .map(|v| Found::Value(Cow::Owned(v))),
+                }
+            }
         }
     }
 
@@ -57,15 +84,12 @@ impl OwnedArgs {
     }
 }
 
-/// The value whose text is `text`; a string without escapes (the usual case) is taken
-/// as it is.
-fn parse_value(text: &[u8]) -> Option<Value> {
-    if let [b'"', inner @ .., b'"'] = text
-        && !inner.contains(&b'\\')
-    {
-        return std::str::from_utf8(inner).ok().map(Value::from);
+/// The content of a JSON string written without escapes (the usual case), as it is.
+fn plain_string(text: &[u8]) -> Option<&str> {
+    match text {
+        [b'"', inner @ .., b'"'] if !inner.contains(&b'\\') => std::str::from_utf8(inner).ok(),
+        _ => None,
     }
-    serde_json::from_slice(text).ok()
 }
 
 fn resolve_value<'v>(args: &'v Value, path: &ArgPath) -> Option<&'v Value> {
@@ -199,8 +223,44 @@ mod tests {
                     "{} in {text}",
                     p.text
                 );
+                // `find` reaches the same value both ways (a string with escapes is decoded
+                // from the text, so it comes as a value there).
+                let as_value = |f: Found<'_>| match f {
+                    Found::Str(s) => Value::from(s),
+                    Found::Value(v) => v.into_owned(),
+                };
+                let found_text = Args::Text(text.as_bytes()).find(&p).map(as_value);
+                let found_tree = Args::Value(&tree).find(&p).map(as_value);
+                assert_eq!(
+                    found_text.as_ref(),
+                    from_tree.as_deref(),
+                    "{} in {text}",
+                    p.text
+                );
+                assert_eq!(
+                    found_tree.as_ref(),
+                    from_tree.as_deref(),
+                    "{} in {text}",
+                    p.text
+                );
             }
         }
+    }
+
+    #[test]
+    fn plain_strings_are_found_in_place() {
+        let text = br#"{"a":{"b":"plain"},"c":"esc\"aped","n":5}"#;
+        let found = |p: &str| Args::Text(text).find(&path(p));
+        match found("a.b") {
+            Some(Found::Str(s)) => assert!(text.as_ptr_range().contains(&s.as_ptr())),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            found("c"),
+            Some(Found::Value(Cow::Owned(Value::from("esc\"aped"))))
+        );
+        assert_eq!(found("n"), Some(Found::Value(Cow::Owned(Value::from(5)))));
+        assert_eq!(found("a.x"), None);
     }
 
     #[test]

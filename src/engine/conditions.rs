@@ -7,11 +7,15 @@ use std::cmp::Ordering;
 
 use serde_json::Value;
 
+use super::args::Found;
 use super::loose::{compare_numbers, loose_eq};
 use crate::policy::model::Op;
 
 /// Applies an operator to the resolved value (`None` = the path did not resolve).
 pub fn apply(op: &Op, actual: Option<&Value>) -> bool {
+    if let Some(Value::String(s)) = actual {
+        return apply_to_str(op, s);
+    }
     if let Op::Exists(expected) = op {
         let present = actual.is_some_and(|v| !v.is_null());
         return present == *expected;
@@ -28,9 +32,9 @@ pub fn apply(op: &Op, actual: Option<&Value>) -> bool {
         Op::Lte(n) => numeric(actual, n, |o| o != Ordering::Greater),
         Op::Gt(n) => numeric(actual, n, |o| o == Ordering::Greater),
         Op::Gte(n) => numeric(actual, n, |o| o != Ordering::Less),
-        Op::Regex(re) => actual.as_str().is_some_and(|s| re.is_match(s)),
+        // Only a string matches a pattern.
+        Op::Regex(_) => false,
         Op::Contains(lit) => match actual {
-            Value::String(s) => lit.value.as_str().is_some_and(|needle| s.contains(needle)),
             Value::Array(items) => items.iter().any(|item| loose_eq(item, lit)),
             _ => false,
         },
@@ -38,9 +42,122 @@ pub fn apply(op: &Op, actual: Option<&Value>) -> bool {
     }
 }
 
+/// [`apply`] to a string value, which the engine often reads in place without building a
+/// [`Value`]. A string is loosely equal to a literal when it is the literal's text.
+pub fn apply_to_str(op: &Op, actual: &str) -> bool {
+    match op {
+        Op::Exists(expected) => *expected,
+        Op::Eq(lit) => actual == lit.text,
+        Op::Neq(lit) => actual != lit.text,
+        Op::In(list) => list.iter().any(|l| actual == l.text),
+        Op::NotIn(list) => !list.iter().any(|l| actual == l.text),
+        Op::Lt(_) | Op::Lte(_) | Op::Gt(_) | Op::Gte(_) => false,
+        Op::Regex(re) => re.is_match(actual),
+        Op::Contains(lit) => lit
+            .value
+            .as_str()
+            .is_some_and(|needle| actual.contains(needle)),
+    }
+}
+
+/// [`apply`] to what a path found.
+pub fn apply_found(op: &Op, found: Option<Found<'_>>) -> bool {
+    match found {
+        Some(Found::Str(s)) => apply_to_str(op, s),
+        Some(Found::Value(v)) => apply(op, Some(&v)),
+        None => apply(op, None),
+    }
+}
+
 fn numeric(actual: &Value, limit: &serde_json::Number, test: impl Fn(Ordering) -> bool) -> bool {
     match actual {
         Value::Number(n) => compare_numbers(n, limit).is_some_and(test),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::loose::go_text;
+    use crate::policy::model::Literal;
+    use serde_json::json;
+
+    fn lit(v: Value) -> Literal {
+        Literal {
+            text: go_text(&v),
+            value: v,
+        }
+    }
+
+    /// A string read in place is judged as the same string in a tree would be by the
+    /// reference's loose rules: equal to a literal whose text it is, never a number.
+    #[test]
+    fn strings_in_place_follow_the_loose_rules() {
+        let literals = [
+            json!("web"),
+            json!(100),
+            json!(true),
+            json!(null),
+            json!(2.5),
+        ];
+        let strings = ["web", "100", "true", "<nil>", "2.5", "Web", ""];
+        for s in strings {
+            for l in &literals {
+                let loose = loose_eq(&Value::from(s), &lit(l.clone()));
+                assert_eq!(
+                    apply_to_str(&Op::Eq(lit(l.clone())), s),
+                    loose,
+                    "{s} eq {l}"
+                );
+                assert_eq!(
+                    apply_to_str(&Op::Neq(lit(l.clone())), s),
+                    !loose,
+                    "{s} neq {l}"
+                );
+                let list = vec![lit(json!("other")), lit(l.clone())];
+                assert_eq!(apply_to_str(&Op::In(list), s), loose, "{s} in [.., {l}]");
+            }
+            let n = serde_json::Number::from(0);
+            for op in [
+                Op::Lt(n.clone()),
+                Op::Lte(n.clone()),
+                Op::Gt(n.clone()),
+                Op::Gte(n),
+            ] {
+                assert!(!apply_to_str(&op, s), "a string is not a number");
+            }
+            assert!(apply_to_str(&Op::Exists(true), s));
+            assert!(!apply_to_str(&Op::Exists(false), s));
+        }
+        let re = Op::Regex(regex::Regex::new("^[A-Z]").unwrap());
+        assert!(apply_to_str(&re, "Fix") && !apply_to_str(&re, "fix"));
+        assert!(apply_to_str(&Op::Contains(lit(json!("eb"))), "web"));
+        assert!(!apply_to_str(&Op::Contains(lit(json!(1))), "1"));
+    }
+
+    /// A tree's string and a string read in place are one case.
+    #[test]
+    fn a_string_value_is_judged_as_a_string() {
+        let ops = [
+            Op::Eq(lit(json!(100))),
+            Op::Regex(regex::Regex::new("0$").unwrap()),
+            Op::Contains(lit(json!("10"))),
+            Op::Gt(serde_json::Number::from(5)),
+            Op::Exists(true),
+        ];
+        for op in &ops {
+            for s in ["100", "x"] {
+                assert_eq!(
+                    apply(op, Some(&Value::from(s))),
+                    apply_found(op, Some(Found::Str(s)))
+                );
+            }
+            assert!(!apply_found(op, None) || matches!(op, Op::Exists(false)));
+        }
+        // Numbers are still compared as numbers, and a missing value fails closed.
+        assert!(apply(&Op::Eq(lit(json!(100))), Some(&json!(100.0))));
+        assert!(apply(&Op::Gt(serde_json::Number::from(5)), Some(&json!(7))));
+        assert!(!apply(&Op::Neq(lit(json!("x"))), None));
     }
 }

@@ -17,7 +17,7 @@ use std::sync::{Arc, LazyLock};
 use arc_swap::ArcSwap;
 use serde_json::{Map, Value};
 
-pub use args::{Args, OwnedArgs};
+pub use args::{Args, Found, OwnedArgs};
 pub use decision::{Decision, Reason, Verdict};
 
 use crate::policy::CompiledPolicy;
@@ -378,8 +378,8 @@ impl Engine {
         unenforced: &mut Option<StoreError>,
     ) -> Result<bool, StoreError> {
         for cond in conditions {
-            let actual: Option<Cow<'_, Value>> = match &cond.path {
-                PathExpr::Args(path) => args.resolve(path),
+            let actual: Option<Found<'_>> = match &cond.path {
+                PathExpr::Args(path) => args.find(path),
                 PathExpr::State(ci) => {
                     let spec = &p.counters[*ci];
                     let key = spec.key(call.identity, call.session);
@@ -392,12 +392,12 @@ impl Engine {
                         }
                         Err(e) => return Err(e),
                     };
-                    Some(Cow::Owned(Value::from(value)))
+                    Some(Found::Value(Cow::Owned(Value::from(value))))
                 }
-                PathExpr::Identity => call.identity.map(|s| Cow::Owned(Value::from(s))),
-                PathExpr::ClientName => call.client_name.map(|s| Cow::Owned(Value::from(s))),
+                PathExpr::Identity => call.identity.map(Found::Str),
+                PathExpr::ClientName => call.client_name.map(Found::Str),
             };
-            if !conditions::apply(&cond.op, actual.as_deref()) {
+            if !conditions::apply_found(&cond.op, actual) {
                 return Ok(false);
             }
         }

@@ -168,7 +168,7 @@ pub struct Member<'a> {
 /// If `bytes` are canonical (see [`is_canonical`]), the members of the objects in its top
 /// two levels, in the order written: an object's members follow the member that holds it.
 /// Found by the same scan, so reading a message's envelope costs no second pass.
-pub fn canonical_outline(bytes: &[u8]) -> Option<Vec<Member<'_>>> {
+pub fn canonical_outline(bytes: &[u8]) -> Option<Outline<'_>> {
     outline(bytes, false)
 }
 
@@ -176,11 +176,52 @@ pub fn canonical_outline(bytes: &[u8]) -> Option<Vec<Member<'_>>> {
 /// the envelope of (a response): the top two levels are checked as there, and the values
 /// below them only for their structure (strings closed, brackets balanced), so a large
 /// result costs little more than finding its end. No claim about re-serialisation.
-pub fn envelope_outline(bytes: &[u8]) -> Option<Vec<Member<'_>>> {
+pub fn envelope_outline(bytes: &[u8]) -> Option<Outline<'_>> {
     outline(bytes, true)
 }
 
-fn outline(bytes: &[u8], shallow: bool) -> Option<Vec<Member<'_>>> {
+/// The members an outline found (see [`canonical_outline`]). Its memory, and that of the
+/// scan's key stack, is kept for the next scan on the same thread: every message is
+/// scanned, and two allocations per message were a visible share of the proxy's work.
+#[derive(Debug)]
+pub struct Outline<'a> {
+    members: Vec<Member<'a>>,
+}
+
+impl<'a> std::ops::Deref for Outline<'a> {
+    type Target = [Member<'a>];
+
+    fn deref(&self) -> &[Member<'a>] {
+        &self.members
+    }
+}
+
+impl Drop for Outline<'_> {
+    fn drop(&mut self) {
+        SPARE_MEMBERS.set(emptied(std::mem::take(&mut self.members)));
+    }
+}
+
+/// How many entries a kept vector may hold: one huge message must not pin its memory.
+const SPARE_CAPACITY: usize = 256;
+
+thread_local! {
+    static SPARE_MEMBERS: std::cell::Cell<Vec<Member<'static>>> = const { std::cell::Cell::new(Vec::new()) };
+    static SPARE_KEYS: std::cell::Cell<Vec<&'static [u8]>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// An empty vector that keeps `v`'s memory, for items of another lifetime: the standard
+/// library collects a mapped `IntoIter` in place when the two layouts are the same (were it
+/// not to, this would only allocate).
+fn emptied<T, U>(mut v: Vec<T>) -> Vec<U> {
+    v.clear();
+    v.shrink_to(SPARE_CAPACITY);
+    v.into_iter()
+        .map(|_| unreachable!("the vector is empty"))
+        .collect()
+}
+
+fn outline(bytes: &[u8], shallow: bool) -> Option<Outline<'_>> {
     // One pass over the whole text first (vectorised by the compiler): compact text has
     // no byte below 0x20, in strings or out, and text with bytes above 0x7f must be UTF-8.
     // The scan proper then only looks for quotes and backslashes in strings.
@@ -196,10 +237,15 @@ fn outline(bytes: &[u8], shallow: bool) -> Option<Vec<Member<'_>>> {
         i: 0,
         ascii,
         shallow,
-        keys: Vec::with_capacity(32),
-        outline: Vec::with_capacity(16),
+        keys: emptied(SPARE_KEYS.take()),
+        outline: emptied(SPARE_MEMBERS.take()),
     };
-    (scan.value(0) && scan.i == bytes.len()).then_some(scan.outline)
+    let canonical = scan.value(0) && scan.i == bytes.len();
+    SPARE_KEYS.set(emptied(scan.keys));
+    let outline = Outline {
+        members: scan.outline,
+    };
+    canonical.then_some(outline)
 }
 
 /// The members of the object that is the value of `outline[at]`.
@@ -626,7 +672,7 @@ mod tests {
         let keys = |at| children(&outline, at).map(|m| m.key).collect::<Vec<_>>();
         assert_eq!(keys(0), vec![b"b".as_slice(), b"c"]);
         assert!(keys(2).is_empty() && keys(5).is_empty() && keys(6).is_empty());
-        assert_eq!(canonical_outline(b"{}"), Some(vec![]));
+        assert_eq!(canonical_outline(b"{}").map(|o| o.to_vec()), Some(vec![]));
         assert_eq!(canonical_outline(b"[{\"a\":1}]").map(|o| o.len()), Some(1));
     }
 

@@ -65,7 +65,8 @@ pub struct ProxyOptions {
 pub struct Proxy {
     engine: Engine,
     options: ProxyOptions,
-    client_name: Mutex<Option<String>>,
+    /// Shared, so each call takes it without copying the text.
+    client_name: Mutex<Option<std::sync::Arc<str>>>,
     pending: Mutex<PendingTable>,
     /// Reservations of calls the server answered with `input_required`, keyed by tool and
     /// arguments: the client's retry with `inputResponses` is the same call.
@@ -213,7 +214,7 @@ impl Proxy {
             "tools/call" => self.tools_call(msg),
             "tools/list" => {
                 if let Some(id) = msg.get("id") {
-                    self.track(id, Pending::List);
+                    self.track(id, Pending::List, Instant::now());
                 }
                 Handled::Forward(None)
             }
@@ -250,7 +251,7 @@ impl Proxy {
         if let Some(name) = name {
             let mut slot = lock(&self.client_name);
             if slot.as_deref() != Some(name) {
-                *slot = Some(name.to_string());
+                *slot = Some(name.into());
             }
         }
     }
@@ -387,6 +388,8 @@ impl Proxy {
         } else {
             None
         };
+        // One clock read per call serves the pending entry; the audit log alone needs a
+        // second, for the evaluation's latency (clock reads are a visible share of a call).
         let evaluating = Instant::now();
         let mut decision = match &earlier {
             // The same call again, with the input the server asked for: evaluate it, but
@@ -401,7 +404,11 @@ impl Proxy {
                 self.settle(Some(&r), false);
             }
         }
-        self.audit_decision(&call, &mut decision, evaluating.elapsed());
+        let forwarded = match &self.options.audit {
+            Some(_) => Instant::now(),
+            None => evaluating,
+        };
+        self.audit_decision(&call, &mut decision, forwarded - evaluating);
         match decision.verdict {
             Verdict::Allow | Verdict::ShadowDeny => {
                 log_forwarded(tool, &decision);
@@ -411,8 +418,9 @@ impl Proxy {
                         tool: tool.into(),
                         reservation: decision.reservation,
                         retry_key,
-                        forwarded: Instant::now(),
+                        forwarded,
                     }),
+                    forwarded,
                 );
                 Handled::Forward(msg.map(to_line))
             }
@@ -448,8 +456,8 @@ impl Proxy {
         h.finish()
     }
 
-    fn track(&self, id: &Value, pending: Pending) {
-        let displaced = lock(&self.pending).insert(IdKey::from_value(id), pending, Instant::now());
+    fn track(&self, id: &Value, pending: Pending, now: Instant) {
+        let displaced = lock(&self.pending).insert(IdKey::from_value(id), pending, now);
         for p in displaced {
             if let Pending::Call(info) = p {
                 self.finish_call(info, Outcome::Forgotten);
@@ -508,20 +516,15 @@ impl Proxy {
         let Some(response) = ResponseEnvelope::read(line) else {
             return false;
         };
-        let mut pending = lock(&self.pending);
-        if !matches!(pending.peek(&response.key), Some(Pending::Call { .. })) {
+        let Some(info) = lock(&self.pending).remove_call(response.key) else {
             return false;
-        }
-        let entry = pending.remove(&response.key);
-        drop(pending);
-        if let Some(Pending::Call(info)) = entry {
-            let outcome = Outcome::of(
-                response.failed,
-                response.result_type.as_deref(),
-                response.is_error,
-            );
-            self.finish_call(info, outcome);
-        }
+        };
+        let outcome = Outcome::of(
+            response.failed,
+            response.result_type.as_deref(),
+            response.is_error,
+        );
+        self.finish_call(info, outcome);
         true
     }
 

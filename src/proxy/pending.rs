@@ -5,6 +5,7 @@
 //! expired keeps its reservation (the call was forwarded and may have run).
 
 use std::collections::VecDeque;
+use std::collections::hash_map::Entry as Slot;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -131,8 +132,18 @@ impl PendingTable {
         displaced
     }
 
-    pub fn peek(&self, id: &IdKey) -> Option<&Pending> {
-        self.entries.get(id).map(|e| &e.pending)
+    /// Removes the entry of a forwarded call (an entry of another kind stays), with one
+    /// lookup: every response to a call comes this way.
+    pub fn remove_call(&mut self, id: IdKey) -> Option<CallInfo> {
+        match self.entries.entry(id) {
+            Slot::Occupied(e) if matches!(e.get().pending, Pending::Call(_)) => {
+                match e.remove().pending {
+                    Pending::Call(info) => Some(info),
+                    Pending::List => None,
+                }
+            }
+            _ => None,
+        }
     }
 
     pub fn remove(&mut self, id: &IdKey) -> Option<Pending> {
