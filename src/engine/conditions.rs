@@ -79,15 +79,11 @@ fn numeric(actual: &Value, limit: &serde_json::Number, test: impl Fn(Ordering) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::loose::go_text;
     use crate::policy::model::Literal;
     use serde_json::json;
 
     fn lit(v: Value) -> Literal {
-        Literal {
-            text: go_text(&v),
-            value: v,
-        }
+        Literal::new(v)
     }
 
     /// A string read in place is judged as the same string in a tree would be by the

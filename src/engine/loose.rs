@@ -10,6 +10,16 @@ use serde_json::{Number, Value};
 
 use crate::policy::model::Literal;
 
+impl Literal {
+    /// A policy literal with its `%v` text, which loose equality compares against.
+    pub fn new(value: Value) -> Literal {
+        Literal {
+            text: go_text(&value),
+            value,
+        }
+    }
+}
+
 /// Go's `%v` rendering of a JSON value.
 pub fn go_text(value: &Value) -> String {
     match value {
@@ -108,13 +118,6 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn lit(v: Value) -> Literal {
-        Literal {
-            text: go_text(&v),
-            value: v,
-        }
-    }
-
     #[test]
     fn go_float_rendering_matches_fmt_v() {
         assert_eq!(go_float(100.0), "100");
@@ -130,20 +133,20 @@ mod tests {
 
     #[test]
     fn loose_equality_follows_the_reference() {
-        assert!(loose_eq(&json!("100"), &lit(json!(100))));
-        assert!(loose_eq(&json!(100), &lit(json!("100"))));
-        assert!(!loose_eq(&json!("100.0"), &lit(json!(100))));
-        assert!(loose_eq(&json!(100.0), &lit(json!(100))));
-        assert!(loose_eq(&json!("true"), &lit(json!(true))));
-        assert!(loose_eq(&json!(null), &lit(json!("<nil>"))));
-        assert!(!loose_eq(&json!("abc"), &lit(json!("ABC"))));
+        assert!(loose_eq(&json!("100"), &Literal::new(json!(100))));
+        assert!(loose_eq(&json!(100), &Literal::new(json!("100"))));
+        assert!(!loose_eq(&json!("100.0"), &Literal::new(json!(100))));
+        assert!(loose_eq(&json!(100.0), &Literal::new(json!(100))));
+        assert!(loose_eq(&json!("true"), &Literal::new(json!(true))));
+        assert!(loose_eq(&json!(null), &Literal::new(json!("<nil>"))));
+        assert!(!loose_eq(&json!("abc"), &Literal::new(json!("ABC"))));
     }
 
     #[test]
     fn big_integers_compare_exactly() {
         let a = json!(9_007_199_254_740_993u64);
         let b = json!(9_007_199_254_740_992u64);
-        assert!(!loose_eq(&a, &lit(b.clone())));
+        assert!(!loose_eq(&a, &Literal::new(b.clone())));
         let (Value::Number(a), Value::Number(b)) = (a, b) else {
             unreachable!()
         };

@@ -676,6 +676,26 @@ mod tests {
         assert_eq!(canonical_outline(b"[{\"a\":1}]").map(|o| o.len()), Some(1));
     }
 
+    /// A scan reuses the memory the previous one on its thread gave back, and keeps no
+    /// more than a bounded amount of it after a huge message.
+    #[test]
+    fn scans_reuse_their_memory_and_keep_little_of_a_huge_one() {
+        let first = canonical_outline(br#"{"a":1,"b":{"c":2}}"#).expect("canonical");
+        let memory = first.members.as_ptr();
+        drop(first);
+        let second = envelope_outline(br#"{"id":1,"result":{"x":[1]}}"#).expect("canonical");
+        assert_eq!(second.members.as_ptr(), memory);
+        assert_eq!(second.len(), 3);
+        drop(second);
+        let members: Vec<String> = (0..5000).map(|i| format!("\"k{i}\":{i}")).collect();
+        let huge = format!("{{{}}}", members.join(","));
+        let outline = canonical_outline(huge.as_bytes()).expect("canonical");
+        assert_eq!(outline.len(), 5000);
+        drop(outline);
+        let next = canonical_outline(b"{}").expect("canonical");
+        assert!(next.members.capacity() <= SPARE_CAPACITY);
+    }
+
     /// The envelope of a response is read as exactly as a canonical message's; what lies
     /// below it is passed on, so only its structure matters.
     #[test]

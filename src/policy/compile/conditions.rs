@@ -7,7 +7,6 @@ use super::super::decode::{RawCondition, Spanned, suggest};
 use super::super::model::*;
 use super::super::yaml::{Kind, Node, Pos};
 use super::Compiler;
-use crate::engine::loose::go_text;
 
 const OPERATORS: &[&str] = &[
     "eq", "neq", "in", "not_in", "lt", "lte", "gt", "gte", "regex", "contains", "exists",
@@ -106,10 +105,7 @@ impl Compiler<'_> {
                 return None;
             }
             match literal(node) {
-                Some(v) => Some(Literal {
-                    text: go_text(&v),
-                    value: v,
-                }),
+                Some(v) => Some(Literal::new(v)),
                 None => {
                     c.d.error(node.pos, path, "numeric values must be finite");
                     None
@@ -118,15 +114,9 @@ impl Compiler<'_> {
         };
         let list = |c: &mut Self| -> Option<Vec<Literal>> {
             match (&node.kind, literal(node)) {
-                (Kind::Seq(_), Some(Value::Array(items))) => Some(
-                    items
-                        .into_iter()
-                        .map(|v| Literal {
-                            text: go_text(&v),
-                            value: v,
-                        })
-                        .collect(),
-                ),
+                (Kind::Seq(_), Some(Value::Array(items))) => {
+                    Some(items.into_iter().map(Literal::new).collect())
+                }
                 _ => {
                     c.d.error(
                         node.pos,
