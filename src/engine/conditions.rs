@@ -8,7 +8,7 @@ use std::cmp::Ordering;
 use serde_json::Value;
 
 use super::args::Found;
-use super::loose::{compare_numbers, loose_eq};
+use super::loose::{compare_numbers, loose_eq, loose_eq_str};
 use crate::policy::model::Op;
 
 /// Applies an operator to the resolved value (`None` = the path did not resolve).
@@ -43,14 +43,14 @@ pub fn apply(op: &Op, actual: Option<&Value>) -> bool {
 }
 
 /// [`apply`] to a string value, which the engine often reads in place without building a
-/// [`Value`]. A string is loosely equal to a literal when it is the literal's text.
+/// [`Value`].
 pub fn apply_to_str(op: &Op, actual: &str) -> bool {
     match op {
         Op::Exists(expected) => *expected,
-        Op::Eq(lit) => actual == lit.text,
-        Op::Neq(lit) => actual != lit.text,
-        Op::In(list) => list.iter().any(|l| actual == l.text),
-        Op::NotIn(list) => !list.iter().any(|l| actual == l.text),
+        Op::Eq(lit) => loose_eq_str(actual, lit),
+        Op::Neq(lit) => !loose_eq_str(actual, lit),
+        Op::In(list) => list.iter().any(|l| loose_eq_str(actual, l)),
+        Op::NotIn(list) => !list.iter().any(|l| loose_eq_str(actual, l)),
         Op::Lt(_) | Op::Lte(_) | Op::Gt(_) | Op::Gte(_) => false,
         Op::Regex(re) => re.is_match(actual),
         Op::Contains(lit) => lit
@@ -82,10 +82,6 @@ mod tests {
     use crate::policy::model::Literal;
     use serde_json::json;
 
-    fn lit(v: Value) -> Literal {
-        Literal::new(v)
-    }
-
     /// A string read in place is judged as the same string in a tree would be by the
     /// reference's loose rules: equal to a literal whose text it is, never a number.
     #[test]
@@ -100,18 +96,18 @@ mod tests {
         let strings = ["web", "100", "true", "<nil>", "2.5", "Web", ""];
         for s in strings {
             for l in &literals {
-                let loose = loose_eq(&Value::from(s), &lit(l.clone()));
+                let loose = loose_eq(&Value::from(s), &Literal::new(l.clone()));
                 assert_eq!(
-                    apply_to_str(&Op::Eq(lit(l.clone())), s),
+                    apply_to_str(&Op::Eq(Literal::new(l.clone())), s),
                     loose,
                     "{s} eq {l}"
                 );
                 assert_eq!(
-                    apply_to_str(&Op::Neq(lit(l.clone())), s),
+                    apply_to_str(&Op::Neq(Literal::new(l.clone())), s),
                     !loose,
                     "{s} neq {l}"
                 );
-                let list = vec![lit(json!("other")), lit(l.clone())];
+                let list = vec![Literal::new(json!("other")), Literal::new(l.clone())];
                 assert_eq!(apply_to_str(&Op::In(list), s), loose, "{s} in [.., {l}]");
             }
             let n = serde_json::Number::from(0);
@@ -128,17 +124,20 @@ mod tests {
         }
         let re = Op::Regex(regex::Regex::new("^[A-Z]").unwrap());
         assert!(apply_to_str(&re, "Fix") && !apply_to_str(&re, "fix"));
-        assert!(apply_to_str(&Op::Contains(lit(json!("eb"))), "web"));
-        assert!(!apply_to_str(&Op::Contains(lit(json!(1))), "1"));
+        assert!(apply_to_str(
+            &Op::Contains(Literal::new(json!("eb"))),
+            "web"
+        ));
+        assert!(!apply_to_str(&Op::Contains(Literal::new(json!(1))), "1"));
     }
 
     /// A tree's string and a string read in place are one case.
     #[test]
     fn a_string_value_is_judged_as_a_string() {
         let ops = [
-            Op::Eq(lit(json!(100))),
+            Op::Eq(Literal::new(json!(100))),
             Op::Regex(regex::Regex::new("0$").unwrap()),
-            Op::Contains(lit(json!("10"))),
+            Op::Contains(Literal::new(json!("10"))),
             Op::Gt(serde_json::Number::from(5)),
             Op::Exists(true),
         ];
@@ -152,8 +151,11 @@ mod tests {
             assert!(!apply_found(op, None) || matches!(op, Op::Exists(false)));
         }
         // Numbers are still compared as numbers, and a missing value fails closed.
-        assert!(apply(&Op::Eq(lit(json!(100))), Some(&json!(100.0))));
+        assert!(apply(
+            &Op::Eq(Literal::new(json!(100))),
+            Some(&json!(100.0))
+        ));
         assert!(apply(&Op::Gt(serde_json::Number::from(5)), Some(&json!(7))));
-        assert!(!apply(&Op::Neq(lit(json!("x"))), None));
+        assert!(!apply(&Op::Neq(Literal::new(json!("x"))), None));
     }
 }

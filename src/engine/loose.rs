@@ -108,9 +108,14 @@ fn as_i128(n: &Number) -> Option<i128> {
 pub fn loose_eq(actual: &Value, expected: &Literal) -> bool {
     match (actual, &expected.value) {
         (Value::Number(a), Value::Number(b)) => compare_numbers(a, b) == Some(Ordering::Equal),
-        (Value::String(a), _) => *a == expected.text,
+        (Value::String(a), _) => loose_eq_str(a, expected),
         _ => go_text(actual) == expected.text,
     }
+}
+
+/// [`loose_eq`] for a string: equal to a literal when it is the literal's text.
+pub fn loose_eq_str(actual: &str, expected: &Literal) -> bool {
+    actual == expected.text
 }
 
 #[cfg(test)]

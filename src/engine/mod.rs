@@ -580,7 +580,7 @@ const MAX_AMOUNT: f64 = 9_007_199_254_740_992.0; // 2^53: every whole number bel
 
 /// The amount an `increment_from` path names: a finite, non-negative number, rounded up.
 fn amount_from(args: Args<'_>, path: &ArgPath) -> Result<u64, String> {
-    let Some(value) = args.resolve(path) else {
+    let Some(value) = args.find(path).map(Found::into_value) else {
         return Err("is missing from the call's arguments".to_string());
     };
     let Value::Number(n) = &*value else {

@@ -139,7 +139,7 @@ impl PendingTable {
             Slot::Occupied(e) if matches!(e.get().pending, Pending::Call(_)) => {
                 match e.remove().pending {
                     Pending::Call(info) => Some(info),
-                    Pending::List => None,
+                    Pending::List => unreachable!("the guard checked it is a call"),
                 }
             }
             _ => None,
