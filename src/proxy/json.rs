@@ -16,6 +16,7 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
+use super::keys;
 use crate::json_text::{self, string_end};
 
 /// Why a message could not be parsed.
@@ -40,7 +41,8 @@ impl fmt::Display for JsonProblem {
 pub enum Keys {
     /// Reject exact duplicates.
     Unique,
-    /// Also reject keys that differ only in case (`name` and `Name` in one object).
+    /// Also reject keys that a lenient server reads as one (`name` and `Name`, `s` and `ſ`
+    /// in one object: see [`super::keys`]).
     UniqueIgnoringCase,
 }
 
@@ -118,29 +120,23 @@ impl<'de> Visitor<'de> for Strict {
 
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
         let mut map = Map::new();
+        // Each key as folded, and as written (for the message).
+        let mut folded: foldhash::HashMap<String, String> = Default::default();
         while let Some(key) = access.next_key::<String>()? {
             if map.contains_key(&key) {
                 return Err(de::Error::custom(format!("duplicate key \"{key}\"")));
             }
-            if self.keys == Keys::UniqueIgnoringCase
-                && let Some(other) = map.keys().find(|k| same_ignoring_case(k, &key))
-            {
-                return Err(de::Error::custom(format!(
-                    "keys \"{other}\" and \"{key}\" differ only in case"
-                )));
+            if self.keys == Keys::UniqueIgnoringCase {
+                let f = keys::fold(&key).into_owned();
+                if let Some(other) = folded.get(&f) {
+                    return Err(de::Error::custom(keys::ambiguous(other, &key)));
+                }
+                folded.insert(f, key.clone());
             }
             let value = access.next_value_seed(self)?;
             map.insert(key, value);
         }
         Ok(Value::Object(map))
-    }
-}
-
-fn same_ignoring_case(a: &str, b: &str) -> bool {
-    if a.is_ascii() && b.is_ascii() {
-        a.eq_ignore_ascii_case(b)
-    } else {
-        a.to_lowercase() == b.to_lowercase()
     }
 }
 
@@ -498,7 +494,7 @@ fn scalar_after_colon(bytes: &[u8], mut i: usize) -> Option<String> {
         let end = string_end(bytes, i)?;
         return String::from_utf8(bytes[start..=end].to_vec()).ok();
     }
-    while i < bytes.len() && (bytes[i].is_ascii_digit() || bytes[i] == b'-') {
+    while i < bytes.len() && matches!(bytes[i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E') {
         i += 1;
     }
     (i > start).then(|| String::from_utf8_lossy(&bytes[start..i]).into_owned())
@@ -560,6 +556,10 @@ mod tests {
             Some(r#""a\"b""#.into())
         );
         assert_eq!(top_level_id(br#"{"result":{"id":1}"#), None);
+        assert_eq!(
+            top_level_id(br#"{"id":2.5e0,"result":"#),
+            Some("2.5e0".into())
+        );
         assert_eq!(
             top_level_id(br#"{"method":"x","params":{"id":"no"}}"#),
             None

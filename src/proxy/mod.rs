@@ -8,6 +8,7 @@
 #[cfg(test)]
 mod fast_path_tests;
 pub mod json;
+pub mod keys;
 mod pending;
 pub mod replies;
 
@@ -208,16 +209,37 @@ impl Proxy {
     }
 
     fn client_object(&self, msg: Value) -> Handled {
+        if let Some(problem) = misread_keys(&msg) {
+            tracing::warn!(
+                "client sent a message a server could read otherwise (not forwarded): {problem}"
+            );
+            return Handled::Reply(replies::error(
+                &request_id(&msg),
+                code::INVALID_REQUEST,
+                &format!("Invalid Request: {problem}; the message was not forwarded"),
+                None,
+            ));
+        }
         let method = msg.get("method").and_then(Value::as_str).unwrap_or("");
-        self.note_client_name(&msg);
+        self.note_client_name(method, &msg);
+        // A request other than a call (which is checked as it is evaluated): its id must
+        // not be in use, and it is tracked until answered.
+        let request = msg
+            .get("id")
+            .filter(|_| !method.is_empty() && method != "tools/call");
+        if let Some(id) = request {
+            let key = IdKey::from_value(id);
+            if lock(&self.pending).contains(&key) {
+                return Handled::Reply(id_in_use(id));
+            }
+            let pending = match method {
+                "tools/list" => Pending::List,
+                _ => Pending::Other,
+            };
+            self.track(key, pending, Instant::now());
+        }
         match method {
             "tools/call" => self.tools_call(msg),
-            "tools/list" => {
-                if let Some(id) = msg.get("id") {
-                    self.track(id, Pending::List, Instant::now());
-                }
-                Handled::Forward(None)
-            }
             "notifications/cancelled" => {
                 // The server may never answer a cancelled call: stop tracking it. Its
                 // reservation stays, since the tool may already have run.
@@ -230,16 +252,18 @@ impl Proxy {
         }
     }
 
-    fn note_client_name(&self, msg: &Value) {
+    fn note_client_name(&self, method: &str, msg: &Value) {
         let params = msg.get("params");
-        self.note_client_info(
-            params.and_then(|p| p.get("clientInfo")),
-            params.and_then(|p| p.get("_meta")),
-        );
+        let client_info = params
+            .and_then(|p| p.get("clientInfo"))
+            .filter(|_| method == "initialize");
+        self.note_client_info(client_info, params.and_then(|p| p.get("_meta")));
     }
 
-    /// Remembers the client's name from `params.clientInfo.name`, or else from
-    /// `params._meta["io.modelcontextprotocol/clientInfo"].name` (the stateless revision).
+    /// Remembers the client's name from `initialize`'s `params.clientInfo.name`, or else
+    /// from a request's `params._meta["io.modelcontextprotocol/clientInfo"].name` (the
+    /// stateless revision, which has no `initialize`). The first name given is the name:
+    /// policies may rely on `client.name`, so a later message cannot change it.
     fn note_client_info(&self, client_info: Option<&Value>, meta: Option<&Value>) {
         let name = client_info
             .and_then(|c| c.get("name"))
@@ -248,11 +272,14 @@ impl Proxy {
                     .and_then(|c| c.get("name"))
             })
             .and_then(Value::as_str);
-        if let Some(name) = name {
-            let mut slot = lock(&self.client_name);
-            if slot.as_deref() != Some(name) {
-                *slot = Some(name.into());
-            }
+        let Some(name) = name else { return };
+        let mut slot = lock(&self.client_name);
+        match slot.as_deref() {
+            None => *slot = Some(name.into()),
+            Some(known) if known != name => tracing::warn!(
+                "client named itself \"{name}\" after \"{known}\"; the name stays \"{known}\""
+            ),
+            Some(_) => {}
         }
     }
 
@@ -313,6 +340,7 @@ impl Proxy {
                 b"method" => method = Some(m.value),
                 b"id" => id = Some(m.value),
                 b"params" => params = Some((at, m.value)),
+                other if near_miss(other, keys::ENVELOPE) => return None,
                 _ => {}
             }
         }
@@ -325,14 +353,14 @@ impl Proxy {
             return None;
         }
         let (mut name, mut arguments, mut input_responses) = (None, None, false);
-        let (mut client_info, mut meta) = (None, None);
+        let mut meta = None;
         for &json::Member { key, value, .. } in json::children(&outline, params_at) {
             match key {
                 b"name" => name = Some(value),
                 b"arguments" => arguments = Some(value),
                 b"inputResponses" => input_responses = true,
-                b"clientInfo" => client_info = Some(value),
                 b"_meta" => meta = Some(value),
+                other if near_miss(other, keys::PARAMS) => return None,
                 _ => {}
             }
         }
@@ -349,9 +377,10 @@ impl Proxy {
             b'{' => Some(Args::Text(args_text)),
             _ => return None,
         };
-        if client_info.is_some() || meta.is_some() {
-            let tree = |v: Option<&[u8]>| v.and_then(|v| serde_json::from_slice::<Value>(v).ok());
-            self.note_client_info(tree(client_info).as_ref(), tree(meta).as_ref());
+        // `params.clientInfo` names the client only in `initialize`.
+        if meta.is_some() && lock(&self.client_name).is_none() {
+            let meta = meta.and_then(|v| serde_json::from_slice::<Value>(v).ok());
+            self.note_client_info(None, meta.as_ref());
         }
         let request = CallRequest {
             id: serde_json::from_slice(id).ok()?,
@@ -374,6 +403,10 @@ impl Proxy {
             args_text,
             input_responses,
         } = request;
+        let key = IdKey::from_value(&id);
+        if lock(&self.pending).contains(&key) {
+            return Handled::Reply(id_in_use(&id));
+        }
         let client_name = lock(&self.client_name).clone();
         let call = Call {
             tool,
@@ -413,7 +446,7 @@ impl Proxy {
             Verdict::Allow | Verdict::ShadowDeny => {
                 log_forwarded(tool, &decision);
                 self.track(
-                    &id,
+                    key,
                     Pending::Call(CallInfo {
                         tool: tool.into(),
                         reservation: decision.reservation,
@@ -456,8 +489,8 @@ impl Proxy {
         h.finish()
     }
 
-    fn track(&self, id: &Value, pending: Pending, now: Instant) {
-        let displaced = lock(&self.pending).insert(IdKey::from_value(id), pending, now);
+    fn track(&self, id: IdKey, pending: Pending, now: Instant) {
+        let displaced = lock(&self.pending).insert(id, pending, now);
         for p in displaced {
             if let Pending::Call(info) = p {
                 self.finish_call(info, Outcome::Forgotten);
@@ -509,59 +542,108 @@ impl Proxy {
     /// envelope only, in one pass, without building the possibly large result). False: the
     /// exact path decides.
     fn server_message_fast(&self, line: &[u8]) -> bool {
-        // Nothing awaits an answer: nothing here can need the proxy's attention.
-        if lock(&self.pending).is_empty() {
-            return true;
+        // Reading the envelope also checks the line is one JSON value: anything else is
+        // the exact path's to refuse.
+        let response = match ResponseEnvelope::read(line) {
+            Read::Unsure => return false,
+            Read::NotAResponse => return true,
+            Read::Response(response) => response,
+        };
+        match lock(&self.pending).take_answered(response.key) {
+            Some(Pending::Call(info)) => {
+                let outcome = Outcome::of(
+                    response.failed,
+                    response.result_type.as_deref(),
+                    response.is_error,
+                );
+                self.finish_call(info, outcome);
+                true
+            }
+            Some(Pending::Other) => true,
+            // A `tools/list` response, or one that answers nothing: the exact path.
+            Some(Pending::List) | None => false,
         }
-        let Some(response) = ResponseEnvelope::read(line) else {
-            return false;
-        };
-        let Some(info) = lock(&self.pending).remove_call(response.key) else {
-            return false;
-        };
-        let outcome = Outcome::of(
-            response.failed,
-            response.result_type.as_deref(),
-            response.is_error,
-        );
-        self.finish_call(info, outcome);
-        true
     }
 
     /// The exact path for server messages: the whole message parsed as a tree.
     fn server_message_exact(&self, line: &[u8]) -> Vec<Route> {
         let value = match json::parse(line, Keys::Unique) {
             Ok(v) => v,
-            Err(problem) => return self.unreadable_server_message(line, &problem.to_string()),
+            Err(JsonProblem::Syntax(m)) => return self.not_a_message(line, &m),
+            Err(problem @ JsonProblem::Ambiguous(_)) => {
+                return self.unreadable_server_message(line, &problem.to_string());
+            }
         };
         match value {
             Value::Object(_) => match self.server_object(value) {
                 Answer::Unchanged => vec![Route::Client(line.to_vec())],
                 Answer::Replaced(v) => vec![client(v)],
+                Answer::Dropped => Vec::new(),
             },
             Value::Array(items) => {
                 let mut changed = false;
                 let items: Vec<Value> = items
                     .into_iter()
-                    .map(|item| {
+                    .filter_map(|item| {
                         let original = item.clone();
-                        match self.server_object(item) {
-                            Answer::Unchanged => original,
-                            Answer::Replaced(v) => {
-                                changed = true;
-                                v
-                            }
+                        let answer = self.server_object(item);
+                        changed |= !matches!(answer, Answer::Unchanged);
+                        match answer {
+                            Answer::Unchanged => Some(original),
+                            Answer::Replaced(v) => Some(v),
+                            Answer::Dropped => None,
                         }
                     })
                     .collect();
-                if changed {
-                    vec![client(Value::Array(items))]
-                } else {
-                    vec![Route::Client(line.to_vec())]
+                match (changed, items.is_empty()) {
+                    (false, _) => vec![Route::Client(line.to_vec())],
+                    (true, true) => Vec::new(),
+                    (true, false) => vec![client(Value::Array(items))],
                 }
             }
-            _ => vec![Route::Client(line.to_vec())],
+            _ => self.not_a_message(line, "a JSON-RPC message is an object or a batch array"),
         }
+    }
+
+    /// A server line that is not a JSON-RPC message (log text, a pretty-printed message
+    /// split over lines): never forwarded, since a client reading the stream could take
+    /// part of it for a message the proxy never read. A response whose id can be made out
+    /// is answered with an error instead; any other request is answered by its timeout or
+    /// when the server goes away.
+    fn not_a_message(&self, line: &[u8], problem: &str) -> Vec<Route> {
+        tracing::warn!(
+            "the server wrote a line of {} bytes that is not a JSON-RPC message ({problem}); not forwarded",
+            line.len()
+        );
+        if let Some(audit) = &self.options.audit {
+            audit.record(
+                "server_output_dropped",
+                json!({"session": self.options.session, "bytes": line.len(), "problem": problem}),
+            );
+        }
+        let Some(id) = json::top_level_id(line) else {
+            return Vec::new();
+        };
+        self.answer_unreadable(IdKey::from_text(&id), "could not be read")
+            .map(client)
+            .into_iter()
+            .collect()
+    }
+
+    /// Answers the request a server's unusable response was for (if one awaits it) with an
+    /// error, never with what the server wrote. A call keeps its reservation: it reached
+    /// the server.
+    fn answer_unreadable(&self, key: IdKey, why: &str) -> Option<Value> {
+        let (key, pending) = lock(&self.pending).remove_entry(&key)?;
+        if let Pending::Call(info) = pending {
+            self.finish_call(info, Outcome::Unreadable);
+        }
+        Some(replies::error(
+            &key.to_value(),
+            code::INTERNAL_ERROR,
+            &format!("The MCP server's response {why}, so the proxy withheld it"),
+            None,
+        ))
     }
 
     /// Settles a forwarded call once its fate is known, and records it: a JSON-RPC error or
@@ -651,6 +733,22 @@ impl Proxy {
     }
 
     fn server_object(&self, msg: Value) -> Answer {
+        if let Some(problem) = msg
+            .as_object()
+            .and_then(|m| keys::problem(m.keys(), keys::ENVELOPE))
+        {
+            tracing::warn!(
+                "the server wrote a message a client could read otherwise ({problem}); not forwarded"
+            );
+            // The id the client would read: the key that folds to `id`.
+            let id = msg
+                .as_object()
+                .and_then(|m| m.iter().find(|(k, _)| keys::same(k, "id")).map(|(_, v)| v));
+            let answer = id.and_then(|id| {
+                self.answer_unreadable(IdKey::from_value(id), "could be misread by the client")
+            });
+            return answer.map_or(Answer::Dropped, Answer::Replaced);
+        }
         if msg.get("method").is_some() {
             return Answer::Unchanged;
         }
@@ -671,20 +769,32 @@ impl Proxy {
                 self.finish_call(info, outcome);
                 Answer::Unchanged
             }
-            Pending::List if failed => Answer::Unchanged,
-            Pending::List => self.filter_tools_list(msg, id),
+            Pending::List if !failed => self.filter_tools_list(msg, id),
+            Pending::List | Pending::Other => Answer::Unchanged,
         }
     }
 
     /// Removes hidden, ungranted and (with `default: deny`) unlisted tools from one page,
-    /// keeping `nextCursor`, `_meta` and every other field. A page that cannot be read is
-    /// withheld: passing it on could show the client tools the policy hides.
+    /// keeping `nextCursor`, `_meta` and every other field. A page that cannot be read, or
+    /// that a client could read otherwise (`tools` beside `Tools`), is withheld: passing it
+    /// on could show the client tools the policy hides. So is a tool whose keys a client
+    /// could read otherwise (`name` beside `Name`).
     fn filter_tools_list(&self, mut msg: Value, id: Value) -> Answer {
-        let Some(tools) = msg
+        let misread = msg
+            .get("result")
+            .and_then(Value::as_object)
+            .and_then(|r| keys::problem(r.keys(), &["tools"]));
+        let tools = msg
             .pointer_mut("/result/tools")
             .and_then(Value::as_array_mut)
-        else {
-            tracing::warn!("the server's tools/list result has no tools array; withheld");
+            .filter(|_| misread.is_none());
+        let Some(tools) = tools else {
+            tracing::warn!(
+                "the server's tools/list result has no tools array{}; withheld",
+                misread
+                    .map(|m| format!(" that a client reads as this proxy does ({m})"))
+                    .unwrap_or_default()
+            );
             return Answer::Replaced(replies::error(
                 &id,
                 code::INTERNAL_ERROR,
@@ -697,9 +807,13 @@ impl Proxy {
         // One policy for the whole page, even if a reload lands while it is filtered.
         let policy = self.engine.snapshot();
         tools.retain(|t| {
-            t.get("name")
-                .and_then(Value::as_str)
-                .is_some_and(|name| policy.is_visible(name, identity))
+            let unambiguous = t
+                .as_object()
+                .is_some_and(|t| keys::problem(t.keys(), keys::TOOL).is_none());
+            unambiguous
+                && t.get("name")
+                    .and_then(Value::as_str)
+                    .is_some_and(|name| policy.is_visible(name, identity))
         });
         if tools.len() == before {
             return Answer::Unchanged;
@@ -719,7 +833,7 @@ impl Proxy {
         match (pending, id) {
             (Some(Pending::List), Some(id)) => {
                 tracing::warn!(
-                    "the server's tools/list response is not valid JSON ({problem}); withheld"
+                    "the server's tools/list response is ambiguous ({problem}); withheld"
                 );
                 let id: Value = serde_json::from_str(&id).unwrap_or(Value::Null);
                 vec![client(replies::error(
@@ -813,19 +927,36 @@ struct ResponseEnvelope<'a> {
     is_error: Option<bool>,
 }
 
+/// What the fast path made of a server line.
+enum Read<'a> {
+    /// A request or a notification, in one JSON value whose envelope is unambiguous.
+    NotAResponse,
+    Response(ResponseEnvelope<'a>),
+    /// For the exact path to read: not one JSON object, or not read unambiguously here.
+    Unsure,
+}
+
 impl<'a> ResponseEnvelope<'a> {
-    /// None for a request or a notification, or a message the exact path must read.
-    fn read(line: &'a [u8]) -> Option<Self> {
+    fn read(line: &'a [u8]) -> Read<'a> {
         if line.starts_with(b"{")
             && let Some(outline) = json::envelope_outline(line)
         {
             return Self::read_outline(&outline);
         }
-        let envelope = serde_json::from_slice::<Envelope<'_>>(line).ok()?;
-        let id = envelope.id.filter(|_| envelope.method.is_none())?;
-        let id: Value = serde_json::from_str(id.get()).ok()?;
+        let Ok(envelope) = serde_json::from_slice::<Envelope<'_>>(line) else {
+            return Read::Unsure;
+        };
+        if envelope.method.is_some() {
+            return Read::NotAResponse;
+        }
+        let Some(id) = envelope
+            .id
+            .and_then(|id| serde_json::from_str::<Value>(id.get()).ok())
+        else {
+            return Read::Unsure;
+        };
         let result = envelope.result.as_ref();
-        Some(ResponseEnvelope {
+        Read::Response(ResponseEnvelope {
             key: IdKey::from_value(&id),
             failed: envelope.error.is_some_and(|e| e.get() != "null"),
             result_type: result.and_then(|r| r.result_type).map(Into::into),
@@ -835,7 +966,7 @@ impl<'a> ResponseEnvelope<'a> {
 
     /// A message whose envelope is written canonically (most servers write so): its
     /// members are unambiguous and can be read in place, the id from its text.
-    fn read_outline(outline: &[json::Member<'a>]) -> Option<Self> {
+    fn read_outline(outline: &[json::Member<'a>]) -> Read<'a> {
         let (mut id, mut method, mut error, mut result) = (None, None, None, None);
         for (at, m) in outline.iter().enumerate().filter(|(_, m)| m.depth == 1) {
             match m.key {
@@ -843,14 +974,18 @@ impl<'a> ResponseEnvelope<'a> {
                 b"method" => method = Some(m.value),
                 b"error" => error = Some(m.value),
                 b"result" => result = Some(at),
+                other if near_miss(other, keys::ENVELOPE) => return Read::Unsure,
                 _ => {}
             }
         }
         if method.is_some() {
-            return None;
+            return Read::NotAResponse;
         }
+        let Some(id) = id.and_then(|id| std::str::from_utf8(id).ok()) else {
+            return Read::Unsure;
+        };
         let mut response = ResponseEnvelope {
-            key: IdKey::from_text(std::str::from_utf8(id?).ok()?),
+            key: IdKey::from_text(id),
             failed: error.is_some_and(|e| e != b"null"),
             result_type: None,
             is_error: None,
@@ -871,15 +1006,22 @@ impl<'a> ResponseEnvelope<'a> {
                 _ => {}
             }
         }
-        Some(response)
+        Read::Response(response)
     }
 }
 
 /// The parts of a server message the proxy reads on the fast path. Duplicate members are
 /// an error here too, so a response is never read two ways; so is a result that is not an
-/// object, or whose `resultType` is not a plain string (the exact path reads those).
+/// object, or whose `resultType` is not a plain string, and any member a JSON-RPC message
+/// does not have (`ID`, say: the exact path reads those).
 #[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
 struct Envelope<'a> {
+    #[serde(borrow)]
+    jsonrpc: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow)]
+    params: Option<&'a serde_json::value::RawValue>,
     #[serde(borrow)]
     id: Option<&'a serde_json::value::RawValue>,
     #[serde(borrow)]
@@ -977,6 +1119,8 @@ fn push_line(out: &mut Vec<u8>, line: &[u8]) {
 enum Answer {
     Unchanged,
     Replaced(Value),
+    /// Not passed on at all.
+    Dropped,
 }
 
 /// An allowed call at debug level; one a shadow rule would have stopped at info, as denials;
@@ -1032,10 +1176,44 @@ fn to_line(v: &Value) -> Vec<u8> {
 /// The id of a message that was rejected as ambiguous, if one can be read.
 fn lenient_id(line: &[u8]) -> Value {
     serde_json::from_slice::<Value>(line)
-        .ok()
-        .and_then(|v| v.get("id").cloned())
-        .filter(|id| id.is_string() || id.is_number())
+        .map(|v| request_id(&v))
         .unwrap_or(Value::Null)
+}
+
+/// The id of a message, to answer it with; null when it has none that is valid.
+fn request_id(msg: &Value) -> Value {
+    msg.get("id")
+        .filter(|id| id.is_string() || id.is_number())
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+fn id_in_use(id: &Value) -> Value {
+    tracing::warn!(
+        "client reused the id {id} of a request still awaiting its response; not forwarded"
+    );
+    replies::error(
+        id,
+        code::INVALID_REQUEST,
+        "Invalid Request: id already in use by a request awaiting its response; the message was not forwarded",
+        None,
+    )
+}
+
+/// What in a client message's keys a lenient server would read otherwise than the proxy
+/// (see [`keys`]): in the envelope, and in `params`. Keys that fold to each other in one
+/// object are rejected anywhere by the parser already.
+fn misread_keys(msg: &Value) -> Option<String> {
+    let envelope = msg.as_object()?;
+    keys::problem(envelope.keys(), keys::ENVELOPE).or_else(|| {
+        let params = envelope.get("params")?.as_object()?;
+        keys::problem(params.keys(), keys::PARAMS)
+    })
+}
+
+/// [`keys::near_miss`] for a key of canonical text (ASCII, so it is also a `str`).
+fn near_miss(key: &[u8], known: &[&'static str]) -> bool {
+    std::str::from_utf8(key).is_ok_and(|k| keys::near_miss(k, known).is_some())
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

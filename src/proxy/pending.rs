@@ -21,6 +21,10 @@ pub enum Pending {
     Call(CallInfo),
     /// A forwarded `tools/list`, whose response must be filtered.
     List,
+    /// Any other forwarded request: tracked so its id cannot be reused while it is pending
+    /// (a response would then be matched to the wrong request), and so it is answered with
+    /// an error if the server goes away.
+    Other,
 }
 
 #[derive(Debug)]
@@ -41,8 +45,11 @@ struct Entry {
     seq: u64,
 }
 
-/// A request id as the pending table keys it: the id's JSON text, with a whole number (the
-/// usual id) kept as a number.
+/// A request id as the pending table keys it: by value, as the client and the server mean
+/// it, whatever text either writes (a JavaScript server answers a request of id `2.0`, `1e0`
+/// or `-0` with `2`, `1` or `0`). A number with an integer value is kept as that integer
+/// (the usual id), any other number by its double value (as JavaScript reads it), and a
+/// string by its text.
 ///
 /// An entry is made on the thread that reads the client and dropped on the thread that
 /// reads the server, and memory freed on another thread than the one that allocated it
@@ -51,29 +58,71 @@ struct Entry {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum IdKey {
     Number(i64),
+    /// Any other number.
+    Float(FloatId),
+    /// A string, as serde_json writes it (with its quotes).
     Text(Box<str>),
+}
+
+/// A number id that is not an integer of 64 bits: the same id as any other text of the same
+/// double value. It keeps the text it was first written with, so the client is answered
+/// with its own id.
+#[derive(Debug, Clone)]
+pub struct FloatId {
+    value: f64,
+    written: Box<str>,
+}
+
+impl PartialEq for FloatId {
+    fn eq(&self, other: &Self) -> bool {
+        self.value.to_bits() == other.value.to_bits()
+    }
+}
+
+impl Eq for FloatId {}
+
+impl std::hash::Hash for FloatId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.value.to_bits().hash(state);
+    }
 }
 
 impl IdKey {
     pub fn from_value(id: &Value) -> IdKey {
-        match id.as_i64() {
-            Some(n) => IdKey::Number(n),
-            None => IdKey::Text(serde_json::to_string(id).unwrap_or_default().into()),
+        if let Some(n) = id.as_i64() {
+            return IdKey::Number(n);
+        }
+        let written = serde_json::to_string(id).unwrap_or_default().into();
+        match id.as_f64() {
+            // Below 2^63 in magnitude, the cast is exact for a whole number.
+            Some(f) if f.fract() == 0.0 && f.abs() < 9.223_372_036_854_776e18 => {
+                IdKey::Number(f as i64)
+            }
+            Some(value) => IdKey::Float(FloatId { value, written }),
+            None => IdKey::Text(written),
         }
     }
 
-    /// From an id's JSON text as serde_json writes it (`7`, `"abc"`).
+    /// From an id's JSON text (`7`, `2.0`, `"abc"`); an integer as serde_json writes it is
+    /// read without parsing.
     pub fn from_text(text: &str) -> IdKey {
-        match json_text::written_integer(text.as_bytes()).and_then(|n| i64::try_from(n).ok()) {
-            Some(n) => IdKey::Number(n),
-            None => IdKey::Text(text.into()),
+        if let Some(n) =
+            json_text::written_integer(text.as_bytes()).and_then(|n| i64::try_from(n).ok())
+        {
+            return IdKey::Number(n);
+        }
+        match serde_json::from_str::<Value>(text) {
+            Ok(v) => IdKey::from_value(&v),
+            Err(_) => IdKey::Text(text.into()),
         }
     }
 
     pub fn to_value(&self) -> Value {
         match self {
             IdKey::Number(n) => Value::from(*n),
-            IdKey::Text(t) => serde_json::from_str(t).unwrap_or(Value::Null),
+            IdKey::Float(FloatId { written: t, .. }) | IdKey::Text(t) => {
+                serde_json::from_str(t).unwrap_or(Value::Null)
+            }
         }
     }
 }
@@ -132,30 +181,33 @@ impl PendingTable {
         displaced
     }
 
-    /// Removes the entry of a forwarded call (an entry of another kind stays), with one
-    /// lookup: every response to a call comes this way.
-    pub fn remove_call(&mut self, id: IdKey) -> Option<CallInfo> {
+    /// Removes the entry a response answers, unless it is a `tools/list`, whose response
+    /// must be read whole and filtered: one lookup, for the commonest responses.
+    pub fn take_answered(&mut self, id: IdKey) -> Option<Pending> {
         match self.entries.entry(id) {
-            Slot::Occupied(e) if matches!(e.get().pending, Pending::Call(_)) => {
-                match e.remove().pending {
-                    Pending::Call(info) => Some(info),
-                    Pending::List => unreachable!("the guard checked it is a call"),
-                }
+            Slot::Occupied(e) if !matches!(e.get().pending, Pending::List) => {
+                Some(e.remove().pending)
             }
             _ => None,
         }
+    }
+
+    /// Whether a request with this id awaits its response.
+    pub fn contains(&self, id: &IdKey) -> bool {
+        self.entries.contains_key(id)
     }
 
     pub fn remove(&mut self, id: &IdKey) -> Option<Pending> {
         self.entries.remove(id).map(|e| e.pending)
     }
 
-    pub fn len(&self) -> usize {
-        self.entries.len()
+    /// Like [`PendingTable::remove`], with the id as the request wrote it.
+    pub fn remove_entry(&mut self, id: &IdKey) -> Option<(IdKey, Pending)> {
+        self.entries.remove_entry(id).map(|(k, e)| (k, e.pending))
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+    pub fn len(&self) -> usize {
+        self.entries.len()
     }
 
     /// Removes and returns every entry (the upstream went away).
@@ -258,12 +310,47 @@ mod tests {
                 IdKey::from_value(&value),
                 "{text}"
             );
-            assert_eq!(IdKey::from_value(&value).to_value(), value, "{text}");
+            let key = IdKey::from_value(&value);
+            assert_eq!(IdKey::from_value(&key.to_value()), key, "{text}");
         }
         assert_ne!(IdKey::from_text("7"), IdKey::from_text(r#""7""#));
-        // Not how serde_json writes 7: never the key of 7.
-        for other in ["07", "+7", "7.0", "-0"] {
-            assert_ne!(IdKey::from_text(other), IdKey::Number(7), "{other}");
+    }
+
+    /// However the server writes the id of a request, it is the request's id.
+    #[test]
+    fn ids_are_compared_by_value() {
+        for (request, response) in [
+            ("2.0", "2"),
+            ("1e0", "1"),
+            ("-0", "0"),
+            ("-0.0", "0"),
+            ("7", "7.0"),
+            ("1E2", "100"),
+            ("1.5", "1.50"),
+            ("1.5", "15e-1"),
+            (r#""a""#, r#""\u0061""#),
+        ] {
+            assert_eq!(
+                IdKey::from_text(request),
+                IdKey::from_text(response),
+                "{request} and {response}"
+            );
+            let value: Value = serde_json::from_str(request).unwrap();
+            assert_eq!(IdKey::from_value(&value), IdKey::from_text(response));
+        }
+        // The first text of an id is the one the client is answered with.
+        let mut t = PendingTable::new(10, Duration::from_secs(10));
+        let now = Instant::now();
+        t.insert(IdKey::from_text("18446744073709551615"), Pending::List, now);
+        t.insert(IdKey::from_text("1.5"), Pending::List, now);
+        let (key, _) = t
+            .remove_entry(&IdKey::from_text("1.8446744073709552e19"))
+            .unwrap();
+        assert_eq!(key.to_value().to_string(), "18446744073709551615");
+        let (key, _) = t.remove_entry(&IdKey::from_text("15e-1")).unwrap();
+        assert_eq!(key.to_value().to_string(), "1.5");
+        for (a, b) in [("7", r#""7""#), ("1.5", "2"), ("0", "null"), ("07", "7")] {
+            assert_ne!(IdKey::from_text(a), IdKey::from_text(b), "{a} and {b}");
         }
     }
 
