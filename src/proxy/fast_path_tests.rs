@@ -103,6 +103,12 @@ fn messages() -> Vec<String> {
         r#"{"jsonrpc":"2.0","id":32,"method":"tools\/call","params":{"name":"blocked"}}"#.into(),
         r#"[{"jsonrpc":"2.0","id":33,"method":"tools/call","params":{"name":"blocked"}}]"#.into(),
         r#"{"jsonrpc":"2.0","id":34,"method":"ping"}"#.into(),
+        // Keys a lenient server folds into protocol keys.
+        r#"{"jsonrpc":"2.0","id":35,"Method":"tools/call","params":{"name":"blocked","arguments":{}}}"#.into(),
+        r#"{"jsonrpc":"2.0","id":36,"method":"tools/call","params":{"name":"echo","Arguments":{"repo":"prod"}}}"#.into(),
+        r#"{"jsonrpc":"2.0","id":37,"method":"tools/call","params":{"name":"echo","arguments":{"repo":"web","title":"Fix it"},"argumentſ":{"repo":"prod"}}}"#.into(),
+        r#"{"jsonrpc":"2.0","ID":38,"method":"tools/call","params":{"name":"echo","arguments":{"repo":"web","title":"Fix it"}}}"#.into(),
+        r#"{"jsonrpc":"2.0","id":39,"method":"tools/call","params":{"name":"echo","arguments":{"repo":"web","title":"Fix it","Kind":1,"kind":2}}}"#.into(),
         // Arguments the engine reads through their text on the fast path.
         call("40", r#""nested""#, r#"{"a":{"b":[{"c":"x"}]},"n":10,"tags":["ok"],"s":"q\"uote"}"#),
         call("41", r#""nested""#, r#"{"s":"plain","tags":["no","ok"],"n":-2.5,"a":{"b":[{"c":"x","d":[]}]}}"#),
