@@ -915,6 +915,20 @@ impl Proxy {
             })
             .collect()
     }
+
+    /// [`Proxy::client_message`] through the exact path only, so the fuzz targets
+    /// (`fuzz/`) can check that the fast path answers as it does. Not for transports.
+    #[doc(hidden)]
+    pub fn client_message_exact_for_fuzzing(&self, line: &[u8]) -> Vec<Route> {
+        self.client_message_exact(line)
+    }
+
+    /// [`Proxy::server_message`] through the exact path only; see
+    /// [`Proxy::client_message_exact_for_fuzzing`].
+    #[doc(hidden)]
+    pub fn server_message_exact_for_fuzzing(&self, line: &[u8]) -> Vec<Route> {
+        self.server_message_exact(line)
+    }
 }
 
 /// What the fast path reads of a server message that is a response.
