@@ -3,7 +3,8 @@
 //!
 //! Two threads move the messages (client → server, server → client), each reading a
 //! stream, asking the proxy core what to do and writing the results itself. Shutdown
-//! follows the MCP stdio lifecycle: close the server's stdin, wait, SIGTERM, wait, SIGKILL.
+//! follows the MCP stdio lifecycle: close the server's stdin, wait, SIGTERM, wait, SIGKILL;
+//! the signals go to the server's whole process group (see [`super::process_group`]).
 //! The server's exit ends the proxy with the server's exit code.
 
 use std::io::Read;
@@ -15,6 +16,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 use super::lines::Line;
+use super::process_group::{GroupSignal, ProcessGroup};
 use super::stdio::{LineHandler, Sink, close, read_lines, sink, write_bytes, write_lines};
 use super::{TransportError, to_client_lines};
 use crate::proxy::Proxy;
@@ -55,7 +57,8 @@ pub async fn serve<R: Read + Send + 'static>(
     options: ChildOptions,
     client: ClientStreams<R>,
 ) -> Result<i32, TransportError> {
-    let mut child = spawn(&options.command)?;
+    let group = ProcessGroup::start().map_err(TransportError::Watchdog)?;
+    let mut child = spawn(&options.command, &group)?;
     tracing::info!(pid = child.id(), command = %options.command.join(" "), "started MCP server");
     let server_in = sink(child.stdin.take().expect("stdin is piped"));
     let server_out = child.stdout.take().expect("stdout is piped");
@@ -88,7 +91,7 @@ pub async fn serve<R: Read + Send + 'static>(
         },
     )
     .map_err(TransportError::Thread)?;
-    let (signal, mut exited) = watch_exit(child)?;
+    let (signal, mut exited) = watch_exit(child, group_id(&group))?;
 
     // Run until the server exits, the client goes away, or we are told to stop.
     let status = tokio::select! {
@@ -102,10 +105,13 @@ pub async fn serve<R: Read + Send + 'static>(
     };
     let code = exit_code(status);
     tracing::info!(code, "MCP server exited");
+    // What it started may still run: asked to exit now, killed when the group is dropped.
+    group.signal(GroupSignal::Terminate);
 
     // What the server wrote before exiting still reaches the client; a grandchild that
     // keeps the pipe open must not keep us waiting.
     let _ = tokio::time::timeout(options.shutdown_timeout, server_done).await;
+    drop(group);
     let why = match status.code() {
         Some(c) => format!("exited (code {c})"),
         None => format!("was stopped (exit status {code})"),
@@ -198,9 +204,11 @@ const TERMINATE: u8 = 1;
 const KILL: u8 = 2;
 
 /// Waits for the child on a thread of its own, which also delivers termination requests
-/// (it alone holds the child, so no other thread races its reaping).
+/// to the child's process group `group` (it alone holds the child, so no other thread
+/// races its reaping; the group's watchdog keeps the group id ours after that).
 fn watch_exit(
     mut child: Child,
+    group: Option<i32>,
 ) -> Result<(Arc<AtomicU8>, oneshot::Receiver<ExitStatus>), TransportError> {
     let request = Arc::new(AtomicU8::new(RUNNING));
     let (tx, rx) = oneshot::channel();
@@ -225,9 +233,9 @@ fn watch_exit(
                 if wanted != sent {
                     sent = wanted;
                     if wanted == TERMINATE {
-                        terminate(&mut child);
+                        terminate(&mut child, group);
                     } else if wanted == KILL {
-                        let _ = child.kill();
+                        kill(&mut child, group);
                     }
                 }
                 std::thread::sleep(Duration::from_millis(10));
@@ -261,7 +269,7 @@ async fn stop(
     exited.await.map_err(|_| TransportError::Lost)
 }
 
-fn spawn(command: &[String]) -> Result<Child, TransportError> {
+fn spawn(command: &[String], group: &ProcessGroup) -> Result<Child, TransportError> {
     let (program, args) = command.split_first().ok_or(TransportError::NoCommand)?;
     // `which` also finds `.cmd` shims such as `npx.cmd` on Windows.
     let path = which::which(program).map_err(|_| TransportError::NotFound(program.clone()))?;
@@ -270,6 +278,13 @@ fn spawn(command: &[String]) -> Result<Child, TransportError> {
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(group.id());
+    }
+    #[cfg(not(unix))]
+    let _ = group;
     die_with_parent(&mut cmd);
     cmd.spawn().map_err(|e| TransportError::Spawn {
         command: program.clone(),
@@ -277,7 +292,8 @@ fn spawn(command: &[String]) -> Result<Child, TransportError> {
     })
 }
 
-/// If we are killed outright (SIGKILL), the kernel stops the server too.
+/// If we are killed outright (SIGKILL), the kernel stops the server too (the group's
+/// watchdog stops the rest of its processes).
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
 fn die_with_parent(cmd: &mut Command) {
@@ -300,22 +316,39 @@ fn die_with_parent(cmd: &mut Command) {
     }
 }
 
-/// Elsewhere the server stays in our process group, so a signal to the group (as
-/// terminals and most clients send) reaches it too.
+/// Elsewhere the group's watchdog stops the server when we are killed outright.
 #[cfg(not(target_os = "linux"))]
 fn die_with_parent(_cmd: &mut Command) {}
 
 #[cfg(unix)]
-#[allow(unsafe_code)]
-fn terminate(child: &mut Child) {
-    // SAFETY: kill(2) on the pid of a child we have not reaped; no memory is touched.
-    unsafe {
-        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
-    }
+fn group_id(group: &ProcessGroup) -> Option<i32> {
+    Some(group.id())
 }
 
 #[cfg(not(unix))]
-fn terminate(child: &mut Child) {
+fn group_id(_group: &ProcessGroup) -> Option<i32> {
+    None
+}
+
+/// SIGTERM to the server's process group (without groups: the server is killed).
+fn terminate(child: &mut Child, group: Option<i32>) {
+    match group {
+        #[cfg(unix)]
+        Some(id) => super::process_group::signal_group(id, GroupSignal::Terminate),
+        _ => {
+            let _ = child.kill();
+        }
+    }
+}
+
+/// SIGKILL to the server's process group, and to the server itself.
+fn kill(child: &mut Child, group: Option<i32>) {
+    #[cfg(unix)]
+    if let Some(id) = group {
+        super::process_group::signal_group(id, GroupSignal::Kill);
+    }
+    #[cfg(not(unix))]
+    let _ = group;
     let _ = child.kill();
 }
 

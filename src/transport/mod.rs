@@ -4,6 +4,7 @@
 pub mod child;
 pub mod http;
 pub mod lines;
+pub mod process_group;
 pub mod sse;
 pub mod stdio;
 
@@ -38,6 +39,10 @@ pub enum TransportError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "cannot start the watchdog that stops the MCP server's processes with intercept (/bin/sh): {0}"
+    )]
+    Watchdog(#[source] std::io::Error),
     #[error("cannot start a proxy thread: {0}")]
     Thread(#[source] std::io::Error),
     #[error("lost track of the upstream server process")]
