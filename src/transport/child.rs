@@ -10,16 +10,18 @@
 use std::io::Read;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::Duration;
 
 use tokio::sync::oneshot;
 
 use super::lines::Line;
 use super::process_group::{GroupSignal, ProcessGroup};
-use super::stdio::{LineHandler, Sink, close, read_lines, sink, write_bytes, write_lines};
-use super::{TransportError, to_client_lines};
-use crate::proxy::Proxy;
+use super::stdio::{
+    LineHandler, Sink, close, read_lines, sink, write_bytes, write_bytes_counted, write_lines,
+};
+use super::{TransportError, request_ids, sweep_interval, to_client_lines};
+use crate::proxy::{Proxy, RequestFailure};
 
 #[derive(Debug, Clone)]
 pub struct ChildOptions {
@@ -28,6 +30,8 @@ pub struct ChildOptions {
     pub max_message_bytes: usize,
     /// How long to wait at each step of the shutdown sequence.
     pub shutdown_timeout: Duration,
+    /// How long a request may await the server's answer before it gets an error.
+    pub request_timeout: Duration,
 }
 
 /// The client's side of the conversation: where its messages come from and go to.
@@ -92,6 +96,12 @@ pub async fn serve<R: Read + Send + 'static>(
     )
     .map_err(TransportError::Thread)?;
     let (signal, mut exited) = watch_exit(child, group_id(&group))?;
+    let sweeper = tokio::spawn(expire_unanswered(
+        proxy.clone(),
+        options.request_timeout,
+        server_in.clone(),
+        to_client.clone(),
+    ));
 
     // Run until the server exits, the client goes away, or we are told to stop.
     let status = tokio::select! {
@@ -112,6 +122,7 @@ pub async fn serve<R: Read + Send + 'static>(
     // keeps the pipe open must not keep us waiting.
     let _ = tokio::time::timeout(options.shutdown_timeout, server_done).await;
     drop(group);
+    sweeper.abort();
     let why = match status.code() {
         Some(c) => format!("exited (code {c})"),
         None => format!("was stopped (exit status {code})"),
@@ -154,13 +165,46 @@ impl LineHandler for FromClient {
     }
 
     fn deliver(&mut self) -> bool {
-        let ok = self.server_bytes.is_empty() || write_bytes(&self.to_server, &self.server_bytes);
+        let ok = match write_bytes_counted(&self.to_server, &self.server_bytes) {
+            _ if self.server_bytes.is_empty() => true,
+            Ok(()) => true,
+            Err(written) => {
+                self.not_sent(written);
+                false
+            }
+        };
         if !self.client_bytes.is_empty() {
             write_bytes(&self.to_client, &self.client_bytes);
         }
         reuse(&mut self.server_bytes);
         reuse(&mut self.client_bytes);
         ok
+    }
+}
+
+impl FromClient {
+    /// The server stopped reading its input: the requests in `server_bytes` past the
+    /// `written` bytes that went out never reached it, so they are answered here (and
+    /// their calls do not count).
+    fn not_sent(&mut self, written: usize) {
+        let mut start = 0;
+        for line in self.server_bytes.split_inclusive(|b| *b == b'\n') {
+            let at = start;
+            start += line.len();
+            if at < written {
+                continue;
+            }
+            for id in request_ids(line) {
+                let routes = self.proxy.request_failed(
+                    &id,
+                    "The MCP server is no longer reading its input (it exited or closed it); this request was not sent to it",
+                    RequestFailure::NotSent,
+                );
+                for route in routes {
+                    route.append_to(&mut Vec::new(), &mut self.client_bytes);
+                }
+            }
+        }
     }
 }
 
@@ -175,6 +219,8 @@ struct FromServer {
 impl LineHandler for FromServer {
     fn line(&mut self, line: Line<'_>) {
         match line {
+            // An answer to a request that already timed out: the client has its answer.
+            Line::Whole(l) if self.proxy.is_late_answer(l) => {}
             Line::Whole(l) => self.proxy.server_message_to(l, &mut self.client_bytes),
             Line::Oversize { prefix, len } => {
                 for l in to_client_lines(self.proxy.server_oversize(prefix, len, self.max)) {
@@ -189,6 +235,35 @@ impl LineHandler for FromServer {
         let ok = self.client_bytes.is_empty() || write_bytes(&self.to_client, &self.client_bytes);
         reuse(&mut self.client_bytes);
         ok
+    }
+}
+
+/// Answers the requests the server leaves unanswered for `timeout`, and tells the server
+/// they are cancelled (best effort: a server that stopped reading cannot hold up the
+/// answers to the client).
+async fn expire_unanswered(proxy: Arc<Proxy>, timeout: Duration, to_server: Sink, to_client: Sink) {
+    let mut ticks = tokio::time::interval(sweep_interval(timeout));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let cancelling = Arc::new(AtomicBool::new(false));
+    loop {
+        ticks.tick().await;
+        let routes = proxy.expire_requests(timeout);
+        if routes.is_empty() {
+            continue;
+        }
+        let (mut server_bytes, mut client_bytes) = (Vec::new(), Vec::new());
+        for route in routes {
+            route.append_to(&mut server_bytes, &mut client_bytes);
+        }
+        let to_client = to_client.clone();
+        let _ = tokio::task::spawn_blocking(move || write_bytes(&to_client, &client_bytes)).await;
+        if !cancelling.swap(true, Ordering::SeqCst) {
+            let (to_server, cancelling) = (to_server.clone(), cancelling.clone());
+            tokio::task::spawn_blocking(move || {
+                write_bytes(&to_server, &server_bytes);
+                cancelling.store(false, Ordering::SeqCst);
+            });
+        }
     }
 }
 

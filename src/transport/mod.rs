@@ -10,6 +10,7 @@ pub mod stdio;
 
 use crate::proxy::{Proxy, Route};
 use lines::Frame;
+use serde_json::Value;
 
 /// What the proxy core makes of one frame from the client.
 fn client_routes(proxy: &Proxy, frame: Frame, max: usize) -> Vec<Route> {
@@ -25,6 +26,31 @@ fn to_client_lines(routes: Vec<Route>) -> impl Iterator<Item = Vec<u8>> {
         Route::Client(l) => Some(l),
         Route::Server(_) => None,
     })
+}
+
+/// The ids of the requests in a message (or batch), to answer them if it cannot be
+/// delivered.
+pub(crate) fn request_ids(line: &[u8]) -> Vec<Value> {
+    let Ok(v) = serde_json::from_slice::<Value>(line) else {
+        return Vec::new();
+    };
+    let items = match v {
+        Value::Array(items) => items,
+        other => vec![other],
+    };
+    items
+        .into_iter()
+        .filter(|m| m.get("method").is_some())
+        .filter_map(|m| m.get("id").cloned())
+        .filter(|id| !id.is_null())
+        .collect()
+}
+
+/// How often to look for requests past `--request-timeout`: a tenth of it, within 10 ms
+/// and 1 s.
+pub(crate) fn sweep_interval(timeout: std::time::Duration) -> std::time::Duration {
+    use std::time::Duration;
+    (timeout / 10).clamp(Duration::from_millis(10), Duration::from_secs(1))
 }
 
 #[derive(Debug, thiserror::Error)]
