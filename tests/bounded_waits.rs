@@ -146,16 +146,27 @@ fn calls_beyond_max_in_flight_are_refused_at_once_and_not_counted() {
 }
 
 #[test]
-fn max_in_flight_must_be_at_least_one() {
-    let out = Command::new(env!("CARGO_BIN_EXE_intercept"))
-        .args(["-c", "policy.yaml", "--max-in-flight", "0", "--", "true"])
-        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("--max-in-flight must be at least 1"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+fn bounds_that_make_no_sense_stop_start_up() {
+    for (flag, value, complaint) in [
+        ("--max-in-flight", "0", "--max-in-flight must be at least 1"),
+        (
+            "--request-timeout",
+            "0",
+            "--request-timeout must be a positive number",
+        ),
+        (
+            "--request-timeout",
+            "1e30",
+            "--request-timeout must be a positive number",
+        ),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_intercept"))
+            .args(["-c", "policy.yaml", flag, value, "--", "true"])
+            .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}: {stderr}");
+        assert!(stderr.contains(complaint), "{flag} {value}: {stderr}");
+    }
 }

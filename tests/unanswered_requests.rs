@@ -181,3 +181,35 @@ fn audit_result(s: &mut RawSession, dir: &Path, outcome: &str) -> Value {
         .find(|e| e["type"] == "tool_result" && e["outcome"] == outcome)
         .unwrap_or_else(|| panic!("no tool_result {outcome} in {log}"))
 }
+
+/// A stdio server that read the call and died before answering: the tool may have run.
+#[test]
+fn a_call_the_server_read_before_dying_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = dir.path().join("server.py");
+    std::fs::write(
+        &server,
+        r#"import json, sys
+msg = json.loads(sys.stdin.readline())
+sys.stdout.write(json.dumps({"jsonrpc": "2.0", "id": msg["id"], "result": {
+    "protocolVersion": "2025-06-18", "capabilities": {"tools": {}},
+    "serverInfo": {"name": "crashing", "version": "1"}}}) + "\n")
+sys.stdout.flush()
+while "tools/call" not in sys.stdin.readline():
+    pass
+sys.exit(3)
+"#,
+    )
+    .unwrap();
+    let mut cmd = intercept(dir.path(), &[]);
+    cmd.arg("--").arg("python3").arg(&server);
+    let mut s = RawSession::spawn(cmd);
+    assert!(s.initialize().get("result").is_some());
+    s.send(&[call(1, "anything")]);
+    let reply = s.next();
+    assert_eq!(reply["id"], 1, "{reply}");
+    let message = reply["error"]["message"].as_str().unwrap();
+    assert!(message.contains("exited (code 3)"), "{message}");
+    let result = audit_result(&mut s, dir.path(), "upstream_gone");
+    assert_eq!(result["reservation"], "committed", "{result}");
+}

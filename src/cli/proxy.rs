@@ -140,7 +140,7 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
     if !(args.shutdown_timeout.is_finite() && args.shutdown_timeout > 0.0) {
         bail!("--shutdown-timeout must be a positive number of seconds");
     }
-    if !(args.request_timeout.is_finite() && args.request_timeout > 0.0) {
+    if !(args.request_timeout > 0.0 && Duration::try_from_secs_f64(args.request_timeout).is_ok()) {
         bail!("--request-timeout must be a positive number of seconds");
     }
     if args.max_in_flight == 0 {
