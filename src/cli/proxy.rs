@@ -89,9 +89,13 @@ pub struct Args {
     /// Record tool arguments in the audit log (values under secret-looking keys redacted).
     #[arg(long)]
     pub log_args: bool,
-    /// With --upstream: seconds a request may wait for the server before it fails.
+    /// Seconds a request may wait for the server's answer before it gets an error.
     #[arg(long, value_name = "SECONDS", default_value_t = 300.0)]
     pub request_timeout: f64,
+    /// Requests that may await the server's answer at once; a tool call beyond that is
+    /// refused at once with an error, not forwarded and not counted.
+    #[arg(long, value_name = "N", default_value_t = crate::proxy::DEFAULT_MAX_IN_FLIGHT)]
+    pub max_in_flight: usize,
     /// Remote MCP server (Streamable HTTP or legacy SSE) instead of a command.
     #[arg(long, value_name = "URL")]
     pub upstream: Option<String>,
@@ -136,8 +140,11 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
     if !(args.shutdown_timeout.is_finite() && args.shutdown_timeout > 0.0) {
         bail!("--shutdown-timeout must be a positive number of seconds");
     }
-    if !(args.request_timeout.is_finite() && args.request_timeout > 0.0) {
+    if !(args.request_timeout > 0.0 && Duration::try_from_secs_f64(args.request_timeout).is_ok()) {
         bail!("--request-timeout must be a positive number of seconds");
+    }
+    if args.max_in_flight == 0 {
+        bail!("--max-in-flight must be at least 1");
     }
 
     let policy_text = std::fs::read(config).unwrap_or_default();
@@ -174,14 +181,17 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
             }
         }
     };
-    let proxy = Arc::new(Proxy::new(
-        engine,
-        ProxyOptions {
-            identity: args.identity.clone(),
-            session: session.clone(),
-            audit: audit.clone(),
-        },
-    ));
+    let proxy = Arc::new(
+        Proxy::new(
+            engine,
+            ProxyOptions {
+                identity: args.identity.clone(),
+                session: session.clone(),
+                audit: audit.clone(),
+            },
+        )
+        .with_max_in_flight(args.max_in_flight),
+    );
     let snapshots = audit.as_ref().map(|audit| CounterSnapshots {
         proxy: proxy.clone(),
         audit: audit.clone(),
@@ -218,6 +228,7 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         command: args.command.clone(),
         max_message_bytes: args.max_message_bytes,
         shutdown_timeout: Duration::from_secs_f64(args.shutdown_timeout),
+        request_timeout: Duration::from_secs_f64(args.request_timeout),
     };
     let code = match &args.upstream {
         Some(url) => {

@@ -215,7 +215,7 @@ fn gave_back(result: &Value) -> bool {
         Some(r) => r == "rolled_back",
         None => matches!(
             result.get("outcome").and_then(Value::as_str),
-            Some("error" | "upstream_gone")
+            Some("error" | "not_sent" | "refused")
         ),
     }
 }

@@ -5,6 +5,8 @@
 //! `tools/call` requests and `tools/list` responses are changed; everything else is
 //! forwarded byte for byte, in both directions.
 
+mod answered;
+mod failure;
 #[cfg(test)]
 mod fast_path_tests;
 pub mod json;
@@ -20,6 +22,8 @@ use serde_json::{Value, json};
 
 use crate::engine::{Args, Call, Decision, Engine, Verdict};
 use crate::state::Reservation;
+use answered::AnsweredByProxy;
+pub use failure::RequestFailure;
 use json::{JsonProblem, Keys};
 use pending::{CallInfo, IdKey, Pending, PendingTable};
 use replies::code;
@@ -30,6 +34,9 @@ const PENDING_CAPACITY: usize = 10_000;
 const PENDING_TTL: Duration = Duration::from_secs(6 * 3600);
 /// How many calls may await an `inputResponses` retry at once.
 const AWAITING_INPUT_CAPACITY: usize = 1_000;
+/// How many forwarded requests may await an answer before further calls are refused
+/// (`--max-in-flight`).
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 256;
 
 /// Where a message goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +81,9 @@ pub struct Proxy {
     awaiting_input: Mutex<HashMap<u64, Reservation>>,
     /// Keys the retry hashes, so a client cannot craft a collision.
     retry_hasher: foldhash::quality::RandomState,
+    /// Beyond this many requests awaiting an answer, a call is refused at once.
+    max_in_flight: usize,
+    answered: AnsweredByProxy,
 }
 
 impl Proxy {
@@ -85,6 +95,8 @@ impl Proxy {
             pending: Mutex::new(PendingTable::new(PENDING_CAPACITY, PENDING_TTL)),
             awaiting_input: Mutex::new(HashMap::new()),
             retry_hasher: Default::default(),
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            answered: AnsweredByProxy::default(),
         }
     }
 
@@ -229,8 +241,8 @@ impl Proxy {
             .filter(|_| !method.is_empty() && method != "tools/call");
         if let Some(id) = request {
             let key = IdKey::from_value(id);
-            if lock(&self.pending).contains(&key) {
-                return Handled::Reply(id_in_use(id));
+            if self.id_in_use(&key) {
+                return Handled::Reply(id_in_use_reply(id));
             }
             let pending = match method {
                 "tools/list" => Pending::List,
@@ -403,9 +415,12 @@ impl Proxy {
             args_text,
             input_responses,
         } = request;
+        if let Some(refusal) = self.refuse_over_in_flight_cap(&id, tool) {
+            return refusal;
+        }
         let key = IdKey::from_value(&id);
-        if lock(&self.pending).contains(&key) {
-            return Handled::Reply(id_in_use(&id));
+        if self.id_in_use(&key) {
+            return Handled::Reply(id_in_use_reply(&id));
         }
         let client_name = lock(&self.client_name).clone();
         let call = Call {
@@ -487,6 +502,13 @@ impl Proxy {
         tool.hash(&mut h);
         h.write(args_text);
         h.finish()
+    }
+
+    /// Whether a new request may not take this id: a request with it awaits its answer,
+    /// or the proxy answered one itself (timed out, failed) and the server's late answer
+    /// could still come, which would then be taken for the new request's.
+    fn id_in_use(&self, key: &IdKey) -> bool {
+        lock(&self.pending).contains(key) || self.answered.contains(key)
     }
 
     fn track(&self, id: IdKey, pending: Pending, now: Instant) {
@@ -646,9 +668,10 @@ impl Proxy {
         ))
     }
 
-    /// Settles a forwarded call once its fate is known, and records it: a JSON-RPC error or
-    /// a lost server gives the quota back, `input_required` keeps it for the retry, anything
-    /// else keeps it.
+    /// Settles a forwarded call once its fate is known, and records it: a JSON-RPC error,
+    /// or a request that provably never reached the server or that it refused, gives the
+    /// quota back; `input_required` keeps it for the retry; anything else keeps it (the
+    /// tool may have run).
     fn finish_call(&self, info: CallInfo, outcome: Outcome) {
         let CallInfo {
             tool,
@@ -658,7 +681,7 @@ impl Proxy {
         } = info;
         let had_reservation = reservation.is_some();
         match outcome {
-            Outcome::Error | Outcome::UpstreamGone => {
+            o if o.gives_quota_back() => {
                 tracing::debug!(tool = tool.as_str(), "no result: quota given back");
                 self.settle(reservation.as_ref(), false);
             }
@@ -680,7 +703,7 @@ impl Proxy {
                 tool,
                 outcome: outcome.as_str(),
                 reservation: had_reservation.then_some(match outcome {
-                    Outcome::Error | Outcome::UpstreamGone => "rolled_back",
+                    o if o.gives_quota_back() => "rolled_back",
                     Outcome::InputRequired => "kept_for_retry",
                     _ => "committed",
                 }),
@@ -895,8 +918,8 @@ impl Proxy {
         ))]
     }
 
-    /// The server is gone: every request it never answered gets an error, and the
-    /// quota of those calls is given back.
+    /// The server is gone: every request it never answered gets an error. Those calls had
+    /// been written to the server, so they count.
     pub fn upstream_gone(&self, why: &str) -> Vec<Route> {
         let drained = lock(&self.pending).drain();
         drained
@@ -906,6 +929,7 @@ impl Proxy {
                     self.finish_call(info, Outcome::UpstreamGone);
                 }
                 let id = key.to_value();
+                self.answered.remember(key);
                 client(replies::error(
                     &id,
                     code::INTERNAL_ERROR,
@@ -928,6 +952,113 @@ impl Proxy {
     #[doc(hidden)]
     pub fn server_message_exact_for_fuzzing(&self, line: &[u8]) -> Vec<Route> {
         self.server_message_exact(line)
+    }
+
+    // Bounded waits: what the transports report about requests the server did not answer.
+
+    /// Caps the requests awaiting the server's answer (`--max-in-flight`, at least 1).
+    pub fn with_max_in_flight(mut self, max: usize) -> Self {
+        self.max_in_flight = max.max(1);
+        self
+    }
+
+    /// A call while `--max-in-flight` requests already await an answer: refused at once,
+    /// before the policy reserves anything, and not forwarded.
+    fn refuse_over_in_flight_cap(&self, id: &Value, tool: &str) -> Option<Handled> {
+        let in_flight = lock(&self.pending).len();
+        if in_flight < self.max_in_flight {
+            return None;
+        }
+        tracing::warn!(
+            tool,
+            in_flight,
+            "call refused: too many requests await the MCP server's answer"
+        );
+        Some(Handled::Reply(replies::error(
+            id,
+            code::INTERNAL_ERROR,
+            &format!(
+                "Too many requests are awaiting the MCP server's answer ({in_flight}, the limit of --max-in-flight); this call was not forwarded, retry once some have been answered"
+            ),
+            Some(json!({ "reason": "max_in_flight" })),
+        )))
+    }
+
+    /// Requests forwarded `timeout` ago or earlier and still unanswered: each gets an
+    /// error, the server a `notifications/cancelled` for it, and a late answer from the
+    /// server is dropped. A call counts (the tool may have run).
+    pub fn expire_requests(&self, timeout: Duration) -> Vec<Route> {
+        let Some(cutoff) = Instant::now().checked_sub(timeout) else {
+            return Vec::new();
+        };
+        let expired = lock(&self.pending).take_older_than(cutoff);
+        let seconds = timeout.as_secs_f64();
+        let mut routes = Vec::with_capacity(2 * expired.len());
+        for (key, pending) in expired {
+            let id = key.to_value();
+            self.answered.remember(key);
+            if let Pending::Call(info) = pending {
+                self.finish_call(info, Outcome::Timeout);
+            }
+            let message = format!(
+                "The MCP server did not answer within {seconds} seconds (--request-timeout); the request was cancelled"
+            );
+            tracing::warn!(%id, "{message}");
+            routes.push(Route::Server(to_line(&json!({
+                "jsonrpc": "2.0",
+                "method": "notifications/cancelled",
+                "params": { "requestId": id, "reason": "intercept: no answer within --request-timeout" },
+            }))));
+            routes.push(client(replies::error(
+                &id,
+                code::INTERNAL_ERROR,
+                &message,
+                Some(json!({ "reason": RequestFailure::TimedOut.as_str() })),
+            )));
+        }
+        routes
+    }
+
+    /// A request the transport could not complete: it gets an error with `message`
+    /// (unless the proxy already answered it), and a call's reservation is settled as
+    /// `failure` says (see [`RequestFailure`]).
+    pub fn request_failed(&self, id: &Value, message: &str, failure: RequestFailure) -> Vec<Route> {
+        let key = IdKey::from_value(id);
+        if self.answered.contains(&key) {
+            return Vec::new();
+        }
+        let pending = lock(&self.pending).remove(&key);
+        if let Some(Pending::Call(info)) = pending {
+            self.finish_call(info, Outcome::of_failure(failure));
+        }
+        self.answered.remember(key);
+        vec![client(replies::error(
+            id,
+            code::INTERNAL_ERROR,
+            message,
+            Some(json!({ "reason": failure.as_str() })),
+        ))]
+    }
+
+    /// Whether a server message answers a request the proxy has already answered itself
+    /// (it timed out): the client must not get a second answer, so it is dropped.
+    pub fn is_late_answer(&self, line: &[u8]) -> bool {
+        if self.answered.is_empty() {
+            return false;
+        }
+        let Some(id) = json::top_level_id(line) else {
+            return false;
+        };
+        if !self.answered.contains(&IdKey::from_text(&id)) {
+            return false;
+        }
+        // A request from the server may carry the same id: only a response is dropped.
+        let is_response =
+            serde_json::from_slice::<Value>(line).is_ok_and(|v| v.get("method").is_none());
+        if is_response {
+            tracing::debug!(id, "late answer to a request already answered; dropped");
+        }
+        is_response
     }
 }
 
@@ -1068,6 +1199,11 @@ enum Outcome {
     UpstreamGone,
     /// Pushed out of the pending table or expired before an answer came.
     Forgotten,
+    /// See [`RequestFailure`].
+    NotSent,
+    Refused,
+    Timeout,
+    AnswerLost,
 }
 
 impl Outcome {
@@ -1093,6 +1229,24 @@ impl Outcome {
             Outcome::Oversize => "oversize",
             Outcome::UpstreamGone => "upstream_gone",
             Outcome::Forgotten => "forgotten",
+            Outcome::NotSent => "not_sent",
+            Outcome::Refused => "refused",
+            Outcome::Timeout => "timeout",
+            Outcome::AnswerLost => "answer_lost",
+        }
+    }
+
+    /// Whether the call provably did not run, so its reservation is rolled back.
+    fn gives_quota_back(self) -> bool {
+        matches!(self, Outcome::Error | Outcome::NotSent | Outcome::Refused)
+    }
+
+    fn of_failure(failure: RequestFailure) -> Self {
+        match failure {
+            RequestFailure::NotSent => Outcome::NotSent,
+            RequestFailure::Refused => Outcome::Refused,
+            RequestFailure::TimedOut => Outcome::Timeout,
+            RequestFailure::AnswerLost => Outcome::AnswerLost,
         }
     }
 }
@@ -1202,7 +1356,7 @@ fn request_id(msg: &Value) -> Value {
         .unwrap_or(Value::Null)
 }
 
-fn id_in_use(id: &Value) -> Value {
+fn id_in_use_reply(id: &Value) -> Value {
     tracing::warn!(
         "client reused the id {id} of a request still awaiting its response; not forwarded"
     );

@@ -247,6 +247,29 @@ impl PendingTable {
         }
         None
     }
+
+    /// Removes and returns the entries made at or before `cutoff` (`--request-timeout`).
+    pub fn take_older_than(&mut self, cutoff: Instant) -> Vec<(IdKey, Pending)> {
+        let mut out = Vec::new();
+        while let Some((id, seq)) = self.order.front() {
+            match self.entries.get(id) {
+                Some(e) if e.seq == *seq => {
+                    if e.at > cutoff {
+                        break;
+                    }
+                    let (id, _) = self.order.pop_front().expect("front exists");
+                    if let Some(e) = self.entries.remove(&id) {
+                        out.push((id, e.pending));
+                    }
+                }
+                // Already answered or replaced: drop the stale order record.
+                _ => {
+                    self.order.pop_front();
+                }
+            }
+        }
+        out
+    }
 }
 
 #[cfg(test)]
@@ -352,6 +375,25 @@ mod tests {
         for (a, b) in [("7", r#""7""#), ("1.5", "2"), ("0", "null"), ("07", "7")] {
             assert_ne!(IdKey::from_text(a), IdKey::from_text(b), "{a} and {b}");
         }
+    }
+
+    #[test]
+    fn entries_older_than_a_cutoff_are_taken_oldest_first() {
+        let t0 = Instant::now();
+        let mut t = PendingTable::new(10, Duration::from_secs(3600));
+        for i in 0..4 {
+            t.insert(
+                IdKey::Number(i),
+                Pending::List,
+                t0 + Duration::from_secs(i as u64),
+            );
+        }
+        t.remove(&IdKey::Number(0));
+        let taken = t.take_older_than(t0 + Duration::from_secs(2));
+        let ids: Vec<IdKey> = taken.into_iter().map(|(id, _)| id).collect();
+        assert_eq!(ids, [IdKey::Number(1), IdKey::Number(2)]);
+        assert_eq!(t.len(), 1);
+        assert!(t.take_older_than(t0 + Duration::from_secs(2)).is_empty());
     }
 
     #[test]

@@ -22,6 +22,7 @@ use tokio::sync::mpsc;
 use super::Tool;
 use crate::transport::TransportError;
 use crate::transport::http::{SESSION_HEADER, VERSION_HEADER};
+use crate::transport::process_group::{GroupSignal, ProcessGroup};
 use crate::transport::sse::SseParser;
 
 /// The revision offered in `initialize`.
@@ -433,6 +434,9 @@ fn answer_server_request(request: &Value) -> Value {
 
 struct StdioConn {
     child: tokio::process::Child,
+    /// The server's process group, recorded at spawn: the group outlives the server's own
+    /// process when it started others. Dropping it kills what is left of the group.
+    group: ProcessGroup,
     stdin: Option<tokio::process::ChildStdin>,
     lines: mpsc::Receiver<Vec<u8>>,
     shared: Arc<Shared>,
@@ -447,6 +451,10 @@ impl StdioConn {
     ) -> Result<Self, ScanError> {
         let (program, args) = command.split_first().ok_or(ScanError::NoCommand)?;
         let path = which::which(program).map_err(|_| ScanError::NotFound(program.clone()))?;
+        let group = ProcessGroup::start().map_err(|source| ScanError::Spawn {
+            command: "/bin/sh (the process-group watchdog)".into(),
+            source,
+        })?;
         let mut cmd = tokio::process::Command::new(path);
         cmd.args(args)
             .envs(env.iter().map(|(k, v)| (k, v)))
@@ -457,7 +465,7 @@ impl StdioConn {
         // Its own process group, so that stopping it also stops what it started (npx,
         // uvx and shell wrappers run the real server as a grandchild).
         #[cfg(unix)]
-        cmd.process_group(0);
+        cmd.process_group(group.id());
         let mut child = cmd.spawn().map_err(|source| ScanError::Spawn {
             command: program.clone(),
             source,
@@ -503,6 +511,7 @@ impl StdioConn {
         let stdin = child.stdin.take();
         Ok(StdioConn {
             child,
+            group,
             stdin,
             lines,
             shared,
@@ -571,42 +580,16 @@ impl StdioConn {
         let wait = Duration::from_secs(2);
         let mut exited = tokio::time::timeout(wait, self.child.wait()).await.is_ok();
         if !exited {
-            signal_group(&self.child, Signal::Term);
+            self.group.signal(GroupSignal::Terminate);
             exited = tokio::time::timeout(wait, self.child.wait()).await.is_ok();
         }
         // Whatever is left of the group goes, exited child or not.
-        signal_group(&self.child, Signal::Kill);
+        self.group.signal(GroupSignal::Kill);
         if !exited {
             let _ = self.child.kill().await;
         }
     }
 }
-
-enum Signal {
-    Term,
-    Kill,
-}
-
-/// Signals every process of the child's group (the group may outlive the child).
-#[cfg(unix)]
-#[allow(unsafe_code)]
-fn signal_group(child: &tokio::process::Child, signal: Signal) {
-    let Some(pid) = child.id() else {
-        return;
-    };
-    let sig = match signal {
-        Signal::Term => libc::SIGTERM,
-        Signal::Kill => libc::SIGKILL,
-    };
-    // SAFETY: kill(2) with a negative pid signals the process group we created for the
-    // child (process_group(0) made its pid the group id); no memory is touched.
-    unsafe {
-        libc::kill(-(pid as libc::pid_t), sig);
-    }
-}
-
-#[cfg(not(unix))]
-fn signal_group(_child: &tokio::process::Child, _signal: Signal) {}
 
 /// A line of stderr that says credentials are missing or wrong, if any.
 fn credential_complaint(stderr: &[String]) -> Option<String> {

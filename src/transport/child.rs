@@ -3,21 +3,25 @@
 //!
 //! Two threads move the messages (client → server, server → client), each reading a
 //! stream, asking the proxy core what to do and writing the results itself. Shutdown
-//! follows the MCP stdio lifecycle: close the server's stdin, wait, SIGTERM, wait, SIGKILL.
+//! follows the MCP stdio lifecycle: close the server's stdin, wait, SIGTERM, wait, SIGKILL;
+//! the signals go to the server's whole process group (see [`super::process_group`]).
 //! The server's exit ends the proxy with the server's exit code.
 
 use std::io::Read;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::Duration;
 
 use tokio::sync::oneshot;
 
 use super::lines::Line;
-use super::stdio::{LineHandler, Sink, close, read_lines, sink, write_bytes, write_lines};
-use super::{TransportError, to_client_lines};
-use crate::proxy::Proxy;
+use super::process_group::{GroupSignal, ProcessGroup};
+use super::stdio::{
+    LineHandler, Sink, close, read_lines, sink, write_bytes, write_bytes_counted, write_lines,
+};
+use super::{TransportError, request_ids, sweep_interval, to_client_lines};
+use crate::proxy::{Proxy, RequestFailure};
 
 #[derive(Debug, Clone)]
 pub struct ChildOptions {
@@ -26,6 +30,8 @@ pub struct ChildOptions {
     pub max_message_bytes: usize,
     /// How long to wait at each step of the shutdown sequence.
     pub shutdown_timeout: Duration,
+    /// How long a request may await the server's answer before it gets an error.
+    pub request_timeout: Duration,
 }
 
 /// The client's side of the conversation: where its messages come from and go to.
@@ -55,7 +61,8 @@ pub async fn serve<R: Read + Send + 'static>(
     options: ChildOptions,
     client: ClientStreams<R>,
 ) -> Result<i32, TransportError> {
-    let mut child = spawn(&options.command)?;
+    let group = ProcessGroup::start().map_err(TransportError::Watchdog)?;
+    let mut child = spawn(&options.command, &group)?;
     tracing::info!(pid = child.id(), command = %options.command.join(" "), "started MCP server");
     let server_in = sink(child.stdin.take().expect("stdin is piped"));
     let server_out = child.stdout.take().expect("stdout is piped");
@@ -88,7 +95,13 @@ pub async fn serve<R: Read + Send + 'static>(
         },
     )
     .map_err(TransportError::Thread)?;
-    let (signal, mut exited) = watch_exit(child)?;
+    let (signal, mut exited) = watch_exit(child, group_id(&group))?;
+    let sweeper = tokio::spawn(expire_unanswered(
+        proxy.clone(),
+        options.request_timeout,
+        server_in.clone(),
+        to_client.clone(),
+    ));
 
     // Run until the server exits, the client goes away, or we are told to stop.
     let status = tokio::select! {
@@ -102,10 +115,14 @@ pub async fn serve<R: Read + Send + 'static>(
     };
     let code = exit_code(status);
     tracing::info!(code, "MCP server exited");
+    // What it started may still run: asked to exit now, killed when the group is dropped.
+    group.signal(GroupSignal::Terminate);
 
     // What the server wrote before exiting still reaches the client; a grandchild that
     // keeps the pipe open must not keep us waiting.
     let _ = tokio::time::timeout(options.shutdown_timeout, server_done).await;
+    drop(group);
+    sweeper.abort();
     let why = match status.code() {
         Some(c) => format!("exited (code {c})"),
         None => format!("was stopped (exit status {code})"),
@@ -148,13 +165,46 @@ impl LineHandler for FromClient {
     }
 
     fn deliver(&mut self) -> bool {
-        let ok = self.server_bytes.is_empty() || write_bytes(&self.to_server, &self.server_bytes);
+        let ok = match write_bytes_counted(&self.to_server, &self.server_bytes) {
+            _ if self.server_bytes.is_empty() => true,
+            Ok(()) => true,
+            Err(written) => {
+                self.not_sent(written);
+                false
+            }
+        };
         if !self.client_bytes.is_empty() {
             write_bytes(&self.to_client, &self.client_bytes);
         }
         reuse(&mut self.server_bytes);
         reuse(&mut self.client_bytes);
         ok
+    }
+}
+
+impl FromClient {
+    /// The server stopped reading its input: the requests in `server_bytes` past the
+    /// `written` bytes that went out never reached it, so they are answered here (and
+    /// their calls do not count).
+    fn not_sent(&mut self, written: usize) {
+        let mut start = 0;
+        for line in self.server_bytes.split_inclusive(|b| *b == b'\n') {
+            let at = start;
+            start += line.len();
+            if at < written {
+                continue;
+            }
+            for id in request_ids(line) {
+                let routes = self.proxy.request_failed(
+                    &id,
+                    "The MCP server is no longer reading its input (it exited or closed it); this request was not sent to it",
+                    RequestFailure::NotSent,
+                );
+                for route in routes {
+                    route.append_to(&mut Vec::new(), &mut self.client_bytes);
+                }
+            }
+        }
     }
 }
 
@@ -169,6 +219,8 @@ struct FromServer {
 impl LineHandler for FromServer {
     fn line(&mut self, line: Line<'_>) {
         match line {
+            // An answer to a request that already timed out: the client has its answer.
+            Line::Whole(l) if self.proxy.is_late_answer(l) => {}
             Line::Whole(l) => self.proxy.server_message_to(l, &mut self.client_bytes),
             Line::Oversize { prefix, len } => {
                 for l in to_client_lines(self.proxy.server_oversize(prefix, len, self.max)) {
@@ -186,6 +238,35 @@ impl LineHandler for FromServer {
     }
 }
 
+/// Answers the requests the server leaves unanswered for `timeout`, and tells the server
+/// they are cancelled (best effort: a server that stopped reading cannot hold up the
+/// answers to the client).
+async fn expire_unanswered(proxy: Arc<Proxy>, timeout: Duration, to_server: Sink, to_client: Sink) {
+    let mut ticks = tokio::time::interval(sweep_interval(timeout));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let cancelling = Arc::new(AtomicBool::new(false));
+    loop {
+        ticks.tick().await;
+        let routes = proxy.expire_requests(timeout);
+        if routes.is_empty() {
+            continue;
+        }
+        let (mut server_bytes, mut client_bytes) = (Vec::new(), Vec::new());
+        for route in routes {
+            route.append_to(&mut server_bytes, &mut client_bytes);
+        }
+        let to_client = to_client.clone();
+        let _ = tokio::task::spawn_blocking(move || write_bytes(&to_client, &client_bytes)).await;
+        if !cancelling.swap(true, Ordering::SeqCst) {
+            let (to_server, cancelling) = (to_server.clone(), cancelling.clone());
+            tokio::task::spawn_blocking(move || {
+                write_bytes(&to_server, &server_bytes);
+                cancelling.store(false, Ordering::SeqCst);
+            });
+        }
+    }
+}
+
 /// Empties a buffer for the next read, keeping its memory unless one huge message grew it.
 fn reuse(buf: &mut Vec<u8>) {
     buf.clear();
@@ -198,9 +279,11 @@ const TERMINATE: u8 = 1;
 const KILL: u8 = 2;
 
 /// Waits for the child on a thread of its own, which also delivers termination requests
-/// (it alone holds the child, so no other thread races its reaping).
+/// to the child's process group `group` (it alone holds the child, so no other thread
+/// races its reaping; the group's watchdog keeps the group id ours after that).
 fn watch_exit(
     mut child: Child,
+    group: Option<i32>,
 ) -> Result<(Arc<AtomicU8>, oneshot::Receiver<ExitStatus>), TransportError> {
     let request = Arc::new(AtomicU8::new(RUNNING));
     let (tx, rx) = oneshot::channel();
@@ -225,9 +308,9 @@ fn watch_exit(
                 if wanted != sent {
                     sent = wanted;
                     if wanted == TERMINATE {
-                        terminate(&mut child);
+                        terminate(&mut child, group);
                     } else if wanted == KILL {
-                        let _ = child.kill();
+                        kill(&mut child, group);
                     }
                 }
                 std::thread::sleep(Duration::from_millis(10));
@@ -261,7 +344,7 @@ async fn stop(
     exited.await.map_err(|_| TransportError::Lost)
 }
 
-fn spawn(command: &[String]) -> Result<Child, TransportError> {
+fn spawn(command: &[String], group: &ProcessGroup) -> Result<Child, TransportError> {
     let (program, args) = command.split_first().ok_or(TransportError::NoCommand)?;
     // `which` also finds `.cmd` shims such as `npx.cmd` on Windows.
     let path = which::which(program).map_err(|_| TransportError::NotFound(program.clone()))?;
@@ -270,6 +353,13 @@ fn spawn(command: &[String]) -> Result<Child, TransportError> {
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(group.id());
+    }
+    #[cfg(not(unix))]
+    let _ = group;
     die_with_parent(&mut cmd);
     cmd.spawn().map_err(|e| TransportError::Spawn {
         command: program.clone(),
@@ -277,7 +367,8 @@ fn spawn(command: &[String]) -> Result<Child, TransportError> {
     })
 }
 
-/// If we are killed outright (SIGKILL), the kernel stops the server too.
+/// If we are killed outright (SIGKILL), the kernel stops the server too (the group's
+/// watchdog stops the rest of its processes).
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
 fn die_with_parent(cmd: &mut Command) {
@@ -300,22 +391,39 @@ fn die_with_parent(cmd: &mut Command) {
     }
 }
 
-/// Elsewhere the server stays in our process group, so a signal to the group (as
-/// terminals and most clients send) reaches it too.
+/// Elsewhere the group's watchdog stops the server when we are killed outright.
 #[cfg(not(target_os = "linux"))]
 fn die_with_parent(_cmd: &mut Command) {}
 
 #[cfg(unix)]
-#[allow(unsafe_code)]
-fn terminate(child: &mut Child) {
-    // SAFETY: kill(2) on the pid of a child we have not reaped; no memory is touched.
-    unsafe {
-        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
-    }
+fn group_id(group: &ProcessGroup) -> Option<i32> {
+    Some(group.id())
 }
 
 #[cfg(not(unix))]
-fn terminate(child: &mut Child) {
+fn group_id(_group: &ProcessGroup) -> Option<i32> {
+    None
+}
+
+/// SIGTERM to the server's process group (without groups: the server is killed).
+fn terminate(child: &mut Child, group: Option<i32>) {
+    match group {
+        #[cfg(unix)]
+        Some(id) => super::process_group::signal_group(id, GroupSignal::Terminate),
+        _ => {
+            let _ = child.kill();
+        }
+    }
+}
+
+/// SIGKILL to the server's process group, and to the server itself.
+fn kill(child: &mut Child, group: Option<i32>) {
+    #[cfg(unix)]
+    if let Some(id) = group {
+        super::process_group::signal_group(id, GroupSignal::Kill);
+    }
+    #[cfg(not(unix))]
+    let _ = group;
     let _ = child.kill();
 }
 

@@ -3,8 +3,10 @@
 //!
 //! Every client message is POSTed on its own task, so a slow tool call never holds up a
 //! ping or a cancellation. Every failure (unreachable server, timeout, an HTTP error, an
-//! HTML page, an expired session) reaches the client as a JSON-RPC error on the request
-//! it concerns: the client never waits forever.
+//! HTML page, an expired session, an event stream that ends before the answer) reaches
+//! the client as a JSON-RPC error on the request it concerns: the client never waits
+//! forever. The proxy core is told how each request failed, which decides whether a call
+//! counts (see [`RequestFailure`]).
 
 use std::io::Read;
 use std::sync::{Arc, Mutex};
@@ -18,9 +20,8 @@ use tokio::sync::mpsc;
 use super::child::ClientStreams;
 use super::sse::{Event, SseParser};
 use super::stdio::{Sink, read_frames, write_lines};
-use super::{TransportError, client_routes, to_client_lines};
-use crate::proxy::replies::{self, code};
-use crate::proxy::{Proxy, Route};
+use super::{TransportError, client_routes, request_ids, sweep_interval, to_client_lines};
+use crate::proxy::{Proxy, RequestFailure, Route};
 
 pub(crate) const SESSION_HEADER: &str = "mcp-session-id";
 pub(crate) const VERSION_HEADER: &str = "mcp-protocol-version";
@@ -129,6 +130,8 @@ pub async fn serve<R: Read + Send + 'static>(
     };
 
     let mut tasks = tokio::task::JoinSet::new();
+    let mut sweep = tokio::time::interval(sweep_interval(options.request_timeout));
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             line = server_rx.recv() => match line {
@@ -144,6 +147,20 @@ pub async fn serve<R: Read + Send + 'static>(
             _ = &mut client_done => break,
             _ = crate::shutdown::wait() => break,
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            // Requests past --request-timeout: answered, and cancelled at the server.
+            _ = sweep.tick() => {
+                let mut client_lines = Vec::new();
+                for route in proxy.expire_requests(options.request_timeout) {
+                    match route {
+                        Route::Server(l) => {
+                            let remote = remote.clone();
+                            tasks.spawn(async move { remote.post(l).await });
+                        }
+                        Route::Client(l) => client_lines.push(l),
+                    }
+                }
+                remote.deliver_lines(client_lines).await;
+            }
         }
     }
     // Messages read before the client left still go out.
@@ -163,7 +180,7 @@ pub async fn serve<R: Read + Send + 'static>(
 impl Remote {
     /// POSTs one client message and relays whatever comes back.
     async fn post(self: Arc<Self>, line: Vec<u8>) {
-        let ids = request_ids(&line);
+        let mut ids = request_ids(&line);
         let is_initialize = is_initialize(&line);
         let endpoint = self.lock().legacy_endpoint.clone();
         let target = endpoint.clone().unwrap_or_else(|| self.url.clone());
@@ -174,7 +191,10 @@ impl Remote {
             .await
         {
             Ok(r) => r,
-            Err(e) => return self.fail(&ids, &describe_send_error(&self.url, &e)).await,
+            Err(e) => {
+                let message = describe_send_error(&self.url, &e);
+                return self.fail(&ids, &message, send_failure(&e)).await;
+            }
         };
         self.remember_session(response.headers());
         let status = response.status();
@@ -188,11 +208,22 @@ impl Remote {
         }
         let content_type = content_type(&response);
         if status.is_success() && content_type.starts_with("text/event-stream") {
-            self.relay_stream(response, false).await;
+            let end = match self.relay_stream(response, false, &mut ids).await {
+                Some(broke) => format!("broke ({broke})"),
+                None => "ended".into(),
+            };
+            let message = format!(
+                "The MCP server's event stream {end} before it answered this request; the tool may have run"
+            );
+            self.fail(&ids, &message, RequestFailure::AnswerLost).await;
         } else if status.is_success() && content_type.starts_with("application/json") {
             match self.read_body(response).await {
-                Ok(body) => self.relay_message(&body).await,
-                Err(e) => self.fail(&ids, &e).await,
+                Ok(body) => {
+                    self.relay_message(&body, &mut ids).await;
+                    let message = "The MCP server's answer held no response to this request";
+                    self.fail(&ids, message, RequestFailure::AnswerLost).await;
+                }
+                Err(e) => self.fail(&ids, &e, RequestFailure::AnswerLost).await,
             }
         } else if status.is_success() {
             let what = if content_type.is_empty() {
@@ -206,6 +237,7 @@ impl Remote {
                     "The MCP server at {} answered with {what} instead of JSON or an event stream",
                     self.url
                 ),
+                RequestFailure::AnswerLost,
             )
             .await;
         } else {
@@ -217,9 +249,16 @@ impl Remote {
     }
 
     /// A non-2xx answer: relayed if it is a JSON-RPC error for these requests, otherwise
-    /// turned into one with a message that says what to do.
+    /// turned into one with a message that says what to do. A 4xx is the server refusing
+    /// the request (the call does not count); anything else may have come after the tool
+    /// ran (it counts).
     async fn http_error(&self, response: reqwest::Response, ids: &[Value]) {
         let status = response.status();
+        let failure = if status.is_client_error() {
+            RequestFailure::Refused
+        } else {
+            RequestFailure::AnswerLost
+        };
         let had_session = self.lock().id.is_some();
         let auth_hint = auth_challenge(response.headers())
             .map(|v| format!(" (WWW-Authenticate: {v})"))
@@ -229,7 +268,13 @@ impl Remote {
             && v.get("error").is_some()
             && v.get("id").is_some_and(|id| !id.is_null())
         {
-            return self.relay_message(&body).await;
+            let mut ids = ids.to_vec();
+            self.relay_message(&body, &mut ids).await;
+            let message = format!(
+                "The MCP server at {} answered HTTP {status} without a response to this request",
+                self.url
+            );
+            return self.fail(&ids, &message, failure).await;
         }
         let message = match status.as_u16() {
             401 | 403 => format!(
@@ -249,21 +294,27 @@ impl Remote {
                 summarize(&body)
             ),
         };
-        self.fail(ids, &message).await;
+        self.fail(ids, &message, failure).await;
     }
 
-    /// Relays an event stream (a POST's response, the GET stream or the legacy stream).
+    /// Relays an event stream (a POST's response, the GET stream or the legacy stream),
+    /// taking the requests it answers off `awaiting`; returns why it broke, if it did.
     /// On a `legacy` stream, the `endpoint` event says where to POST.
-    async fn relay_stream(&self, mut response: reqwest::Response, legacy: bool) {
+    async fn relay_stream(
+        &self,
+        mut response: reqwest::Response,
+        legacy: bool,
+        awaiting: &mut Vec<Value>,
+    ) -> Option<String> {
         let mut parser = SseParser::new(self.max);
         let mut events = Vec::new();
         loop {
             let chunk = match response.chunk().await {
                 Ok(Some(c)) => c,
-                Ok(None) => break,
+                Ok(None) => return None,
                 Err(e) => {
                     tracing::warn!("event stream from the MCP server broke: {e}");
-                    break;
+                    return Some(root_cause(&e));
                 }
             };
             parser.push(&chunk, &mut events);
@@ -280,22 +331,32 @@ impl Remote {
                 if !event.is_message() {
                     continue;
                 }
-                self.relay_event(event).await;
+                self.relay_event(event, awaiting).await;
             }
         }
     }
 
-    async fn relay_event(&self, event: Event) {
+    async fn relay_event(&self, event: Event, awaiting: &mut Vec<Value>) {
         if event.truncated {
+            if let Some(id) = crate::proxy::json::top_level_id(&event.data)
+                .and_then(|id| serde_json::from_str::<Value>(&id).ok())
+            {
+                awaiting.retain(|a| *a != id);
+            }
             let routes = self.proxy.server_oversize(&event.data, event.len, self.max);
             self.deliver(routes).await;
         } else if !event.data.iter().all(u8::is_ascii_whitespace) {
-            self.relay_message(&event.data).await;
+            self.relay_message(&event.data, awaiting).await;
         }
     }
 
-    /// One message (or batch) from the server, through the proxy core to the client.
-    async fn relay_message(&self, body: &[u8]) {
+    /// One message (or batch) from the server, through the proxy core to the client;
+    /// the requests it answers come off `awaiting`.
+    async fn relay_message(&self, body: &[u8], awaiting: &mut Vec<Value>) {
+        if !awaiting.is_empty() {
+            let answered = response_ids(body);
+            awaiting.retain(|id| !answered.contains(id));
+        }
         self.note_protocol_version(body);
         // Servers may pretty-print; the client's stream is one message per line.
         let compact;
@@ -313,6 +374,9 @@ impl Remote {
         } else {
             body
         };
+        if self.proxy.is_late_answer(line) {
+            return;
+        }
         let routes = self.proxy.server_message(line);
         self.deliver(routes).await;
     }
@@ -332,16 +396,18 @@ impl Remote {
         .await;
     }
 
-    /// Answers each request with a JSON-RPC error, through the proxy core so that what it
-    /// reserved is given back.
-    async fn fail(&self, ids: &[Value], message: &str) {
-        tracing::warn!("{message}");
-        for id in ids {
-            let line = serde_json::to_vec(&replies::error(id, code::INTERNAL_ERROR, message, None))
-                .unwrap_or_default();
-            let routes = self.proxy.server_message(&line);
-            self.deliver(routes).await;
+    /// Answers each request with a JSON-RPC error, through the proxy core, which settles
+    /// what a call reserved as `failure` says.
+    async fn fail(&self, ids: &[Value], message: &str, failure: RequestFailure) {
+        if ids.is_empty() {
+            return;
         }
+        tracing::warn!("{message}");
+        let mut routes = Vec::new();
+        for id in ids {
+            routes.extend(self.proxy.request_failed(id, message, failure));
+        }
+        self.deliver(routes).await;
     }
 
     async fn read_body(&self, mut response: reqwest::Response) -> Result<Vec<u8>, String> {
@@ -381,7 +447,7 @@ impl Remote {
                     .header(ACCEPT, "text/event-stream");
                 match req.send().await {
                     Ok(r) if r.status().is_success() => {
-                        remote.relay_stream(r, false).await;
+                        remote.relay_stream(r, false, &mut Vec::new()).await;
                     }
                     Ok(r) => {
                         tracing::debug!(status = %r.status(), "no server-initiated message stream");
@@ -408,10 +474,13 @@ impl Remote {
         {
             Ok(r) if r.status().is_success() => r,
             Ok(r) => return self.http_error(r, ids).await,
-            Err(e) => return self.fail(ids, &describe_send_error(&self.url, &e)).await,
+            Err(e) => {
+                let message = describe_send_error(&self.url, &e);
+                return self.fail(ids, &message, send_failure(&e)).await;
+            }
         };
         let remote = self.clone();
-        tokio::spawn(async move { remote.relay_stream(response, true).await });
+        tokio::spawn(async move { remote.relay_stream(response, true, &mut Vec::new()).await });
         for _ in 0..100 {
             if self.lock().legacy_endpoint.is_some() {
                 return Box::pin(self.clone().post(initialize)).await;
@@ -424,6 +493,7 @@ impl Remote {
                 "The MCP server at {} sent no endpoint event on its legacy SSE stream",
                 self.url
             ),
+            RequestFailure::NotSent,
         )
         .await;
     }
@@ -485,21 +555,30 @@ impl Remote {
     }
 }
 
-/// The ids of the requests in a message (or batch), to answer them if the POST fails.
-fn request_ids(line: &[u8]) -> Vec<Value> {
-    let Ok(v) = serde_json::from_slice::<Value>(line) else {
-        return Vec::new();
-    };
-    let items = match v {
-        Value::Array(items) => items,
-        other => vec![other],
+/// The ids a server message (or batch) answers.
+fn response_ids(body: &[u8]) -> Vec<Value> {
+    let items = match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Array(items)) => items,
+        Ok(other) => vec![other],
+        Err(_) => return Vec::new(),
     };
     items
         .into_iter()
-        .filter(|m| m.get("method").is_some())
+        .filter(|m| m.get("method").is_none())
         .filter_map(|m| m.get("id").cloned())
-        .filter(|id| !id.is_null())
         .collect()
+}
+
+/// How a request that could not be sent failed: only a failure to connect (refused,
+/// unresolvable, TLS handshake, connect timeout) proves the server never got it.
+fn send_failure(e: &reqwest::Error) -> RequestFailure {
+    if e.is_connect() {
+        RequestFailure::NotSent
+    } else if e.is_timeout() {
+        RequestFailure::TimedOut
+    } else {
+        RequestFailure::AnswerLost
+    }
 }
 
 fn is_initialize(line: &[u8]) -> bool {
@@ -544,7 +623,10 @@ pub(crate) fn describe_send_error(url: &Url, e: &reqwest::Error) -> String {
     if e.is_timeout() {
         format!("The MCP server at {url} did not answer in time")
     } else if e.is_connect() {
-        format!("Cannot reach the MCP server at {url}: {}", root_cause(e))
+        format!(
+            "Cannot reach the MCP server at {url}: {}; the request was not sent",
+            root_cause(e)
+        )
     } else {
         format!(
             "Request to the MCP server at {url} failed: {}",

@@ -4,11 +4,13 @@
 pub mod child;
 pub mod http;
 pub mod lines;
+pub mod process_group;
 pub mod sse;
 pub mod stdio;
 
 use crate::proxy::{Proxy, Route};
 use lines::Frame;
+use serde_json::Value;
 
 /// What the proxy core makes of one frame from the client.
 fn client_routes(proxy: &Proxy, frame: Frame, max: usize) -> Vec<Route> {
@@ -26,6 +28,31 @@ fn to_client_lines(routes: Vec<Route>) -> impl Iterator<Item = Vec<u8>> {
     })
 }
 
+/// The ids of the requests in a message (or batch), to answer them if it cannot be
+/// delivered.
+pub(crate) fn request_ids(line: &[u8]) -> Vec<Value> {
+    let Ok(v) = serde_json::from_slice::<Value>(line) else {
+        return Vec::new();
+    };
+    let items = match v {
+        Value::Array(items) => items,
+        other => vec![other],
+    };
+    items
+        .into_iter()
+        .filter(|m| m.get("method").is_some())
+        .filter_map(|m| m.get("id").cloned())
+        .filter(|id| !id.is_null())
+        .collect()
+}
+
+/// How often to look for requests past `--request-timeout`: a tenth of it, within 10 ms
+/// and 1 s.
+pub(crate) fn sweep_interval(timeout: std::time::Duration) -> std::time::Duration {
+    use std::time::Duration;
+    (timeout / 10).clamp(Duration::from_millis(10), Duration::from_secs(1))
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
     #[error("no upstream command given after --")]
@@ -38,6 +65,10 @@ pub enum TransportError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "cannot start the watchdog that stops the MCP server's processes with intercept (/bin/sh): {0}"
+    )]
+    Watchdog(#[source] std::io::Error),
     #[error("cannot start a proxy thread: {0}")]
     Thread(#[source] std::io::Error),
     #[error("lost track of the upstream server process")]

@@ -46,21 +46,45 @@ pub fn write_lines<'a>(sink: &Sink, lines: impl IntoIterator<Item = &'a [u8]>) -
 /// Writes bytes that are already whole lines, and flushes; false once the sink is closed
 /// or broken. The bytes go to the underlying writer in one write where it allows.
 pub fn write_bytes(sink: &Sink, bytes: &[u8]) -> bool {
+    write_bytes_counted(sink, bytes).is_ok()
+}
+
+/// [`write_bytes`], saying on failure how many of the bytes had gone out before it: the
+/// lines past that point provably never reached the other side.
+pub fn write_bytes_counted(sink: &Sink, bytes: &[u8]) -> Result<(), usize> {
     let mut guard = sink.lock().unwrap_or_else(|p| p.into_inner());
     let Some(w) = guard.as_mut() else {
-        return false;
+        return Err(0);
     };
     // Past whatever an earlier writer left buffered (normally nothing), straight through.
-    let result = w
-        .flush()
-        .and_then(|_| w.get_mut().write_all(bytes))
-        .and_then(|_| w.get_mut().flush());
-    if let Err(e) = result {
+    let result = match w.flush() {
+        Err(e) => Err((e, 0)),
+        Ok(()) => write_counting(w.get_mut(), bytes)
+            .and_then(|_| w.get_mut().flush().map_err(|e| (e, bytes.len()))),
+    };
+    if let Err((e, written)) = result {
         tracing::debug!("write failed, the other side has closed: {e}");
         *guard = None;
-        return false;
+        return Err(written);
     }
-    true
+    Ok(())
+}
+
+/// `write_all`, keeping count of what was written when it fails.
+fn write_counting<W: Write + ?Sized>(
+    w: &mut W,
+    bytes: &[u8],
+) -> Result<(), (std::io::Error, usize)> {
+    let mut written = 0;
+    while written < bytes.len() {
+        match w.write(&bytes[written..]) {
+            Ok(0) => return Err((std::io::ErrorKind::WriteZero.into(), written)),
+            Ok(n) => written += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err((e, written)),
+        }
+    }
+    Ok(())
 }
 
 /// What a [`read_lines`] thread does with its input.

@@ -3,4 +3,5 @@
 #![allow(dead_code)]
 
 pub mod proxy_process;
+pub mod raw_session;
 pub mod redis_server;
