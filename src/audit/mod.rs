@@ -10,7 +10,6 @@
 mod canonical;
 mod counters;
 mod event;
-mod redact;
 pub mod retention;
 pub mod status;
 pub mod time;
@@ -29,7 +28,6 @@ use serde_json::{Map, Value};
 
 pub use counters::counter_snapshot;
 pub use event::{Text, ToolCall, ToolResult};
-pub use redact::{is_secret_key, redact_secrets};
 pub use retention::Retention;
 pub use verify::{VerifyError, verify};
 

@@ -86,7 +86,7 @@ pub struct Args {
     /// Delete event files in the audit directory older than this (e.g. 7d, 12h; 0 keeps all).
     #[arg(long, value_name = "AGE", default_value = "7d")]
     pub audit_retention: String,
-    /// Record tool arguments in the audit log (values under secret-looking keys redacted).
+    /// Record tool arguments in the audit log (secrets redacted: see docs/audit.md).
     #[arg(long)]
     pub log_args: bool,
     /// With --upstream: seconds a request may wait for the server before it fails.
@@ -301,32 +301,12 @@ fn open_audit(args: &Args, instance: &str) -> anyhow::Result<Option<Arc<AuditLog
     }
 }
 
-/// The server as the audit log names it: the command line, or the URL, without the values
-/// of secret-looking options or URL credentials and query strings.
+/// The server as the audit log names it: the command line, or the URL, redacted.
 fn describe_server(args: &Args) -> String {
-    if let Some(url) = &args.upstream {
-        let url = crate::audit::status::strip_credentials(url);
-        return url.split(['?', '#']).next().unwrap_or("").to_string();
+    match &args.upstream {
+        Some(url) => crate::redact::redact_text(url).into_owned(),
+        None => crate::redact::redact_command(&args.command),
     }
-    let mut words = Vec::with_capacity(args.command.len());
-    let mut hide_next = false;
-    for word in &args.command {
-        if hide_next {
-            words.push("[REDACTED]".to_string());
-            hide_next = false;
-            continue;
-        }
-        match word.split_once('=') {
-            Some((flag, _)) if flag.starts_with('-') && crate::audit::is_secret_key(flag) => {
-                words.push(format!("{flag}=[REDACTED]"));
-            }
-            _ => {
-                hide_next = word.starts_with('-') && crate::audit::is_secret_key(word);
-                words.push(word.clone());
-            }
-        }
-    }
-    words.join(" ")
 }
 
 /// What a counter snapshot reads: the counters as this instance's caller sees them.
@@ -437,13 +417,13 @@ fn session_id() -> String {
     format!("{:016x}", h.finish())
 }
 
-/// Logs go to stderr only: stdout belongs to MCP.
+/// Logs go to stderr only (stdout belongs to MCP), redacted.
 fn init_logging(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(format!("intercept={level}"))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("intercept=info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(crate::redact::RedactedStderr)
         .with_target(false)
         .with_ansi(false)
         .try_init();
@@ -469,15 +449,16 @@ mod tests {
                     "k1",
                     "--token=t1",
                     "--port",
-                    "80"
+                    "80",
+                    "postgres://u:DBPASS@h/db"
                 ],
                 None
             )),
-            "npx server --api-key [REDACTED] --token=[REDACTED] --port 80"
+            "npx server --api-key [REDACTED] --token=[REDACTED] --port 80 postgres://u:[REDACTED]@h/db"
         );
         assert_eq!(
             describe_server(&args(&[], Some("https://u:p@mcp.example.com/mcp?key=s#x"))),
-            "https://mcp.example.com/mcp"
+            "https://u:[REDACTED]@mcp.example.com/mcp?key=[REDACTED]#x"
         );
     }
 }

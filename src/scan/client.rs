@@ -124,11 +124,17 @@ pub async fn discover(
     let shared = Arc::new(Shared::default());
     let mut conn = match target {
         Target::Command(command) => {
-            progress(&format!("Starting {}", command.join(" ")));
+            progress(&format!(
+                "Starting {}",
+                crate::redact::redact_command(command)
+            ));
             Conn::Stdio(StdioConn::start(command, &options.env, shared.clone())?)
         }
         Target::Url { url, headers } => {
-            progress(&format!("Connecting to {url}"));
+            progress(&format!(
+                "Connecting to {}",
+                crate::redact::redact_text(url)
+            ));
             Conn::Http(HttpConn::new(url, headers, options.timeout)?)
         }
     };

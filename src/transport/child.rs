@@ -56,7 +56,7 @@ pub async fn serve<R: Read + Send + 'static>(
     client: ClientStreams<R>,
 ) -> Result<i32, TransportError> {
     let mut child = spawn(&options.command)?;
-    tracing::info!(pid = child.id(), command = %options.command.join(" "), "started MCP server");
+    tracing::info!(pid = child.id(), command = %crate::redact::redact_command(&options.command), "started MCP server");
     let server_in = sink(child.stdin.take().expect("stdin is piped"));
     let server_out = child.stdout.take().expect("stdout is piped");
     let to_client = client.output;

@@ -335,6 +335,8 @@ impl Remote {
     /// Answers each request with a JSON-RPC error, through the proxy core so that what it
     /// reserved is given back.
     async fn fail(&self, ids: &[Value], message: &str) {
+        // The message names the upstream URL; the agent must not learn its credentials.
+        let message = &*crate::redact::redact_text(message);
         tracing::warn!("{message}");
         for id in ids {
             let line = serde_json::to_vec(&replies::error(id, code::INTERNAL_ERROR, message, None))
