@@ -141,7 +141,7 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
     }
 
     let policy_text = std::fs::read(config).unwrap_or_default();
-    let compiled = policy::load_file(config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let compiled = policy::load_file(config)?;
     let fail_mode = FailMode::parse(&args.state_fail_mode).unwrap_or_default();
     let store = open_store(&args)?;
     check_store(&*store, fail_mode);

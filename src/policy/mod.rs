@@ -32,9 +32,9 @@ pub fn parse(text: &str, origin: &str) -> Result<CompiledPolicy, LoadError> {
 
 /// Reads, parses and compiles a policy file.
 pub fn load_file(path: &Path) -> Result<CompiledPolicy, LoadError> {
-    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+    let text = std::fs::read_to_string(path).map_err(|cause| LoadError::Read {
         path: path.to_path_buf(),
-        source,
+        cause,
     })?;
     parse(&text, &path.display().to_string())
 }

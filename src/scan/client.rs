@@ -22,6 +22,7 @@ use tokio::sync::mpsc;
 use super::Tool;
 use crate::transport::TransportError;
 use crate::transport::http::{SESSION_HEADER, VERSION_HEADER};
+use crate::transport::program::Unrunnable;
 use crate::transport::sse::SseParser;
 
 /// The revision offered in `initialize`.
@@ -68,11 +69,15 @@ pub enum ScanError {
     NoCommand,
     #[error("cannot find the server command \"{0}\" on PATH")]
     NotFound(String),
-    #[error("cannot start \"{command}\": {source}")]
+    #[error("cannot start the server command \"{command}\": {why}")]
+    Unrunnable {
+        command: String,
+        why: crate::transport::program::Unrunnable,
+    },
+    #[error("cannot start \"{command}\": {cause}")]
     Spawn {
         command: String,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("the server exited ({status}) while {stage}{}", tail(.stderr))]
     Exited {
@@ -452,7 +457,13 @@ impl StdioConn {
         shared: Arc<Shared>,
     ) -> Result<Self, ScanError> {
         let (program, args) = command.split_first().ok_or(ScanError::NoCommand)?;
-        let path = which::which(program).map_err(|_| ScanError::NotFound(program.clone()))?;
+        let path = crate::transport::program::locate(program).map_err(|why| match why {
+            Unrunnable::NotOnPath => ScanError::NotFound(program.clone()),
+            why => ScanError::Unrunnable {
+                command: program.clone(),
+                why,
+            },
+        })?;
         let mut cmd = tokio::process::Command::new(path);
         cmd.args(args)
             .envs(env.iter().map(|(k, v)| (k, v)))
@@ -464,9 +475,9 @@ impl StdioConn {
         // uvx and shell wrappers run the real server as a grandchild).
         #[cfg(unix)]
         cmd.process_group(0);
-        let mut child = cmd.spawn().map_err(|source| ScanError::Spawn {
+        let mut child = cmd.spawn().map_err(|cause| ScanError::Spawn {
             command: program.clone(),
-            source,
+            cause,
         })?;
         let stdout = child.stdout.take().expect("stdout is piped");
         let stderr = child.stderr.take().expect("stderr is piped");

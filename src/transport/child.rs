@@ -263,8 +263,8 @@ async fn stop(
 
 fn spawn(command: &[String]) -> Result<Child, TransportError> {
     let (program, args) = command.split_first().ok_or(TransportError::NoCommand)?;
-    // `which` also finds `.cmd` shims such as `npx.cmd` on Windows.
-    let path = which::which(program).map_err(|_| TransportError::NotFound(program.clone()))?;
+    let path =
+        super::program::locate(program).map_err(|why| TransportError::unrunnable(program, why))?;
     let mut cmd = Command::new(&path);
     cmd.args(args)
         .stdin(Stdio::piped())
@@ -273,7 +273,7 @@ fn spawn(command: &[String]) -> Result<Child, TransportError> {
     die_with_parent(&mut cmd);
     cmd.spawn().map_err(|e| TransportError::Spawn {
         command: program.clone(),
-        source: e,
+        cause: e,
     })
 }
 

@@ -4,11 +4,13 @@
 pub mod child;
 pub mod http;
 pub mod lines;
+pub mod program;
 pub mod sse;
 pub mod stdio;
 
 use crate::proxy::{Proxy, Route};
 use lines::Frame;
+use program::Unrunnable;
 
 /// What the proxy core makes of one frame from the client.
 fn client_routes(proxy: &Proxy, frame: Frame, max: usize) -> Vec<Route> {
@@ -26,20 +28,26 @@ fn to_client_lines(routes: Vec<Route>) -> impl Iterator<Item = Vec<u8>> {
     })
 }
 
+/// Like every error of the crate, its text is whole, cause included, and it has no
+/// `source()`: printed alone or as a chain, the cause appears once.
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
     #[error("no upstream command given after --")]
     NoCommand,
     #[error("cannot find the upstream command \"{0}\" on PATH")]
     NotFound(String),
-    #[error("cannot start the upstream command \"{command}\": {source}")]
+    #[error("cannot start the upstream command \"{command}\": {why}")]
+    Unrunnable {
+        command: String,
+        why: program::Unrunnable,
+    },
+    #[error("cannot start the upstream command \"{command}\": {cause}")]
     Spawn {
         command: String,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("cannot start a proxy thread: {0}")]
-    Thread(#[source] std::io::Error),
+    Thread(std::io::Error),
     #[error("lost track of the upstream server process")]
     Lost,
     #[error("invalid header (expected \"Name: Value\"): {0}")]
@@ -48,4 +56,17 @@ pub enum TransportError {
     Url(String, String),
     #[error("cannot set up the HTTP client: {0}")]
     Http(String),
+}
+
+impl TransportError {
+    /// Why the server command `command` cannot be started.
+    pub(crate) fn unrunnable(command: &str, why: Unrunnable) -> Self {
+        match why {
+            Unrunnable::NotOnPath => TransportError::NotFound(command.to_string()),
+            why => TransportError::Unrunnable {
+                command: command.to_string(),
+                why,
+            },
+        }
+    }
 }
