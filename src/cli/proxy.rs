@@ -140,8 +140,7 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         bail!("--request-timeout must be a positive number of seconds");
     }
 
-    let policy_text = std::fs::read(config).unwrap_or_default();
-    let compiled = policy::load_file(config)?;
+    let loaded = policy::load_file_hashed(config)?;
     let fail_mode = FailMode::parse(&args.state_fail_mode).unwrap_or_default();
     let store = open_store(&args)?;
     check_store(&*store, fail_mode);
@@ -154,7 +153,7 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         "intercept {} starting",
         crate::VERSION
     );
-    let engine = Engine::new(Arc::new(compiled), store)
+    let engine = Engine::new(Arc::new(loaded.policy), store)
         .with_fail_mode(fail_mode)
         .with_shadow(args.shadow);
     if args.shadow {
@@ -165,8 +164,7 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
     let _watcher = if args.no_watch {
         None
     } else {
-        let sha = crate::audit::sha256_hex(&policy_text);
-        match crate::reload::watch(config, engine.clone(), audit.clone(), sha) {
+        match crate::reload::watch(config, engine.clone(), audit.clone(), loaded.sha256.clone()) {
             Ok(w) => Some(w),
             Err(e) => {
                 tracing::warn!("{e}; the policy will not be reloaded when it changes");
@@ -199,7 +197,7 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
                 "identity": args.identity,
                 "server": describe_server(&args),
                 "policy": config.display().to_string(),
-                "policy_sha256": crate::audit::sha256_hex(&policy_text),
+                "policy_sha256": loaded.sha256,
                 // describe() never includes credentials.
                 "state": proxy.engine().store().describe(),
                 "state_fail_mode": fail_mode.as_str(),
