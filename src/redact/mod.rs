@@ -48,6 +48,10 @@ const SECRET_FRAGMENTS: &[&str] = &[
 /// only as a whole word of it (`auth`, `proxy_auth`, `authHeader`, `github_pat`, `PWD`).
 const SECRET_WORDS: &[&str] = &["auth", "pwd", "pat", "jwt"];
 
+/// Last words that make a key name where a secret is, or its digest, rather than the secret:
+/// `token_env: GITHUB_TOKEN`, `token_sha256: <hex>`, `password_file: /run/secrets/db`.
+const NOT_SECRET_SUFFIXES: &[&str] = &["sha256", "env", "file", "path"];
+
 /// Query parameters that carry a secret in URLs although their name alone would not say
 /// so elsewhere (`?key=` is an API key in a URL, a plain word in an argument); matched as
 /// the name's last word (`X-Amz-Signature`, `subscription-key`).
@@ -65,8 +69,14 @@ pub fn is_secret_key(key: &str) -> bool {
         .filter(char::is_ascii_alphanumeric)
         .flat_map(char::to_lowercase)
         .collect();
-    SECRET_FRAGMENTS.iter().any(|s| squashed.contains(s))
-        || words(key).any(|w| SECRET_WORDS.iter().any(|s| w.eq_ignore_ascii_case(s)))
+    let names_where = words(key).last().is_some_and(|w| {
+        NOT_SECRET_SUFFIXES
+            .iter()
+            .any(|s| w.eq_ignore_ascii_case(s))
+    });
+    !names_where
+        && (SECRET_FRAGMENTS.iter().any(|s| squashed.contains(s))
+            || words(key).any(|w| SECRET_WORDS.iter().any(|s| w.eq_ignore_ascii_case(s))))
 }
 
 /// Whether a command-line option hides the value that follows it: `--token`,
@@ -287,9 +297,15 @@ fn key_values(text: &str) -> Cow<'_, str> {
     KEY_VALUE.replace_all(text, |c: &Captures| {
         let scheme = c.name("scheme").map_or("", |m| m.as_str());
         let value = &c["value"];
+        let bare = unquote(value);
+        // A scheme with no credential after it is a placeholder (`Bearer <token>`).
+        let scheme_alone = scheme.is_empty()
+            && ["bearer", "basic", "token"]
+                .iter()
+                .any(|s| bare.eq_ignore_ascii_case(s));
         let hidden = if !is_secret_key(&c["key"]) {
             key_values(value)
-        } else if unquote(value) == REDACTED || unquote(value).is_empty() {
+        } else if bare == REDACTED || bare.is_empty() || scheme_alone {
             Cow::Borrowed(value)
         } else {
             Cow::Owned(requote(value))

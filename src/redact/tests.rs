@@ -136,6 +136,16 @@ fn secret_keys_in_text_lose_their_values() {
         r#"{"client_secret": "[REDACTED]", "name": "n"}"#
     );
     assert_eq!(text("opts:password=x"), "opts:password=[REDACTED]");
+    assert_eq!(
+        text("Authorization: Bearer abc"),
+        "Authorization: Bearer [REDACTED]"
+    );
+    // Advice and policy errors that merely mention a secret's key keep their words.
+    let advice = r#"pass credentials with --header "Authorization: Bearer <token>""#;
+    assert_eq!(text(advice), advice);
+    let error =
+        "p.yaml:3:5: identities.bob.token_sha256: token_sha256 must be 64 hexadecimal characters";
+    assert_eq!(text(error), error);
 }
 
 #[test]
@@ -173,6 +183,9 @@ fn secret_key_names() {
         "name",
         "keyboard",
         "url",
+        "token_sha256",
+        "token_env",
+        "password_file",
     ] {
         assert!(!is_secret_key(key), "{key}");
     }
