@@ -206,8 +206,18 @@ fn private_keys(text: &str) -> Cow<'_, str> {
     PRIVATE_KEY.replace_all(text, format!("${{begin}}{REDACTED}${{end}}"))
 }
 
+/// What the state store's own description puts in place of a Redis password.
+const STORE_MASK: &str = "***";
+
 fn url_passwords(text: &str) -> Cow<'_, str> {
-    URL_PASSWORD.replace_all(text, format!("${{head}}{REDACTED}@"))
+    URL_PASSWORD.replace_all(text, |c: &Captures| {
+        let masked = [REDACTED, STORE_MASK].contains(&&c["password"]);
+        if masked {
+            c[0].to_string()
+        } else {
+            format!("{}{REDACTED}@", &c["head"])
+        }
+    })
 }
 
 fn query_params(text: &str) -> Cow<'_, str> {
