@@ -235,7 +235,9 @@ fn query_params(text: &str) -> Cow<'_, str> {
 
 fn auth_schemes(text: &str) -> Cow<'_, str> {
     AUTH_SCHEME.replace_all(text, |c: &Captures| {
-        hide_if(c, looks_like_credential(&c["value"]))
+        // Padding is not a sign of a credential: `resource_metadata=` is a challenge's
+        // parameter, `dXNlcjpwYXM=` a credential.
+        hide_if(c, looks_like_credential(c["value"].trim_end_matches('=')))
     })
 }
 
@@ -313,7 +315,11 @@ fn key_values(text: &str) -> Cow<'_, str> {
             && ["bearer", "basic", "token"]
                 .iter()
                 .any(|s| bare.eq_ignore_ascii_case(s));
-        let hidden = if !is_secret_key(&c["key"]) {
+        // `key: value` is a field where it starts a line or follows a brace, bracket, comma
+        // or quote; after a word it is prose ("the server needs credentials: …").
+        let field =
+            !c["sep"].contains(':') || starts_a_field(&text[..c.get(0).map_or(0, |m| m.start())]);
+        let hidden = if !field || !is_secret_key(&c["key"]) {
             key_values(value)
         } else if bare == REDACTED || bare.is_empty() || scheme_alone {
             Cow::Borrowed(value)
@@ -322,6 +328,15 @@ fn key_values(text: &str) -> Cow<'_, str> {
         };
         format!("{}{}{scheme}{hidden}", &c["key"], &c["sep"])
     })
+}
+
+/// Whether what comes before a `key:` leaves it the start of a field.
+fn starts_a_field(before: &str) -> bool {
+    before
+        .trim_end_matches([' ', '\t'])
+        .chars()
+        .next_back()
+        .is_none_or(|c| "\n\r{([,;\"'".contains(c))
 }
 
 /// The match with its `value` group replaced, or unchanged.
@@ -355,7 +370,7 @@ fn looks_like_credential(value: &str) -> bool {
     value.len() >= 8
         && (value
             .chars()
-            .any(|c| c.is_ascii_digit() || "._~+/=-".contains(c))
+            .any(|c| c.is_ascii_digit() || ".~+/=-".contains(c))
             || value.chars().skip(1).any(|c| c.is_ascii_uppercase()))
 }
 

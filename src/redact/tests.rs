@@ -133,8 +133,8 @@ fn private_keys_are_hidden_between_their_armour_lines() {
 #[test]
 fn secret_keys_in_text_lose_their_values() {
     assert_eq!(
-        text("GITHUB_TOKEN=abc DEBUG=1 pwd: x1 db.password = 'p w'"),
-        "GITHUB_TOKEN=[REDACTED] DEBUG=1 pwd: [REDACTED] db.password = '[REDACTED]'"
+        text("GITHUB_TOKEN=abc DEBUG=1 db.password = 'p w'\npwd: x1, secret: y"),
+        "GITHUB_TOKEN=[REDACTED] DEBUG=1 db.password = '[REDACTED]'\npwd: [REDACTED], secret: [REDACTED]"
     );
     assert_eq!(
         text(r#"{"client_secret": "s", "name": "n"}"#),
@@ -151,6 +151,10 @@ fn secret_keys_in_text_lose_their_values() {
     let error =
         "p.yaml:3:5: identities.bob.token_sha256: token_sha256 must be 64 hexadecimal characters";
     assert_eq!(text(error), error);
+    let prose = "the server needs credentials: Error: API_KEY is required";
+    assert_eq!(text(prose), prose);
+    let challenge = r#"(WWW-Authenticate: Bearer resource_metadata="http://x/.well-known/r")"#;
+    assert_eq!(text(challenge), challenge);
 }
 
 #[test]
