@@ -5,6 +5,8 @@
 //!   compiled into an immutable [`policy::CompiledPolicy`];
 //! - [`engine`]: evaluates one tool call against a compiled policy: hide, default deny,
 //!   grants, rules, then an atomic reservation of every counter involved;
+//! - [`redact`]: the one set of rules that keeps secrets out of logs, audit events and
+//!   error texts;
 //! - [`reload`]: watches the policy file and swaps in each valid new version;
 //! - [`state`]: where counters live (memory, SQLite) and how windows work;
 //! - [`scan`]: an MCP client that lists a server's tools, the risk classifier, and the
@@ -19,6 +21,7 @@ mod json_text;
 pub mod policy;
 mod private_fs;
 pub mod proxy;
+pub mod redact;
 pub mod reload;
 pub mod scan;
 pub mod shutdown;

@@ -34,20 +34,15 @@ const MAX_DELAY: Duration = Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
-    #[error("cannot find the directory of the policy file {path}: {source}")]
+    #[error("cannot find the directory of the policy file {path}: {cause}")]
     Path {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
-    #[error("cannot watch {path} for changes: {source}")]
-    Watch {
-        path: PathBuf,
-        #[source]
-        source: notify::Error,
-    },
+    #[error("cannot watch {path} for changes: {cause}")]
+    Watch { path: PathBuf, cause: notify::Error },
     #[error("cannot start the policy reload thread: {0}")]
-    Thread(#[source] std::io::Error),
+    Thread(std::io::Error),
 }
 
 /// Keeps the policy file watched while it lives; dropping it stops reloading.
@@ -67,14 +62,14 @@ pub fn watch(
     audit: Option<Arc<AuditLog>>,
     loaded_sha256: String,
 ) -> Result<PolicyWatcher, WatchError> {
-    let path = std::path::absolute(path).map_err(|source| WatchError::Path {
+    let path = std::path::absolute(path).map_err(|cause| WatchError::Path {
         path: path.to_path_buf(),
-        source,
+        cause,
     })?;
     let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
         return Err(WatchError::Path {
             path,
-            source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file path"),
+            cause: std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file path"),
         });
     };
     let (dir, name) = (dir.to_path_buf(), name.to_os_string());
@@ -96,15 +91,15 @@ pub fn watch(
             }
             Err(e) => tracing::warn!("watching the policy file: {e}"),
         })
-        .map_err(|source| WatchError::Watch {
+        .map_err(|cause| WatchError::Watch {
             path: dir.clone(),
-            source,
+            cause,
         })?;
     watcher
         .watch(&dir, RecursiveMode::NonRecursive)
-        .map_err(|source| WatchError::Watch {
+        .map_err(|cause| WatchError::Watch {
             path: dir.clone(),
-            source,
+            cause,
         })?;
 
     let mut reloader = Reloader {

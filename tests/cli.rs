@@ -233,3 +233,113 @@ fn status_of_an_empty_audit_directory() {
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["files"], 0);
 }
+
+/// A start-up error is printed once, with its cause once, and says what is wrong.
+#[test]
+fn a_server_command_that_cannot_run_is_reported_with_its_cause_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = write(dir.path(), "p.yaml", "tools: {}\n");
+    let plain_file = write(dir.path(), "server.py", "print('hi')\n");
+    let folder = dir.path().display().to_string();
+    let missing = dir.path().join("missing").display().to_string();
+    let start = |server: &str| {
+        intercept(&[
+            "-c",
+            &policy,
+            "--no-audit",
+            "--state",
+            "memory",
+            "--log-level",
+            "error",
+            "--",
+            server,
+        ])
+    };
+    let mut cases = vec![
+        (
+            folder.clone(),
+            format!("Error: cannot start the upstream command \"{folder}\": it is a directory\n"),
+        ),
+        (
+            missing.clone(),
+            format!(
+                "Error: cannot start the upstream command \"{missing}\": there is no such file\n"
+            ),
+        ),
+        (
+            "no-such-command-xyz".to_string(),
+            "Error: cannot find the upstream command \"no-such-command-xyz\" on PATH\n".to_string(),
+        ),
+    ];
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        cases.push((
+            plain_file.clone(),
+            format!(
+                "Error: cannot start the upstream command \"{plain_file}\": it is not executable (no execute permission)\n"
+            ),
+        ));
+        // Executable, but its interpreter does not exist: the system's own error, once.
+        let script = write(dir.path(), "server.sh", "#!/no/such/interpreter\n");
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        cases.push((
+            script.clone(),
+            format!(
+                "Error: cannot start the upstream command \"{script}\": No such file or directory (os error 2)\n"
+            ),
+        ));
+    }
+    for (server, expected) in cases {
+        let out = start(&server);
+        assert_eq!(out.status.code(), Some(2), "{server}");
+        assert_eq!(text(&out.stderr), expected);
+    }
+
+    #[cfg(unix)]
+    {
+        let out = intercept(&["scan", "-q", "--", &plain_file]);
+        assert_eq!(out.status.code(), Some(1));
+        assert_eq!(
+            text(&out.stderr),
+            format!(
+                "Error: cannot start the server command \"{plain_file}\": it is not executable (no execute permission)\n"
+            )
+        );
+    }
+}
+
+#[test]
+fn file_errors_at_start_up_name_their_cause_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = write(dir.path(), "p.yaml", "tools: {}\n");
+    let not_a_dir = write(dir.path(), "file", "");
+    let audit = format!("{not_a_dir}/events/a.jsonl");
+    let out = intercept(&[
+        "-c",
+        &policy,
+        "--audit-log",
+        &audit,
+        "--state",
+        "memory",
+        "--log-level",
+        "error",
+        "--",
+        "no-such-command-xyz",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "Error: cannot create the audit directory {not_a_dir}/events: Not a directory (os error 20)\n"
+        )
+    );
+
+    let missing = dir.path().join("missing.yaml").display().to_string();
+    let out = intercept(&["-c", &missing, "--", "no-such-command-xyz"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr),
+        format!("Error: reading config file {missing}: No such file or directory (os error 2)\n")
+    );
+}

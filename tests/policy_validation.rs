@@ -526,3 +526,22 @@ fn load_file_names_the_file_in_its_errors() {
         "{missing}"
     );
 }
+
+#[test]
+fn a_loaded_file_carries_the_hash_of_the_text_it_compiled() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("policy.yaml");
+    std::fs::write(&path, "tools:\n  t:\n    rules:\n      - action: deny\n").unwrap();
+    let loaded = policy::load_file_hashed(&path).unwrap();
+    // `sha256sum` of the text above.
+    assert_eq!(
+        loaded.sha256,
+        "6d3ce87ea0eed4c75b93d9d94498ad966a59d004b013b9801495128b96ab3343"
+    );
+    assert!(loaded.policy.is_listed("t"));
+    assert!(!loaded.policy.is_listed("u"));
+    assert!(matches!(
+        policy::load_file_hashed(&dir.path().join("nope.yaml")),
+        Err(policy::LoadError::Read { .. })
+    ));
+}

@@ -1,6 +1,7 @@
 //! What the call path hands to the audit log: plain values, cheap to build. Turning them
 //! into JSON (hashing the arguments, redacting them) happens on the writer thread.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -134,12 +135,13 @@ struct CallBody<'a> {
     reason: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     rule: Option<&'a str>,
+    /// Denial and fail-open texts may quote a store's or server's error: redacted.
     #[serde(skip_serializing_if = "Option::is_none")]
-    message: Option<&'a str>,
+    message: Option<Cow<'a, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     retry_after_seconds: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    unenforced: Option<&'a str>,
+    unenforced: Option<Cow<'a, str>>,
     latency_us: f64,
     args_hash: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -193,12 +195,13 @@ impl Event {
                         decision: c.decision,
                         reason: c.reason,
                         rule: c.rule.as_deref(),
-                        message: c.message.as_deref(),
+                        message: c.message.as_deref().map(crate::redact::redact_text),
                         retry_after_seconds: c.retry_after_seconds,
-                        unenforced: c.unenforced.as_deref(),
+                        unenforced: c.unenforced.as_deref().map(crate::redact::redact_text),
                         latency_us: round(c.latency.as_secs_f64() * 1e6, 10.0),
                         args_hash: super::args_hash(args),
-                        args: log_args.then(|| super::redact_secrets(args.unwrap_or(&Value::Null))),
+                        args: log_args
+                            .then(|| crate::redact::redact_arguments(args.unwrap_or(&Value::Null))),
                     },
                 )
             }
@@ -213,7 +216,10 @@ impl Event {
                     duration_ms: round(r.duration.as_secs_f64() * 1e3, 1000.0),
                 },
             ),
-            Event::Other { fields, .. } => serde_json::to_writer(&mut *out, fields),
+            // Start-up and reload events quote command lines, URLs and policy errors.
+            Event::Other { fields, .. } => {
+                serde_json::to_writer(&mut *out, &crate::redact::redact_string_fields(fields))
+            }
         };
         // `{...}` → `,...`; an empty object (or a failure) adds nothing.
         if out.len() > start + 2 && out[start] == b'{' {

@@ -10,7 +10,6 @@
 mod canonical;
 mod counters;
 mod event;
-mod redact;
 pub mod retention;
 pub mod status;
 pub mod time;
@@ -29,7 +28,6 @@ use serde_json::{Map, Value};
 
 pub use counters::counter_snapshot;
 pub use event::{Text, ToolCall, ToolResult};
-pub use redact::{is_secret_key, redact_secrets};
 pub use retention::Retention;
 pub use verify::{VerifyError, verify};
 
@@ -83,15 +81,12 @@ pub struct AuditLog {
 /// The audit log could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
-    #[error("cannot create the audit directory {dir}: {source}")]
-    Dir {
-        dir: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("cannot open the audit log {path}: {source}")]
+    #[error("cannot create the audit directory {dir}: {cause}")]
+    Dir { dir: PathBuf, cause: std::io::Error },
+    #[error("cannot open the audit log {path}: {cause}")]
     File {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("cannot start the audit writer: {0}")]
     Thread(std::io::Error),
@@ -117,14 +112,14 @@ impl AuditLog {
         options: AuditOptions,
     ) -> Result<Self, OpenError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            crate::private_fs::create_private_dir(dir).map_err(|source| OpenError::Dir {
+            crate::private_fs::create_private_dir(dir).map_err(|cause| OpenError::Dir {
                 dir: dir.to_path_buf(),
-                source,
+                cause,
             })?;
         }
-        let file_error = |source| OpenError::File {
+        let file_error = |cause| OpenError::File {
             path: path.to_path_buf(),
-            source,
+            cause,
         };
         let (seq, prev, good_len) = chain_tail(path).map_err(file_error)?;
         let file = open_private(path).map_err(file_error)?;

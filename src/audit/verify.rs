@@ -11,9 +11,15 @@ use super::sha256_hex;
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
     #[error("cannot read the event file: {0}")]
-    Read(#[from] std::io::Error),
+    Read(std::io::Error),
     #[error("line {line}: {reason}")]
     Broken { line: usize, reason: String },
+}
+
+impl From<std::io::Error> for VerifyError {
+    fn from(e: std::io::Error) -> Self {
+        VerifyError::Read(e)
+    }
 }
 
 /// Checks every line's `seq` and `prev`; returns the number of events.

@@ -398,9 +398,11 @@ impl Planner {
                 continue;
             }
             let on_disk = std::fs::read_to_string(&path).ok();
+            // The policy names its command redacted (see the scaffold).
+            let shown = crate::redact::redact_text(command);
             let same = on_disk.as_deref().map(|t| {
                 t.lines()
-                    .any(|l| l.strip_prefix("# Command: ") == Some(command))
+                    .any(|l| l.strip_prefix("# Command: ") == Some(&*shown))
             });
             match same {
                 Some(false) => continue,

@@ -171,7 +171,12 @@ fn finish(result: anyhow::Result<i32>, err: &mut dyn Write) -> i32 {
     match result {
         Ok(code) => code,
         Err(e) => {
-            let _ = writeln!(err, "Error: {e:#}");
+            // An error may quote a URL, a header or a command line.
+            let _ = writeln!(
+                err,
+                "Error: {}",
+                crate::redact::redact_text(&format!("{e:#}"))
+            );
             EXIT_USAGE
         }
     }

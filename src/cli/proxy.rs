@@ -86,7 +86,7 @@ pub struct Args {
     /// Delete event files in the audit directory older than this (e.g. 7d, 12h; 0 keeps all).
     #[arg(long, value_name = "AGE", default_value = "7d")]
     pub audit_retention: String,
-    /// Record tool arguments in the audit log (values under secret-looking keys redacted).
+    /// Record tool arguments in the audit log (secrets redacted: see docs/audit.md).
     #[arg(long)]
     pub log_args: bool,
     /// Seconds a request may wait for the server's answer before it gets an error.
@@ -147,8 +147,7 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         bail!("--max-in-flight must be at least 1");
     }
 
-    let policy_text = std::fs::read(config).unwrap_or_default();
-    let compiled = policy::load_file(config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let loaded = policy::load_file_hashed(config)?;
     let fail_mode = FailMode::parse(&args.state_fail_mode).unwrap_or_default();
     let store = open_store(&args)?;
     check_store(&*store, fail_mode);
@@ -161,7 +160,7 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         "intercept {} starting",
         crate::VERSION
     );
-    let engine = Engine::new(Arc::new(compiled), store)
+    let engine = Engine::new(Arc::new(loaded.policy), store)
         .with_fail_mode(fail_mode)
         .with_shadow(args.shadow);
     if args.shadow {
@@ -172,8 +171,7 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
     let _watcher = if args.no_watch {
         None
     } else {
-        let sha = crate::audit::sha256_hex(&policy_text);
-        match crate::reload::watch(config, engine.clone(), audit.clone(), sha) {
+        match crate::reload::watch(config, engine.clone(), audit.clone(), loaded.sha256.clone()) {
             Ok(w) => Some(w),
             Err(e) => {
                 tracing::warn!("{e}; the policy will not be reloaded when it changes");
@@ -209,7 +207,7 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
                 "identity": args.identity,
                 "server": describe_server(&args),
                 "policy": config.display().to_string(),
-                "policy_sha256": crate::audit::sha256_hex(&policy_text),
+                "policy_sha256": loaded.sha256,
                 // describe() never includes credentials.
                 "state": proxy.engine().store().describe(),
                 "state_fail_mode": fail_mode.as_str(),
@@ -312,32 +310,12 @@ fn open_audit(args: &Args, instance: &str) -> anyhow::Result<Option<Arc<AuditLog
     }
 }
 
-/// The server as the audit log names it: the command line, or the URL, without the values
-/// of secret-looking options or URL credentials and query strings.
+/// The server as the audit log names it: the command line, or the URL, redacted.
 fn describe_server(args: &Args) -> String {
-    if let Some(url) = &args.upstream {
-        let url = crate::audit::status::strip_credentials(url);
-        return url.split(['?', '#']).next().unwrap_or("").to_string();
+    match &args.upstream {
+        Some(url) => crate::redact::redact_text(url).into_owned(),
+        None => crate::redact::redact_command(&args.command),
     }
-    let mut words = Vec::with_capacity(args.command.len());
-    let mut hide_next = false;
-    for word in &args.command {
-        if hide_next {
-            words.push("[REDACTED]".to_string());
-            hide_next = false;
-            continue;
-        }
-        match word.split_once('=') {
-            Some((flag, _)) if flag.starts_with('-') && crate::audit::is_secret_key(flag) => {
-                words.push(format!("{flag}=[REDACTED]"));
-            }
-            _ => {
-                hide_next = word.starts_with('-') && crate::audit::is_secret_key(word);
-                words.push(word.clone());
-            }
-        }
-    }
-    words.join(" ")
 }
 
 /// What a counter snapshot reads: the counters as this instance's caller sees them.
@@ -448,13 +426,13 @@ fn session_id() -> String {
     format!("{:016x}", h.finish())
 }
 
-/// Logs go to stderr only: stdout belongs to MCP.
+/// Logs go to stderr only (stdout belongs to MCP), redacted.
 fn init_logging(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(format!("intercept={level}"))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("intercept=info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(crate::redact::RedactedStderr)
         .with_target(false)
         .with_ansi(false)
         .try_init();
@@ -480,15 +458,16 @@ mod tests {
                     "k1",
                     "--token=t1",
                     "--port",
-                    "80"
+                    "80",
+                    "postgres://u:DBPASS@h/db"
                 ],
                 None
             )),
-            "npx server --api-key [REDACTED] --token=[REDACTED] --port 80"
+            "npx server --api-key [REDACTED] --token=[REDACTED] --port 80 postgres://u:[REDACTED]@h/db"
         );
         assert_eq!(
             describe_server(&args(&[], Some("https://u:p@mcp.example.com/mcp?key=s#x"))),
-            "https://mcp.example.com/mcp"
+            "https://u:[REDACTED]@mcp.example.com/mcp?key=[REDACTED]#x"
         );
     }
 }

@@ -20,6 +20,7 @@ use super::PolicyArg;
 use crate::audit::time::parse_rfc3339;
 use crate::engine::{self, Call, Decision, Engine};
 use crate::policy;
+use crate::redact::REDACTED;
 use crate::state::{MemoryStore, Millis, Reservation};
 
 #[derive(Debug, clap::Args)]
@@ -33,9 +34,6 @@ pub struct Args {
     #[arg(long)]
     json: bool,
 }
-
-/// What the audit log's argument redaction writes in place of a secret.
-const REDACTED: &str = "[REDACTED]";
 
 /// One recorded event, with where it came from.
 struct Recorded {
@@ -258,11 +256,12 @@ fn change_json(
     })
 }
 
-/// Whether the arguments hold a redacted value: a condition on it saw `[REDACTED]`, not
-/// what the agent sent, so that call's replayed decision may differ from reality.
+/// Whether the arguments hold a redacted value (whole, or a part such as a URL's password):
+/// a condition on it saw `[REDACTED]`, not what the agent sent, so that call's replayed
+/// decision may differ from reality.
 fn mentions_redacted(v: &Value) -> bool {
     match v {
-        Value::String(s) => s == REDACTED,
+        Value::String(s) => s.contains(REDACTED),
         Value::Array(items) => items.iter().any(mentions_redacted),
         Value::Object(map) => map.values().any(mentions_redacted),
         _ => false,
@@ -360,6 +359,9 @@ mod tests {
     #[test]
     fn redacted_values_are_found_at_any_depth() {
         assert!(mentions_redacted(&json!({"a": [{"token": "[REDACTED]"}]})));
+        assert!(mentions_redacted(
+            &json!({"url": "https://u:[REDACTED]@h/"})
+        ));
         assert!(!mentions_redacted(&json!({"a": "REDACTED"})));
     }
 }

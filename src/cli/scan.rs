@@ -104,7 +104,7 @@ pub fn run(args: &Args, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Res
     let quiet = args.quiet;
     let progress = move |line: &str| {
         if !quiet {
-            eprintln!("intercept scan: {line}");
+            eprintln!("intercept scan: {}", crate::redact::redact_text(line));
         }
     };
     let options = scan::ScanOptions {
@@ -114,7 +114,8 @@ pub fn run(args: &Args, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Res
     let discovery = match block_on(scan::discover(&target, &options, &progress))? {
         Ok(d) => d,
         Err(e) => {
-            writeln!(err, "Error: {e}")?;
+            // The server's own stderr is quoted: it may hold what it was given.
+            writeln!(err, "Error: {}", crate::redact::redact_text(&e.to_string()))?;
             return Ok(1);
         }
     };

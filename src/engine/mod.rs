@@ -553,7 +553,10 @@ fn state_unavailable(rule: &Rule, e: &StoreError) -> Decision {
     Decision::deny(
         Reason::StateUnavailable,
         rule.name.clone(),
-        format!("Policy state store is unavailable, so the call was denied ({e})"),
+        format!(
+            "Policy state store is unavailable, so the call was denied ({})",
+            crate::redact::redact_text(&e.to_string())
+        ),
     )
 }
 

@@ -24,11 +24,10 @@ impl fmt::Display for PolicyError {
 /// Why a policy could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("reading config file {path}: {source}")]
+    #[error("reading config file {path}: {cause}")]
     Read {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The policy was read but is not valid; every error is listed.
     #[error("{}", render_invalid(.origin, .errors))]

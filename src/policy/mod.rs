@@ -32,11 +32,29 @@ pub fn parse(text: &str, origin: &str) -> Result<CompiledPolicy, LoadError> {
 
 /// Reads, parses and compiles a policy file.
 pub fn load_file(path: &Path) -> Result<CompiledPolicy, LoadError> {
-    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+    load_file_hashed(path).map(|loaded| loaded.policy)
+}
+
+/// A policy file as it was loaded: the compiled policy and the SHA-256 (hex) of the very
+/// text that was compiled.
+#[derive(Debug)]
+pub struct LoadedFile {
+    pub policy: CompiledPolicy,
+    pub sha256: String,
+}
+
+/// Reads a policy file once, and compiles and hashes those same bytes: a file rewritten
+/// while intercept starts cannot give the audit log the hash of another text than the
+/// one in force.
+pub fn load_file_hashed(path: &Path) -> Result<LoadedFile, LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|cause| LoadError::Read {
         path: path.to_path_buf(),
-        source,
+        cause,
     })?;
-    parse(&text, &path.display().to_string())
+    Ok(LoadedFile {
+        policy: parse(&text, &path.display().to_string())?,
+        sha256: crate::audit::sha256_hex(text.as_bytes()),
+    })
 }
 
 /// Every error in a policy text, sorted by position; empty when it is valid.

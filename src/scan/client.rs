@@ -23,6 +23,7 @@ use super::Tool;
 use crate::transport::TransportError;
 use crate::transport::http::{SESSION_HEADER, VERSION_HEADER};
 use crate::transport::process_group::{GroupSignal, ProcessGroup};
+use crate::transport::program::Unrunnable;
 use crate::transport::sse::SseParser;
 
 /// The revision offered in `initialize`.
@@ -69,11 +70,15 @@ pub enum ScanError {
     NoCommand,
     #[error("cannot find the server command \"{0}\" on PATH")]
     NotFound(String),
-    #[error("cannot start \"{command}\": {source}")]
+    #[error("cannot start the server command \"{command}\": {why}")]
+    Unrunnable {
+        command: String,
+        why: crate::transport::program::Unrunnable,
+    },
+    #[error("cannot start \"{command}\": {cause}")]
     Spawn {
         command: String,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("the server exited ({status}) while {stage}{}", tail(.stderr))]
     Exited {
@@ -125,11 +130,17 @@ pub async fn discover(
     let shared = Arc::new(Shared::default());
     let mut conn = match target {
         Target::Command(command) => {
-            progress(&format!("Starting {}", command.join(" ")));
+            progress(&format!(
+                "Starting {}",
+                crate::redact::redact_command(command)
+            ));
             Conn::Stdio(StdioConn::start(command, &options.env, shared.clone())?)
         }
         Target::Url { url, headers } => {
-            progress(&format!("Connecting to {url}"));
+            progress(&format!(
+                "Connecting to {}",
+                crate::redact::redact_text(url)
+            ));
             Conn::Http(HttpConn::new(url, headers, options.timeout)?)
         }
     };
@@ -450,10 +461,16 @@ impl StdioConn {
         shared: Arc<Shared>,
     ) -> Result<Self, ScanError> {
         let (program, args) = command.split_first().ok_or(ScanError::NoCommand)?;
-        let path = which::which(program).map_err(|_| ScanError::NotFound(program.clone()))?;
-        let group = ProcessGroup::start().map_err(|source| ScanError::Spawn {
+        let path = crate::transport::program::locate(program).map_err(|why| match why {
+            Unrunnable::NotOnPath => ScanError::NotFound(program.clone()),
+            why => ScanError::Unrunnable {
+                command: program.clone(),
+                why,
+            },
+        })?;
+        let group = ProcessGroup::start().map_err(|cause| ScanError::Spawn {
             command: "/bin/sh (the process-group watchdog)".into(),
-            source,
+            cause,
         })?;
         let mut cmd = tokio::process::Command::new(path);
         cmd.args(args)
@@ -466,9 +483,9 @@ impl StdioConn {
         // uvx and shell wrappers run the real server as a grandchild).
         #[cfg(unix)]
         cmd.process_group(group.id());
-        let mut child = cmd.spawn().map_err(|source| ScanError::Spawn {
+        let mut child = cmd.spawn().map_err(|cause| ScanError::Spawn {
             command: program.clone(),
-            source,
+            cause,
         })?;
         let stdout = child.stdout.take().expect("stdout is piped");
         let stderr = child.stderr.take().expect("stderr is piped");

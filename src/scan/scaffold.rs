@@ -50,7 +50,9 @@ pub fn policy_yaml(discovery: &Discovery, tools: &[Classified], meta: &Meta) -> 
     if let Some(p) = &meta.package {
         let _ = writeln!(out, "# Package: {p}");
     }
-    let _ = writeln!(out, "# Command: {}", one_line(&meta.command));
+    // Policies get committed and shared: the command keeps no secret.
+    let command = crate::redact::redact_text(&meta.command);
+    let _ = writeln!(out, "# Command: {}", one_line(&command));
     let _ = writeln!(
         out,
         "# Tools: {} ({}); highest risk {highest}/5",
@@ -196,7 +198,7 @@ pub fn tools_json(discovery: &Discovery, tools: &[Classified], meta: &Meta) -> V
             "protocolVersion": discovery.protocol_version,
             "transport": discovery.transport,
         },
-        "command": meta.command,
+        "command": crate::redact::redact_text(&meta.command),
         "package": meta.package,
         "scannedAt": meta.scanned_at,
         "counts": Category::ALL.iter().zip(counts(tools)).map(|(c, n)| (c.as_str().to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),

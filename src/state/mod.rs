@@ -62,7 +62,7 @@ pub enum StoreError {
     #[error("state database is busy (locked by another process for more than {0} ms)")]
     Busy(u64),
     #[error("state database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Sqlite(rusqlite::Error),
     #[error("cannot open state database {path}: {reason}")]
     Open { path: String, reason: String },
     #[error(
@@ -83,6 +83,12 @@ pub enum StoreError {
     RedisReply { store: String, reason: String },
     #[error("cannot start the Redis client: {0}")]
     Runtime(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Sqlite(e)
+    }
 }
 
 /// A counter store. Implementations are safe to share between threads.

@@ -63,7 +63,7 @@ pub async fn serve<R: Read + Send + 'static>(
 ) -> Result<i32, TransportError> {
     let group = ProcessGroup::start().map_err(TransportError::Watchdog)?;
     let mut child = spawn(&options.command, &group)?;
-    tracing::info!(pid = child.id(), command = %options.command.join(" "), "started MCP server");
+    tracing::info!(pid = child.id(), command = %crate::redact::redact_command(&options.command), "started MCP server");
     let server_in = sink(child.stdin.take().expect("stdin is piped"));
     let server_out = child.stdout.take().expect("stdout is piped");
     let to_client = client.output;
@@ -346,8 +346,8 @@ async fn stop(
 
 fn spawn(command: &[String], group: &ProcessGroup) -> Result<Child, TransportError> {
     let (program, args) = command.split_first().ok_or(TransportError::NoCommand)?;
-    // `which` also finds `.cmd` shims such as `npx.cmd` on Windows.
-    let path = which::which(program).map_err(|_| TransportError::NotFound(program.clone()))?;
+    let path =
+        super::program::locate(program).map_err(|why| TransportError::unrunnable(program, why))?;
     let mut cmd = Command::new(&path);
     cmd.args(args)
         .stdin(Stdio::piped())
@@ -363,7 +363,7 @@ fn spawn(command: &[String], group: &ProcessGroup) -> Result<Child, TransportErr
     die_with_parent(&mut cmd);
     cmd.spawn().map_err(|e| TransportError::Spawn {
         command: program.clone(),
-        source: e,
+        cause: e,
     })
 }
 

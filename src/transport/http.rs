@@ -402,6 +402,8 @@ impl Remote {
         if ids.is_empty() {
             return;
         }
+        // The message names the upstream URL; the agent must not learn its credentials.
+        let message = &*crate::redact::redact_text(message);
         tracing::warn!("{message}");
         let mut routes = Vec::new();
         for id in ids {

@@ -5,11 +5,13 @@ pub mod child;
 pub mod http;
 pub mod lines;
 pub mod process_group;
+pub mod program;
 pub mod sse;
 pub mod stdio;
 
 use crate::proxy::{Proxy, Route};
 use lines::Frame;
+use program::Unrunnable;
 use serde_json::Value;
 
 /// What the proxy core makes of one frame from the client.
@@ -53,24 +55,30 @@ pub(crate) fn sweep_interval(timeout: std::time::Duration) -> std::time::Duratio
     (timeout / 10).clamp(Duration::from_millis(10), Duration::from_secs(1))
 }
 
+/// Like every error of the crate, its text is whole, cause included, and it has no
+/// `source()`: printed alone or as a chain, the cause appears once.
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
     #[error("no upstream command given after --")]
     NoCommand,
     #[error("cannot find the upstream command \"{0}\" on PATH")]
     NotFound(String),
-    #[error("cannot start the upstream command \"{command}\": {source}")]
+    #[error("cannot start the upstream command \"{command}\": {why}")]
+    Unrunnable {
+        command: String,
+        why: program::Unrunnable,
+    },
+    #[error("cannot start the upstream command \"{command}\": {cause}")]
     Spawn {
         command: String,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error(
         "cannot start the watchdog that stops the MCP server's processes with intercept (/bin/sh): {0}"
     )]
-    Watchdog(#[source] std::io::Error),
+    Watchdog(std::io::Error),
     #[error("cannot start a proxy thread: {0}")]
-    Thread(#[source] std::io::Error),
+    Thread(std::io::Error),
     #[error("lost track of the upstream server process")]
     Lost,
     #[error("invalid header (expected \"Name: Value\"): {0}")]
@@ -79,4 +87,17 @@ pub enum TransportError {
     Url(String, String),
     #[error("cannot set up the HTTP client: {0}")]
     Http(String),
+}
+
+impl TransportError {
+    /// Why the server command `command` cannot be started.
+    pub(crate) fn unrunnable(command: &str, why: Unrunnable) -> Self {
+        match why {
+            Unrunnable::NotOnPath => TransportError::NotFound(command.to_string()),
+            why => TransportError::Unrunnable {
+                command: command.to_string(),
+                why,
+            },
+        }
+    }
 }

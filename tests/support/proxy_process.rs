@@ -29,6 +29,17 @@ pub enum Outcome {
 impl ProxyProcess {
     /// Starts `intercept -c <policy> <flags> -- node tool-server.js` and initializes it.
     pub fn start(policy: &Path, flags: &[&str], env: &[(&str, &str)], stderr: &Path) -> Self {
+        Self::start_with_server_args(policy, flags, &[], env, stderr)
+    }
+
+    /// The same, with arguments for the server after `tool-server.js` (it ignores them).
+    pub fn start_with_server_args(
+        policy: &Path,
+        flags: &[&str],
+        server_args: &[&str],
+        env: &[(&str, &str)],
+        stderr: &Path,
+    ) -> Self {
         let server = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tool-server.js");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_intercept"));
         cmd.arg("-c")
@@ -37,6 +48,7 @@ impl ProxyProcess {
             .arg("--")
             .arg("node")
             .arg(server)
+            .args(server_args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(stderr).expect("stderr file"));
