@@ -93,7 +93,9 @@ impl Session {
 
 #[test]
 fn a_call_the_server_never_answers_gets_an_error_and_still_counts() {
-    let mut s = Session::start(&["--request-timeout", "0.3"]);
+    // Every request is bounded, `initialize` too: long enough for node to start on a
+    // busy machine.
+    let mut s = Session::start(&["--request-timeout", "2"]);
     s.send(&[call(1, "slow")]);
     let reply = s.next();
     assert_eq!(reply["id"], 1, "{reply}");
