@@ -266,6 +266,9 @@ fn spawn(command: &[String]) -> Result<Child, TransportError> {
     // `which` also finds `.cmd` shims such as `npx.cmd` on Windows.
     let path = which::which(program).map_err(|_| TransportError::NotFound(program.clone()))?;
     let mut cmd = Command::new(&path);
+    // The audit key is what keeps the log's chain from being recomputed: the server (and
+    // the agent's tools it runs) must not inherit it.
+    cmd.env_remove(crate::audit::KEY_ENV);
     cmd.args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
