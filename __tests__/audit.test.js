@@ -105,15 +105,15 @@ function copyLog(dir, name, lines, from, { seal = true } = {}) {
 
 /**
  * What someone who can edit the file but holds no key can do: recompute every line's
- * SHA-256 from line `from` (0-based) on, as the writer does: over `prev` and the line
- * without its last member. `member` is the name given to the hash.
+ * SHA-256 from line `from` (0-based) on, as the writer does: over the line without its last
+ * member, `prev` set to the line before's new hash. `member` is the name given to the hash.
  */
 function rechain(lines, from, member) {
   const out = [...lines]
   for (let i = from; i < out.length; i++) {
     const prev = i === 0 ? '' : out[i - 1].slice(-66, -2)
     const body = out[i].slice(0, -75).replace(/"prev":"[0-9a-f]*"/, `"prev":"${prev}"`)
-    out[i] = `${body},"${member ?? out[i].slice(-73, -69)}":"${createHash('sha256').update(prev + body + '}').digest('hex')}"}`
+    out[i] = `${body},"${member ?? out[i].slice(-73, -69)}":"${createHash('sha256').update(body + '}').digest('hex')}"}`
   }
   return out
 }

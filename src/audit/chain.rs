@@ -7,10 +7,11 @@
 //! {"seq":7,"prev":"<hmac of line 6>", … ,"hmac":"<64 hex>"}     with a key
 //! ```
 //!
-//! The hash is SHA-256, or HMAC-SHA256 with the audit key, of the line's `prev` text followed
-//! by the line's exact bytes without that last member (`{"seq":7,…}`). A line changed in any
-//! byte no longer matches its own hash, so the changed line is the one named; a line whose
-//! hash was recomputed no longer matches the next line's `prev`.
+//! The hash is SHA-256, or HMAC-SHA256 with the audit key, of the line's exact bytes without
+//! that last member (`{"seq":7,"prev":"…",…}`), which include `prev`: so it covers the line
+//! before too, without hashing `prev` a second time. A line changed in any byte no longer
+//! matches its own hash, so the changed line is the one named; a line whose hash was
+//! recomputed no longer matches the next line's `prev`.
 
 use ring::{digest, hmac};
 
@@ -102,10 +103,9 @@ impl Chain {
         }
     }
 
-    /// The hash of a line whose `prev` is `prev` and whose text, without its hash member
-    /// and closing brace, is `body`.
-    pub fn hash(&self, prev: &str, body: &[u8]) -> String {
-        let parts: [&[u8]; 3] = [prev.as_bytes(), body, b"}"];
+    /// The hash of a line whose text, without its hash member and closing brace, is `body`.
+    pub fn hash(&self, body: &[u8]) -> String {
+        let parts: [&[u8]; 2] = [body, b"}"];
         match self {
             Chain::Plain => {
                 let mut ctx = digest::Context::new(&digest::SHA256);
@@ -121,8 +121,8 @@ impl Chain {
     }
 
     /// Appends the hash member that closes a line: `,"hash":"…"}`, and returns the hash.
-    pub fn close_line(&self, prev: &str, body_start: usize, out: &mut Vec<u8>) -> String {
-        let hash = self.hash(prev, &out[body_start..]);
+    pub fn close_line(&self, body_start: usize, out: &mut Vec<u8>) -> String {
+        let hash = self.hash(&out[body_start..]);
         out.extend_from_slice(b",\"");
         out.extend_from_slice(self.kind().member().as_bytes());
         out.extend_from_slice(b"\":\"");
@@ -141,18 +141,18 @@ mod tests {
         let key = AuditKey::from_bytes(b"0123456789abcdef", "test").unwrap();
         for chain in [Chain::Plain, Chain::Keyed(key)] {
             let mut out = b"{\"seq\":1,\"prev\":\"\",\"type\":\"x\"".to_vec();
-            let hash = chain.close_line("", 0, &mut out);
+            let hash = chain.close_line(0, &mut out);
             let sealed = split(&out).unwrap();
             assert_eq!(sealed.kind, chain.kind());
             assert_eq!(sealed.hash, hash);
-            assert_eq!(chain.hash("", sealed.body), hash);
+            assert_eq!(chain.hash(sealed.body), hash);
             let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
             assert_eq!(value[chain.kind().member()], hash.as_str());
         }
-        assert_ne!(
-            Chain::Plain.hash("", b"{}"),
-            Chain::Plain.hash("a", b"{}"),
-            "prev is part of what is hashed"
+        assert_eq!(
+            Chain::Plain.hash(b"{\"a\":1"),
+            crate::audit::sha256_hex(b"{\"a\":1}"),
+            "the line as it would be without its hash"
         );
     }
 

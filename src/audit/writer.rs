@@ -211,7 +211,7 @@ impl Writer {
         out.extend_from_slice(b",\"instance\":");
         out.extend_from_slice(self.instance_json.as_bytes());
         event.write_fields(self.log_args, out);
-        self.prev = self.chain.close_line(&self.prev, start, out);
+        self.prev = self.chain.close_line(start, out);
         self.lines += 1;
         out.push(b'\n');
     }
