@@ -138,10 +138,7 @@ mod tests {
         assert_eq!(back, seal);
         assert!(back.mac_matches(&key));
         assert!(!back.mac_matches(&other));
-        let forged = Seal {
-            lines: 11,
-            ..back.clone()
-        };
+        let forged = Seal { lines: 11, ..back };
         assert!(!forged.mac_matches(&key));
         assert!(!Seal::new(12, "ab", None).mac_matches(&key));
         #[cfg(unix)]

@@ -359,7 +359,7 @@ mod tests {
         // Rewritten to count one line less: its MAC no longer matches.
         let forged = Seal {
             lines: seal.lines - 1,
-            ..seal.clone()
+            ..seal
         };
         forged.write(&path).unwrap();
         assert!(matches!(
