@@ -2,7 +2,8 @@
 // The audit log through the real binary and a real MCP client, and its tamper evidence.
 const test = require('node:test')
 const assert = require('node:assert/strict')
-const { readFileSync, writeFileSync, statSync, readdirSync, utimesSync, existsSync, mkdirSync } = require('node:fs')
+const { readFileSync, writeFileSync, statSync, readdirSync, utimesSync, existsSync, mkdirSync, copyFileSync, chmodSync } = require('node:fs')
+const { createHash } = require('node:crypto')
 const { join } = require('node:path')
 const { spawnSync } = require('node:child_process')
 const { CallToolResultSchema } = require('@modelcontextprotocol/sdk/types.js')
@@ -49,6 +50,7 @@ test('every decision and outcome of a session is in the audit log, without raw a
     'tool_call', // delete: denied
     'counters', // every counter's value, at shutdown (and every minute)
     'shutdown',
+    'seal', // the log was closed: written last
   ])
   const [startup] = all
   assert.equal(startup.state, 'memory')
@@ -77,7 +79,8 @@ test('every decision and outcome of a session is in the audit log, without raw a
     { tool: 'read_graph', counter: '_rate_hour', scope: 'global', window: 'hour', limit: 2, value: 2 },
   ])
   assert.doesNotMatch(readFileSync(log, 'utf8'), /sk-live-123/)
-  assert.equal(all.at(-1).exit_code, 0)
+  assert.equal(all.at(-2).exit_code, 0)
+  assert.equal(all.at(-1).lines, all.length)
   if (process.platform !== 'win32') assert.equal(statSync(log).mode & 0o777, 0o600)
 })
 
@@ -89,32 +92,142 @@ test('--log-args records arguments with secrets redacted', async () => {
   assert.doesNotMatch(readFileSync(log, 'utf8'), /sk-live-123/)
 })
 
-test('intercept audit verify finds the first changed, removed or inserted line', async () => {
+const verify = (args, env = {}) =>
+  spawnSync(BINARY, ['audit', 'verify', ...args], { encoding: 'utf8', env: { ...process.env, INTERCEPT_AUDIT_KEY: undefined, ...env } })
+
+/** Writes `lines` as the event file `name` in `dir`, with a copy of `from`'s seal file unless told not to. */
+function copyLog(dir, name, lines, from, { seal = true } = {}) {
+  const file = join(dir, name)
+  writeFileSync(file, lines.join('\n') + '\n')
+  if (seal) copyFileSync(`${from}.seal`, `${file}.seal`)
+  return file
+}
+
+/**
+ * What someone who can edit the file but holds no key can do: recompute every line's
+ * SHA-256 from line `from` (0-based) on, as the writer does: over the line without its last
+ * member, `prev` set to the line before's new hash. `member` is the name given to the hash.
+ */
+function rechain(lines, from, member) {
+  const out = [...lines]
+  for (let i = from; i < out.length; i++) {
+    const prev = i === 0 ? '' : out[i - 1].slice(-66, -2)
+    const body = out[i].slice(0, -75).replace(/"prev":"[0-9a-f]*"/, `"prev":"${prev}"`)
+    out[i] = `${body},"${member ?? out[i].slice(-73, -69)}":"${createHash('sha256').update(body + '}').digest('hex')}"}`
+  }
+  return out
+}
+
+/** The seal file a keyless editor writes for `lines`. */
+function plainSeal(file, lines) {
+  writeFileSync(`${file}.seal`, JSON.stringify({ lines: lines.length, head: lines.at(-1).slice(-66, -2) }) + '\n')
+}
+
+test('intercept audit verify names a changed line itself, and finds removed, inserted and re-hashed lines', async () => {
   const dir = tempDir()
   const log = await session(dir, [])
-  const verify = (file) => spawnSync(BINARY, ['audit', 'verify', file], { encoding: 'utf8' })
-  let r = verify(log)
+  let r = verify([log])
   assert.equal(r.status, 0, r.stdout)
-  assert.match(r.stdout, /11 events, chain intact/)
+  assert.equal(r.stdout, `${log}: 12 events, chain intact (not keyed: SHA-256)\n${log}: seal file matches (12 lines sealed)\n`)
+  if (process.platform !== 'win32') assert.equal(statSync(`${log}.seal`).mode & 0o777, 0o600)
 
   const lines = readFileSync(log, 'utf8').trim().split('\n')
-  const edited = join(dir, 'edited.jsonl')
-  writeFileSync(edited, [...lines.slice(0, 7), lines[7].replace('"deny"', '"allow"'), ...lines.slice(8)].join('\n') + '\n')
-  r = verify(edited)
+  assert.match(lines[7], /"decision":"deny"/)
+  const edited = copyLog(dir, 'edited.jsonl', lines.with(7, lines[7].replace('"deny"', '"allow"')), log)
+  r = verify([edited])
   assert.equal(r.status, 1)
-  assert.match(r.stdout, /edited\.jsonl:9: its prev hash does not match the line before it/)
+  assert.equal(r.stdout, `${edited}:8: its hash does not match its content: this line was changed\n`)
 
-  const removed = join(dir, 'removed.jsonl')
-  writeFileSync(removed, [...lines.slice(0, 3), ...lines.slice(4)].join('\n') + '\n')
-  r = verify(removed)
+  // The same change with line 8's hash recomputed: line 9 no longer links to it.
+  const rehashed = copyLog(dir, 'rehashed.jsonl', rechain(lines.with(7, lines[7].replace('"deny"', '"allow"')), 7).slice(0, 8).concat(lines.slice(8)), log)
+  r = verify([rehashed])
+  assert.equal(r.status, 1)
+  assert.match(r.stdout, /rehashed\.jsonl:8: its hash was recomputed: line 9's prev does not match it/)
+
+  const removed = copyLog(dir, 'removed.jsonl', lines.toSpliced(3, 1), log)
+  r = verify([removed])
+  assert.equal(r.status, 1)
   assert.match(r.stdout, /removed\.jsonl:4: seq 5 follows seq 3: a line before it was removed/)
 
-  const inserted = join(dir, 'inserted.jsonl')
   const fake = JSON.stringify({ ...JSON.parse(lines[2]), tool: 'forged' })
-  writeFileSync(inserted, [...lines.slice(0, 3), fake, ...lines.slice(3)].join('\n') + '\n')
-  r = verify(inserted)
+  const inserted = copyLog(dir, 'inserted.jsonl', lines.toSpliced(3, 0, fake), log)
+  r = verify([inserted])
   assert.equal(r.status, 1)
-  assert.match(r.stdout, /inserted\.jsonl:4: /)
+  assert.match(r.stdout, /inserted\.jsonl:4: its hash does not match its content/)
+})
+
+test('lines cut from the end of an audit log are found by its seal file', async () => {
+  const dir = tempDir()
+  const log = await session(dir, [])
+  const lines = readFileSync(log, 'utf8').trim().split('\n')
+  const cut = copyLog(dir, 'cut.jsonl', lines.slice(0, -2), log)
+  let r = verify([cut])
+  assert.equal(r.status, 1)
+  assert.equal(r.stdout, `${cut}: truncated: 12 lines expected, 10 found (the seal file counts 12): lines were cut from the end\n`)
+
+  // Without its seal file the cut cannot be proved: said, with a non-zero exit.
+  const bare = copyLog(dir, 'bare.jsonl', lines.slice(0, -2), log, { seal: false })
+  r = verify([bare])
+  assert.equal(r.status, 3)
+  assert.match(r.stdout, /bare\.jsonl: warning: no seal file \(.*bare\.jsonl\.seal\): lines cut from the end cannot be detected\n/)
+  assert.match(r.stdout, /bare\.jsonl: warning: the log ends without a seal: it may have been cut, or the proxy was killed\n/)
+
+  // Rewriting the whole chain to hide the edit does not match the seal file either.
+  const rewritten = copyLog(dir, 'rewritten.jsonl', rechain(lines.with(7, lines[7].replace('"deny"', '"allow"')), 7), log)
+  r = verify([rewritten])
+  assert.equal(r.status, 1)
+  assert.match(r.stdout, /rewritten\.jsonl: the seal file does not match the log: line 12 is not the line it sealed/)
+  // Without a key, nothing stops the seal file being rewritten too: see the keyed log below.
+  plainSeal(rewritten, rechain(lines.with(7, lines[7].replace('"deny"', '"allow"')), 7))
+  assert.equal(verify([rewritten]).status, 0)
+})
+
+test('a keyed audit log verifies only with its key, and an edit with a recomputed chain is caught', async () => {
+  const dir = tempDir()
+  const keyFile = join(dir, 'audit.key')
+  const key = 'k3y-0f-the-audit-log-' + Math.random().toString(36).slice(2)
+  writeFileSync(keyFile, key + '\n', { mode: 0o600 })
+  const log = await session(dir, ['--audit-key-file', keyFile])
+  const text = readFileSync(log, 'utf8')
+  assert.doesNotMatch(text + readFileSync(`${log}.seal`, 'utf8'), new RegExp(key))
+  assert.match(text, /"hmac":"[0-9a-f]{64}"\}\n$/)
+  const keyId = JSON.parse(readFileSync(`${log}.seal`, 'utf8')).key_id
+  assert.match(keyId, /^[0-9a-f]{16}$/)
+
+  let r = verify(['--key-file', keyFile, log])
+  assert.equal(r.status, 0, r.stdout)
+  assert.equal(r.stdout, `${log}: 12 events, chain intact (keyed: HMAC-SHA256, key id ${keyId})\n${log}: seal file matches (12 lines sealed)\n`)
+  assert.equal(verify([log], { INTERCEPT_AUDIT_KEY: key }).status, 0, 'the key from the environment')
+
+  r = verify([log])
+  assert.equal(r.status, 3)
+  assert.match(r.stdout, /12 events, keyed: HMAC-SHA256, key id [0-9a-f]{16}: cannot check the keyed chain without its key \(INTERCEPT_AUDIT_KEY or --key-file\)/)
+
+  r = verify([log], { INTERCEPT_AUDIT_KEY: 'not-the-key-of-this-log' })
+  assert.equal(r.status, 1)
+  assert.match(r.stdout, new RegExp(`wrong key: the log was written with key id ${keyId}, and the key given has id [0-9a-f]{16}\n`))
+
+  // An editor without the key recomputes the chain as SHA-256, keeping the "hmac" names...
+  const lines = text.trim().split('\n')
+  const forged = copyLog(dir, 'forged.jsonl', rechain(lines.with(7, lines[7].replace('"deny"', '"allow"')), 7), log)
+  r = verify(['--key-file', keyFile, forged])
+  assert.equal(r.status, 1)
+  assert.equal(r.stdout, `${forged}:8: its HMAC does not match its content: this line was changed\n`)
+  // ...or as a plain log, with a plain seal file: only a key-less check would pass it.
+  const plain = rechain(lines.with(7, lines[7].replace('"deny"', '"allow"')), 0, 'hash')
+  const downgraded = copyLog(dir, 'downgraded.jsonl', plain, log, { seal: false })
+  plainSeal(downgraded, plain)
+  assert.equal(verify([downgraded]).status, 0)
+  r = verify(['--key-file', keyFile, downgraded])
+  assert.equal(r.status, 1)
+  assert.match(r.stdout, /downgraded\.jsonl:1: it is not keyed \(a plain SHA-256 "hash"\) but a key was given/)
+
+  // Cutting lines and rewriting the seal file needs the key for its MAC.
+  const cut = copyLog(dir, 'cut.jsonl', lines.slice(0, -3), log)
+  writeFileSync(`${cut}.seal`, JSON.stringify({ ...JSON.parse(readFileSync(`${log}.seal`, 'utf8')), lines: 9, head: lines[8].slice(-66, -2) }))
+  r = verify(['--key-file', keyFile, cut])
+  assert.equal(r.status, 1)
+  assert.match(r.stdout, /cut\.jsonl: the seal file does not match the log: its MAC does not match its contents: it was rewritten/)
 })
 
 const DENY_POLICY = `
@@ -242,7 +355,7 @@ test('event files older than the retention period are pruned at start-up', async
   const left = readdirSync(events).sort()
   assert.equal(existsSync(old), false, 'an 8-day-old file is pruned')
   assert.ok(left.includes('5ca1ab1e.jsonl') && left.includes('notes.txt'))
-  assert.equal(left.length, 3, 'and this instance has its own file')
+  assert.equal(left.length, 4, 'and this instance has its own file, and its seal file')
 
   // A shorter retention prunes more.
   const again = await connect({ via: 'binary', dir, policy: DENY_POLICY, flags: ['--audit-dir', events, '--audit-retention', '5d'] })
@@ -256,13 +369,14 @@ test('by default the audit log is in ~/.intercept/events, private to its owner',
   await client.callTool({ name: 'echo', arguments: { message: 'hi' } })
   await client.close()
   const dir = join(home, '.intercept', 'events')
-  const files = readdirSync(dir)
-  assert.equal(files.length, 1)
+  const files = readdirSync(dir).sort()
+  assert.equal(files.length, 2)
   assert.match(files[0], /^[0-9a-f]{8}\.jsonl$/)
+  assert.equal(files[1], `${files[0]}.seal`)
   assert.equal(statSync(dir).mode & 0o777, 0o700)
   assert.equal(statSync(join(dir, files[0])).mode & 0o777, 0o600)
   const types = events(join(dir, files[0])).map((e) => e.type)
-  assert.deepEqual(types, ['startup', 'tool_call', 'tool_result', 'shutdown'])
+  assert.deepEqual(types, ['startup', 'tool_call', 'tool_result', 'shutdown', 'seal'])
 
   // --no-audit keeps none.
   const home2 = tempDir()
@@ -270,4 +384,56 @@ test('by default the audit log is in ~/.intercept/events, private to its owner',
   await off.callTool({ name: 'echo', arguments: { message: 'hi' } })
   await off.close()
   assert.equal(existsSync(join(home2, '.intercept', 'events')), false)
+})
+
+test('an audit key must be private and long enough, and goes nowhere: not in the log, on stderr or to the server', { skip: process.platform === 'win32' }, async () => {
+  const dir = tempDir()
+  const policy = writeIn(dir, 'p.yaml', DENY_POLICY)
+  const keyFile = join(dir, 'shared.key')
+  writeFileSync(keyFile, 'a-key-that-others-can-read\n', { mode: 0o644 })
+  const start = (flags, env = {}) =>
+    spawnSync(BINARY, ['-c', policy, '--state', 'memory', '--audit-log', join(dir, 'x.jsonl'), ...flags, '--', 'no-such-command-xyz'], {
+      encoding: 'utf8',
+      env: { ...process.env, INTERCEPT_AUDIT_KEY: undefined, ...env },
+    })
+  let r = start(['--audit-key-file', keyFile])
+  assert.equal(r.status, 2)
+  assert.match(r.stderr, new RegExp(`the audit key file ${keyFile} can be read by others \\(mode 0644\\); make it private: chmod 600 ${keyFile}`))
+  r = start([], { INTERCEPT_AUDIT_KEY: 'short' })
+  assert.equal(r.status, 2)
+  assert.match(r.stderr, /the audit key from INTERCEPT_AUDIT_KEY is too short \(5 bytes\): use at least 16/)
+  chmodSync(keyFile, 0o600)
+  r = start(['--audit-key-file', keyFile], { INTERCEPT_AUDIT_KEY: 'another-key-0123456789' })
+  assert.equal(r.status, 2)
+  assert.match(r.stderr, /both INTERCEPT_AUDIT_KEY and --audit-key-file give an audit key: use one/)
+  r = verify(['--key-file', join(dir, 'missing.key'), join(dir, 'x.jsonl')])
+  assert.equal(r.status, 2)
+  assert.match(r.stderr, /cannot read the audit key file .*missing\.key/)
+
+  const key = 'env-k3y-' + Math.random().toString(36).slice(2) + '-0123456789'
+  const log = join(dir, 'events.jsonl')
+  const client = await connect({ via: 'binary', dir, policy: DENY_POLICY, flags: ['--audit-log', log], env: { INTERCEPT_AUDIT_KEY: key } })
+  const env = await client.callTool({ name: 'get-env', arguments: {} })
+  assert.match(env.content[0].text, /"PATH"/, 'the server printed its environment')
+  assert.doesNotMatch(env.content[0].text, /INTERCEPT_AUDIT_KEY/)
+  assert.doesNotMatch(env.content[0].text, new RegExp(key))
+  await client.close()
+  assert.doesNotMatch(client.stderrText(), new RegExp(key))
+  assert.doesNotMatch(readFileSync(log, 'utf8') + readFileSync(`${log}.seal`, 'utf8'), new RegExp(key))
+  assert.equal(verify([log], { INTERCEPT_AUDIT_KEY: key }).status, 0)
+})
+
+test('intercept status skips a line whose time holds a multi-byte character', () => {
+  const dir = tempDir()
+  writeIn(dir, 'abcd1234.jsonl', [
+    { seq: 1, prev: '', ts: '2026-11-25T06:40:12é0:00', type: 'startup', instance: 'abcd1234' },
+    { seq: 2, prev: '', ts: '2026-11-25T06:40:13.000Z', type: 'tool_call', instance: 'abcd1234', tool: 't', decision: 'allow' },
+  ].map((e) => JSON.stringify(e)).join('\n') + '\n')
+  const r = status(dir)
+  assert.equal(r.status, 0, r.stderr)
+  assert.match(r.stdout, /\n  Total: +1\n/)
+  assert.match(r.stdout, /\n1 unreadable line\(s\) skipped/)
+  const s = statusJson(dir)
+  assert.equal(s.skipped_lines, 1)
+  assert.equal(s.totals.first_event, '2026-11-25T06:40:13.000Z')
 })

@@ -1,16 +1,21 @@
 //! The audit log: one JSON line per event, in a tamper-evident chain.
 //!
-//! Every line carries `seq` and `prev`, the SHA-256 of the line before it, so a line that
-//! was changed, removed or inserted breaks the chain at that point (`intercept audit
-//! verify`). The call path only queues a small plain struct on a bounded channel; building
+//! Every line carries `seq`, `prev` (the hash of the line before it) and, last, its own hash
+//! (`chain`): a line that was changed no longer matches its hash, and one removed or inserted
+//! breaks the sequence. The seal file beside the log (`seal`) holds the line count and the
+//! last hash, so lines cut from the end are found too. With an audit key (`key`) the hashes
+//! are HMACs that cannot be recomputed without it (`intercept audit verify`). The call path only queues a small plain struct on a bounded channel; building
 //! the JSON, hashing the arguments, chaining and writing happen on a background thread, in
 //! batches. A slow disk never slows a tool call; a full queue drops the event, says so on
 //! stderr and reports the count in the next event written.
 
 mod canonical;
+mod chain;
 mod counters;
 mod event;
+mod key;
 pub mod retention;
+mod seal;
 pub mod status;
 pub mod time;
 mod verify;
@@ -26,10 +31,13 @@ use std::thread::JoinHandle;
 
 use serde_json::{Map, Value};
 
+pub use chain::Kind as ChainKind;
 pub use counters::counter_snapshot;
 pub use event::{Text, ToolCall, ToolResult};
+pub use key::{AuditKey, KEY_ENV, KeyError};
 pub use retention::Retention;
-pub use verify::{VerifyError, verify};
+pub use seal::{SealError, path_for as seal_path};
+pub use verify::{SealCheck, Verified, VerifyError, verify};
 
 use event::Event;
 
@@ -55,6 +63,8 @@ pub struct AuditOptions {
     pub required: bool,
     /// Prune old event files at start and daily.
     pub retention: Option<Retention>,
+    /// Chain with HMACs under this key (`--audit-key-file`, `INTERCEPT_AUDIT_KEY`).
+    pub key: Option<AuditKey>,
 }
 
 /// What the call path and the writer thread share.
@@ -90,6 +100,20 @@ pub enum OpenError {
     },
     #[error("cannot start the audit writer: {0}")]
     Thread(std::io::Error),
+    #[error(
+        "the audit log {path} was written {found}, but this run has {wanted}: a file is keyed or not from its first line, so use another file"
+    )]
+    KindMismatch {
+        path: PathBuf,
+        found: &'static str,
+        wanted: &'static str,
+    },
+    #[error(
+        "the audit log {path} does not match its seal file: {reason}; check it with `intercept audit verify {path}` and move it away to start a new log"
+    )]
+    SealMismatch { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Seal(#[from] SealError),
 }
 
 impl AuditLog {
@@ -121,21 +145,33 @@ impl AuditLog {
             path: path.to_path_buf(),
             cause,
         };
-        let (seq, prev, good_len) = chain_tail(path).map_err(file_error)?;
-        let file = open_private(path).map_err(file_error)?;
+        let chain = match &options.key {
+            Some(key) => chain::Chain::Keyed(key.clone()),
+            None => chain::Chain::Plain,
+        };
+        let seal = seal::Seal::read(path)?;
+        let tail = chain_tail(path, seal.as_ref().map(|s| s.lines)).map_err(file_error)?;
+        if tail.regular {
+            check_continuation(path, &tail, &chain, seal.as_ref())?;
+        }
+        let file = open_private(path, true).map_err(file_error)?;
         let (tx, rx) = sync_channel(QUEUE);
         let shared = Arc::new(Shared::default());
         let writer = writer::Writer {
             file,
             path: path.to_path_buf(),
+            keeps_seal: tail.regular,
             instance_json: serde_json::to_string(instance).unwrap_or_default(),
             log_args: options.log_args,
             clock: Default::default(),
-            seq,
-            prev,
-            good_len,
+            chain,
+            seq: tail.seq,
+            prev: tail.prev,
+            lines: tail.lines,
+            good_len: tail.len,
             shared: shared.clone(),
             lost: 0,
+            seal_failing: false,
             retention: options.retention.clone(),
         };
         let handle = std::thread::Builder::new()
@@ -247,46 +283,141 @@ impl AuditLog {
     }
 }
 
-/// The `seq`, line hash and length of an existing file, to continue its chain. Anything
-/// but a regular file (a device, a pipe) has no chain to continue.
-fn chain_tail(path: &Path) -> std::io::Result<(u64, String, u64)> {
+/// Where an existing file's chain ends, to continue it.
+#[derive(Debug, Default)]
+struct Tail {
+    /// A regular file (not a device or a pipe): only these have a chain to continue and a
+    /// seal file.
+    regular: bool,
+    seq: u64,
+    /// The last line's hash.
+    prev: String,
+    lines: u64,
+    len: u64,
+    /// The kind of hash the first line carries (`None`: no lines, or not a chained line).
+    kind: Option<chain::Kind>,
+    /// The hash of line `sealed` (the seal file's line count), to check the seal against.
+    sealed_head: Option<String>,
+}
+
+fn chain_tail(path: &Path, sealed: Option<u64>) -> std::io::Result<Tail> {
     let file = match File::open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((0, String::new(), 0)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Tail {
+                regular: true,
+                ..Tail::default()
+            });
+        }
         Err(e) => return Err(e),
     };
     let meta = file.metadata()?;
     if !meta.is_file() {
-        return Ok((0, String::new(), 0));
+        return Ok(Tail::default());
+    }
+    let mut tail = Tail {
+        regular: true,
+        len: meta.len(),
+        ..Tail::default()
+    };
+    if sealed == Some(0) {
+        tail.sealed_head = Some(String::new());
     }
     let mut last = None;
-    for line in BufReader::new(file).lines() {
+    for line in BufReader::new(file).split(b'\n') {
         let line = line?;
-        if !line.trim().is_empty() {
-            last = Some(line);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
         }
+        let hashed = chain::split(&line);
+        if tail.lines == 0 {
+            tail.kind = hashed.as_ref().map(|s| s.kind);
+        }
+        // A line without a hash of its own (not written by this writer) is linked to by
+        // the SHA-256 of its bytes.
+        tail.prev = hashed.map_or_else(|| sha256_hex(&line), |s| s.hash.to_string());
+        tail.lines += 1;
+        if Some(tail.lines) == sealed {
+            tail.sealed_head = Some(tail.prev.clone());
+        }
+        last = Some(line);
     }
-    Ok(match last {
-        Some(line) => {
-            let seq = serde_json::from_str::<Value>(&line)
-                .ok()
-                .and_then(|v| v.get("seq").and_then(Value::as_u64))
-                .unwrap_or(0);
-            (seq, sha256_hex(line.as_bytes()), meta.len())
-        }
-        None => (0, String::new(), meta.len()),
-    })
+    if let Some(line) = last {
+        tail.seq = serde_json::from_slice::<Value>(&line)
+            .ok()
+            .and_then(|v| v.get("seq").and_then(Value::as_u64))
+            .unwrap_or(0);
+    }
+    Ok(tail)
 }
 
-pub fn sha256_hex(bytes: &[u8]) -> String {
+/// Refuses to continue a file whose chain this run could not extend honestly: one of the
+/// other kind (keyed or not), or one that no longer matches its seal file (cut or changed
+/// since it was last written). Continuing it would rewrite the seal to match, hiding that.
+fn check_continuation(
+    path: &Path,
+    tail: &Tail,
+    chain: &chain::Chain,
+    seal: Option<&seal::Seal>,
+) -> Result<(), OpenError> {
+    if let Some(found) = tail.kind
+        && found != chain.kind()
+    {
+        return Err(OpenError::KindMismatch {
+            path: path.to_path_buf(),
+            found: if found == chain::Kind::Keyed {
+                "with an audit key"
+            } else {
+                "without an audit key"
+            },
+            wanted: if chain.key().is_some() { "one" } else { "none" },
+        });
+    }
+    let Some(seal) = seal else {
+        return Ok(());
+    };
+    let mismatch = |reason: String| OpenError::SealMismatch {
+        path: path.to_path_buf(),
+        reason,
+    };
+    if let Some(key) = chain.key() {
+        if seal.key_id.as_deref() != Some(key.id()) {
+            return Err(mismatch(format!(
+                "it was written with another key (id {}, this one is {})",
+                seal.key_id.as_deref().unwrap_or("none"),
+                key.id()
+            )));
+        }
+        if !seal.mac_matches(key) {
+            return Err(mismatch("its MAC does not match: it was rewritten".into()));
+        }
+    }
+    match tail.sealed_head.as_deref() {
+        None => Err(mismatch(format!(
+            "{} lines were sealed and {} are left: lines were cut from the end",
+            seal.lines, tail.lines
+        ))),
+        Some(head) if head != seal.head => Err(mismatch(format!(
+            "line {} is not the line that was sealed: the log was rewritten",
+            seal.lines
+        ))),
+        Some(_) => Ok(()),
+    }
+}
+
+/// Lowercase hex of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
-    let mut out = String::with_capacity(64);
-    for &b in digest.as_ref() {
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
         out.push(HEX[usize::from(b >> 4)] as char);
         out.push(HEX[usize::from(b & 15)] as char);
     }
     out
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref())
 }
 
 /// `sha256:<hex>` of the arguments in canonical form (keys sorted, compact), so equal
@@ -317,9 +448,14 @@ pub fn now_rfc3339() -> String {
     time::rfc3339(crate::state::now_millis())
 }
 
-fn open_private(path: &Path) -> std::io::Result<File> {
+/// Opens `path` for appending (`append`) or replaces its contents, creating it `0600`.
+fn open_private(path: &Path, append: bool) -> std::io::Result<File> {
     let mut options = OpenOptions::new();
-    options.create(true).append(true);
+    if append {
+        options.create(true).append(true);
+    } else {
+        options.create(true).write(true).truncate(true);
+    }
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
@@ -353,13 +489,18 @@ mod tests {
         let log = AuditLog::open(&path, "abc", false).unwrap();
         log.record("shutdown", json!({}));
         log.close();
-        assert_eq!(verify(&path).unwrap(), 3);
+        let checked = verify(&path, None).unwrap();
+        assert_eq!(checked.lines, 5, "each run ends with a seal line");
+        assert!(checked.is_complete() && checked.ends_with_seal_line);
         let text = std::fs::read_to_string(&path).unwrap();
         let lines: Vec<Value> = text
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
-        assert_eq!(lines[2]["seq"], 3);
+        assert_eq!(lines[3]["seq"], 4);
+        assert_eq!(lines[3]["type"], "shutdown");
+        assert_eq!(lines[2]["type"], "seal");
+        assert_eq!(lines[2]["lines"], 3);
         assert_eq!(lines[1]["type"], "tool_call");
         assert!(lines[1].get("rule").is_none(), "null fields are left out");
         #[cfg(unix)]
@@ -369,6 +510,46 @@ mod tests {
             assert_eq!(mode(&path), 0o600);
             assert_eq!(mode(path.parent().unwrap()), 0o700);
         }
+    }
+
+    #[test]
+    fn a_log_is_continued_only_with_the_same_key_and_while_it_matches_its_seal() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("e.jsonl");
+        let key = AuditKey::from_bytes(b"0123456789abcdef", "test").unwrap();
+        let open = |key: Option<&AuditKey>| {
+            AuditLog::open_with(
+                &path,
+                "abc",
+                AuditOptions {
+                    key: key.cloned(),
+                    ..Default::default()
+                },
+            )
+        };
+        let log = open(None).unwrap();
+        log.record("startup", json!({}));
+        log.close();
+        let err = open(Some(&key)).unwrap_err();
+        assert!(matches!(err, OpenError::KindMismatch { .. }), "{err}");
+        assert!(
+            err.to_string()
+                .contains("was written without an audit key, but this run has one")
+        );
+
+        // Cut its last line: continuing would seal the cut log as if whole.
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, text.lines().next().unwrap().to_string() + "\n").unwrap();
+        let err = open(None).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("2 lines were sealed and 1 are left"),
+            "{err}"
+        );
+        std::fs::write(&path, &text).unwrap();
+        let log = open(None).unwrap();
+        log.close();
+        assert_eq!(verify(&path, None).unwrap().lines, 3);
     }
 
     #[test]
@@ -421,8 +602,11 @@ mod tests {
                 "retry_after_seconds": 3, "latency_us": 1.2,
                 "args_hash": args_hash(Some(&args)),
                 "args": {"b": 1, "token": "[REDACTED]", "a": "x"},
+                "hash": lines[0]["hash"].clone(),
             })
         );
+        assert_eq!(lines[0]["hash"].as_str().map(str::len), Some(64));
+        assert_eq!(lines[1]["prev"], lines[0]["hash"]);
         assert_eq!(lines[1]["ts"], "2026-11-25T06:40:13.045Z");
         assert_eq!(lines[1]["identity"], "alice");
         assert_eq!(lines[1]["reservation"], "rolled_back");
@@ -430,7 +614,7 @@ mod tests {
         assert_eq!(lines[2]["status"], "failure");
         assert_eq!(lines[2]["errors"], json!(["p.yaml:3:7: bad"]));
         assert!(lines[2].get("policy_sha256").is_none());
-        assert_eq!(verify(&path).unwrap(), 3);
+        assert_eq!(verify(&path, None).unwrap().lines, 4);
     }
 
     #[test]
@@ -464,7 +648,8 @@ mod tests {
             })
             .sum();
         assert!(refused > 0, "the queue never filled");
-        assert_eq!(written as u64 + reported, QUEUE as u64 * 2 + 1);
-        assert_eq!(verify(&path).unwrap(), written);
+        // Every line but the closing seal is an event that was queued.
+        assert_eq!(written as u64 - 1 + reported, QUEUE as u64 * 2 + 1);
+        assert_eq!(verify(&path, None).unwrap().lines as usize, written);
     }
 }

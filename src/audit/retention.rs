@@ -48,7 +48,11 @@ pub fn prune(retention: &Retention, current: &Path) -> usize {
         };
         if old {
             match std::fs::remove_file(&path) {
-                Ok(()) => removed += 1,
+                Ok(()) => {
+                    removed += 1;
+                    // Its seal goes with it: a seal file without its log proves nothing.
+                    let _ = std::fs::remove_file(super::seal::path_for(&path));
+                }
                 Err(e) => eprintln!(
                     "intercept: cannot prune the old audit file {}: {e}",
                     path.display()

@@ -9,8 +9,10 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::{Duration, Instant};
 
+use super::chain::Chain;
 use super::event::Event;
-use super::{Message, Shared, retention, sha256_hex, time};
+use super::seal::Seal;
+use super::{Message, Shared, retention, time};
 
 /// How often the writer wakes to write what has been queued. Waking per event would cost a
 /// thread switch and a system call for every tool call; this costs at most this much delay
@@ -26,18 +28,24 @@ const PRUNE_INTERVAL: Duration = Duration::from_secs(24 * 3600);
 pub(super) struct Writer {
     pub file: File,
     pub path: PathBuf,
+    /// Whether a seal file is kept: only for a regular file (not `/dev/stdout`, a pipe).
+    pub keeps_seal: bool,
     /// The instance id as a JSON string, ready to copy into every line.
     pub instance_json: String,
     pub log_args: bool,
     pub clock: Clock,
-    /// The chain so far: the last line's `seq` and hash.
+    pub chain: Chain,
+    /// The chain so far: the last line's `seq` and hash, and the file's line count.
     pub seq: u64,
     pub prev: String,
+    pub lines: u64,
     /// Bytes of the file known to be whole lines, to cut a partly written batch back to.
     pub good_len: u64,
     pub shared: Arc<Shared>,
     /// Events that failed to be written, reported in the next line that is.
     pub lost: u64,
+    /// The last seal file update failed (said once on stderr, until one succeeds).
+    pub seal_failing: bool,
     pub retention: Option<retention::Retention>,
 }
 
@@ -59,7 +67,7 @@ impl Writer {
             more = false;
             let mut closing = false;
             let mut waiters = Vec::new();
-            let (start_seq, start_prev) = (self.seq, self.prev.clone());
+            let (start_seq, start_prev, start_lines) = (self.seq, self.prev.clone(), self.lines);
             let mut carried = 0;
             let mut count = 0u64;
             batch.clear();
@@ -97,6 +105,10 @@ impl Writer {
                             self.append(&event, lost, &mut batch);
                             count += 1;
                         }
+                        // The log ends with a seal line: one that ends without one was
+                        // cut, or its writer was killed.
+                        self.append(&self.seal_event(), 0, &mut batch);
+                        count += 1;
                         break;
                     }
                     Err(TryRecvError::Empty) => break,
@@ -107,6 +119,7 @@ impl Writer {
                     Ok(()) => {
                         self.good_len += batch.len() as u64;
                         self.lost = 0;
+                        self.write_seal();
                         if self.shared.failing.swap(false, Ordering::Relaxed) {
                             eprintln!(
                                 "intercept: the audit log {} is written again; {carried} earlier events were lost (recorded in it)",
@@ -120,6 +133,7 @@ impl Writer {
                         let _ = self.file.set_len(self.good_len);
                         self.seq = start_seq;
                         self.prev = start_prev;
+                        self.lines = start_lines;
                         self.lost = carried + count;
                         if !self.shared.failing.swap(true, Ordering::Relaxed) {
                             eprintln!(
@@ -149,8 +163,40 @@ impl Writer {
         }
     }
 
+    /// The line written last: how many lines the file holds with it, and under which key.
+    fn seal_event(&self) -> Event {
+        let mut fields = serde_json::Map::new();
+        fields.insert("lines".into(), (self.lines + 1).into());
+        if let Some(key) = self.chain.key() {
+            fields.insert("key_id".into(), key.id().into());
+        }
+        Event::Other {
+            at: crate::state::now_millis(),
+            kind: "seal".into(),
+            fields,
+        }
+    }
+
+    /// Records the line count and last hash beside the log, after each batch written.
+    fn write_seal(&mut self) {
+        if !self.keeps_seal {
+            return;
+        }
+        match Seal::new(self.lines, &self.prev, self.chain.key()).write(&self.path) {
+            Ok(()) => self.seal_failing = false,
+            Err(e) => {
+                if !std::mem::replace(&mut self.seal_failing, true) {
+                    eprintln!(
+                        "intercept: cannot update the seal file of the audit log {}: {e} (lines cut from its end may go unnoticed)",
+                        self.path.display()
+                    );
+                }
+            }
+        }
+    }
+
     /// Appends one line: `seq` and `prev` first, then the time, kind and instance, then the
-    /// event's own fields.
+    /// event's own fields, then its hash.
     fn append(&mut self, event: &Event, lost: u64, out: &mut Vec<u8>) {
         let start = out.len();
         self.seq += 1;
@@ -165,8 +211,8 @@ impl Writer {
         out.extend_from_slice(b",\"instance\":");
         out.extend_from_slice(self.instance_json.as_bytes());
         event.write_fields(self.log_args, out);
-        out.push(b'}');
-        self.prev = sha256_hex(&out[start..]);
+        self.prev = self.chain.close_line(start, out);
+        self.lines += 1;
         out.push(b'\n');
     }
 }

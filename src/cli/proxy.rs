@@ -89,6 +89,10 @@ pub struct Args {
     /// Record tool arguments in the audit log (secrets redacted: see docs/audit.md).
     #[arg(long)]
     pub log_args: bool,
+    /// Key the audit log's chain with the key in this file (mode 0600 or stricter), so it
+    /// cannot be recomputed after an edit; or set INTERCEPT_AUDIT_KEY.
+    #[arg(long, value_name = "PATH", conflicts_with = "no_audit")]
+    pub audit_key_file: Option<PathBuf>,
     /// Seconds a request may wait for the server's answer before it gets an error.
     #[arg(long, value_name = "SECONDS", default_value_t = 300.0)]
     pub request_timeout: f64,
@@ -268,8 +272,11 @@ fn open_audit(args: &Args, instance: &str) -> anyhow::Result<Option<Arc<AuditLog
                 args.audit_retention
             )
         })?;
+    // Read before anything starts: an unusable key stops intercept, whatever else is set.
+    let key =
+        crate::audit::AuditKey::configured(args.audit_key_file.as_deref(), "--audit-key-file")?;
     let explicit = args.audit_log.is_some() || args.audit_dir.is_some();
-    let must = explicit || args.audit_required || args.log_args;
+    let must = explicit || args.audit_required || args.log_args || key.is_some();
     let dir = match (&args.audit_log, &args.audit_dir) {
         (Some(_), _) => None,
         (None, Some(dir)) => Some(dir.clone()),
@@ -297,6 +304,7 @@ fn open_audit(args: &Args, instance: &str) -> anyhow::Result<Option<Arc<AuditLog
         log_args: args.log_args,
         required: args.audit_required,
         retention,
+        key,
     };
     match AuditLog::open_with(&path, instance, options) {
         Ok(log) => Ok(Some(Arc::new(log))),

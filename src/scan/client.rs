@@ -475,6 +475,8 @@ impl StdioConn {
         let mut cmd = tokio::process::Command::new(path);
         cmd.args(args)
             .envs(env.iter().map(|(k, v)| (k, v)))
+            // The audit key is intercept's own secret, never the server's.
+            .env_remove(crate::audit::KEY_ENV)
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())

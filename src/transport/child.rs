@@ -349,6 +349,9 @@ fn spawn(command: &[String], group: &ProcessGroup) -> Result<Child, TransportErr
     let path =
         super::program::locate(program).map_err(|why| TransportError::unrunnable(program, why))?;
     let mut cmd = Command::new(&path);
+    // The audit key is what keeps the log's chain from being recomputed: the server (and
+    // the agent's tools it runs) must not inherit it.
+    cmd.env_remove(crate::audit::KEY_ENV);
     cmd.args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
