@@ -6,6 +6,7 @@
 pub mod compile;
 mod decode;
 pub mod error;
+pub mod limits;
 pub mod model;
 mod yaml;
 
@@ -30,12 +31,10 @@ pub fn parse(text: &str, origin: &str) -> Result<CompiledPolicy, LoadError> {
     }
 }
 
-/// Reads, parses and compiles a policy file.
+/// Reads, parses and compiles a policy file (one over [`limits::MAX_POLICY_BYTES`] is
+/// refused before it is read whole).
 pub fn load_file(path: &Path) -> Result<CompiledPolicy, LoadError> {
-    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = limits::read_text(path)?;
     parse(&text, &path.display().to_string())
 }
 
@@ -48,11 +47,15 @@ pub fn validate(text: &str) -> Vec<PolicyError> {
 }
 
 fn compile_text(text: &str, errors: &mut Vec<PolicyError>) -> Option<CompiledPolicy> {
+    if text.len() as u64 > limits::MAX_POLICY_BYTES {
+        errors.push(limits::too_large());
+        return None;
+    }
     let root = match yaml::parse(text) {
         Ok(root) => root,
         Err(e) => {
             errors.push(PolicyError {
-                message: format!("invalid YAML: {}", e.message),
+                message: e.message,
                 path: String::new(),
                 line: e.pos.line,
                 column: e.pos.column,
