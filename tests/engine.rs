@@ -339,6 +339,60 @@ fn hidden_tools_are_denied_before_default_deny() {
 }
 
 #[test]
+fn escaped_wildcards_name_tools_with_a_literal_star_or_question_mark() {
+    let e = engine(
+        r#"default: deny
+hide: ['secret\*', 'x\?*']
+tools:
+  'what\?':
+    rules:
+      - {name: question, action: deny}
+  'run\*_*':
+    rules:
+      - {name: starred, action: deny}
+  'back\\slash': {}
+  'plain_*': {}
+"#,
+    );
+    // An escape and no other wildcard: one exact name.
+    denied(&eval(&e, "what?", json!({})), "Denied by rule \"question\"");
+    denied(
+        &eval(&e, "whatX", json!({})),
+        "Tool \"whatX\" is not permitted by policy",
+    );
+    // Escaped and unescaped wildcards in one glob.
+    denied(&eval(&e, "run*_fast", json!({})), "Denied by rule \"starred\"");
+    denied(
+        &eval(&e, "runX_fast", json!({})),
+        "Tool \"runX_fast\" is not permitted by policy",
+    );
+    allowed(&eval(&e, r"back\slash", json!({})));
+    allowed(&eval(&e, "plain_x", json!({})));
+    // hide entries too.
+    denied(
+        &eval(&e, "secret*", json!({})),
+        "Tool \"secret*\" is hidden by policy",
+    );
+    denied(
+        &eval(&e, "secretX", json!({})),
+        "Tool \"secretX\" is not permitted by policy",
+    );
+    denied(&eval(&e, "x?y", json!({})), "Tool \"x?y\" is hidden by policy");
+    denied(
+        &eval(&e, "xay", json!({})),
+        "Tool \"xay\" is not permitted by policy",
+    );
+
+    // And grants.
+    let e = engine("grants:\n  '*': {tools: ['ask\\?', 'get\\*_*']}\n");
+    allowed(&eval(&e, "ask?", json!({})));
+    allowed(&eval(&e, "get*_user", json!({})));
+    for tool in ["askX", "getX_user"] {
+        assert_eq!(eval(&e, tool, json!({})).verdict, Verdict::Deny, "{tool}");
+    }
+}
+
+#[test]
 fn default_deny_is_not_rescued_by_wildcard_rules_but_glob_keys_list_tools() {
     let e = engine(
         "default: deny\ntools:\n  'get_*': {}\n  '*':\n    rules:\n      - {name: all, action: allow, rate_limit: 10/minute}\n",

@@ -638,3 +638,26 @@ fn a_policy_over_8_mib_is_refused_without_being_read_whole() {
     std::fs::write(&path, &text).unwrap();
     policy::load_file(&path).unwrap();
 }
+
+#[test]
+fn a_bad_escape_in_a_tool_name_is_an_error() {
+    single_error(
+        "tools:\n  'a\\b': {}\n",
+        "tools.a\\b: \"a\\b\" has the unknown escape \"\\b\": only \\*, \\? and \\\\ are escapes (write \"\\\\\" for a backslash)",
+        2,
+        10,
+    );
+    single_error(
+        "hide: [ok, 'trailing\\']\n",
+        "hide[1]: \"trailing\\\" ends with a lone \"\\\": write \"\\\\\" for a backslash (escapes are \\*, \\? and \\\\)",
+        1,
+        12,
+    );
+    single_error(
+        "grants:\n  '*': {tools: ['x\\y']}\n",
+        "grants.*.tools[0]: \"x\\y\" has the unknown escape \"\\y\": only \\*, \\? and \\\\ are escapes (write \"\\\\\" for a backslash)",
+        2,
+        17,
+    );
+    valid("hide: ['a\\*', 'b\\?', 'c\\\\', 'd\\**']\ntools:\n  'e\\?': {}\n");
+}

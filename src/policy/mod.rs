@@ -8,6 +8,7 @@ mod decode;
 pub mod error;
 pub mod limits;
 pub mod model;
+pub mod names;
 mod yaml;
 
 use std::path::Path;

@@ -14,11 +14,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use wildmatch::WildMatch;
-
 use super::decode::{Decoder, RawPolicy, RawRateLimit, RawRule, RawState, RawTool, Spanned, join};
 use super::error::PolicyError;
 use super::model::*;
+use super::names::{self, NamePattern};
 use super::yaml::Pos;
 use crate::state::{CalendarUnit, Window};
 use conditions::{ParsedPath, arg_path};
@@ -88,12 +87,11 @@ pub fn compile(raw: RawPolicy, errors: &mut Vec<PolicyError>) -> Option<Compiled
     for tool in &raw.tools {
         let ids = c.tool(tool);
         let key = tool.name.value.as_str();
-        if key == "*" {
-            wildcard_rules = ids;
-        } else if is_glob(key) {
-            glob_rules.push((WildMatch::new(key), ids));
-        } else {
-            plans_own.push((key.to_string(), ids));
+        match names::parse(key) {
+            Ok(NamePattern::All) => wildcard_rules = ids,
+            Ok(NamePattern::Glob(glob)) => glob_rules.push((glob, ids)),
+            Ok(NamePattern::Exact(name)) => plans_own.push((name, ids)),
+            Err(e) => c.d.error(tool.name.pos, &join("tools", key), e.to_string()),
         }
     }
     c.resolve_state_conditions();
@@ -130,10 +128,6 @@ pub fn compile(raw: RawPolicy, errors: &mut Vec<PolicyError>) -> Option<Compiled
         counters,
         has_shadow_rules,
     })
-}
-
-fn is_glob(key: &str) -> bool {
-    key.contains(['*', '?'])
 }
 
 fn owner_name(key: &str) -> &str {
