@@ -151,6 +151,29 @@ fn validate_refuses_an_alias_bomb_with_its_position() {
 }
 
 #[test]
+fn check_denies_a_value_a_negative_operator_cannot_compare() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = write(
+        dir.path(),
+        "p.yaml",
+        "tools:\n  deploy:\n    rules:\n      - name: not prod\n        conditions: [{path: args.env, op: not_in, value: [prod]}]\n",
+    );
+    let run = |args: &str| {
+        intercept(&["check", "-c", &policy, "--tool", "deploy", "--args", args])
+    };
+    assert_eq!(run(r#"{"env":"dev"}"#).status.code(), Some(0));
+    for args in [r#"{"env":"prod"}"#, r#"{"env":null}"#, r#"{"env":["prod"]}"#] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(1), "{args}");
+        assert_eq!(
+            text(&out.stdout),
+            "deny (rule not prod): Denied by rule \"not prod\"\n",
+            "{args}"
+        );
+    }
+}
+
+#[test]
 fn check_dry_runs_calls_and_exits_by_decision() {
     let dir = tempfile::tempdir().unwrap();
     let policy = write(
