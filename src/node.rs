@@ -454,10 +454,14 @@ pub async fn run(argv: Vec<String>) -> Result<i32> {
 }
 
 /// Asks a running `run()` to shut down as if the client had gone away. The launcher calls
-/// it from its SIGINT/SIGTERM/SIGHUP handlers: inside Node, JS owns the signals.
+/// it from its SIGINT/SIGTERM/SIGHUP handlers with the signal's number: inside Node, JS owns
+/// the signals. A command other than the proxy then resolves at once with 128 + signal.
 #[napi]
-pub fn shutdown() {
-    crate::shutdown::request();
+pub fn shutdown(signal: Option<i32>) {
+    match signal {
+        Some(signal) => crate::shutdown::request_by_signal(signal),
+        None => crate::shutdown::request(),
+    }
 }
 
 /// Node sets O_NONBLOCK on stdio it has touched, and the flag lives on the open file
