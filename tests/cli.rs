@@ -158,11 +158,13 @@ fn check_denies_a_value_a_negative_operator_cannot_compare() {
         "p.yaml",
         "tools:\n  deploy:\n    rules:\n      - name: not prod\n        conditions: [{path: args.env, op: not_in, value: [prod]}]\n",
     );
-    let run = |args: &str| {
-        intercept(&["check", "-c", &policy, "--tool", "deploy", "--args", args])
-    };
+    let run = |args: &str| intercept(&["check", "-c", &policy, "--tool", "deploy", "--args", args]);
     assert_eq!(run(r#"{"env":"dev"}"#).status.code(), Some(0));
-    for args in [r#"{"env":"prod"}"#, r#"{"env":null}"#, r#"{"env":["prod"]}"#] {
+    for args in [
+        r#"{"env":"prod"}"#,
+        r#"{"env":null}"#,
+        r#"{"env":["prod"]}"#,
+    ] {
         let out = run(args);
         assert_eq!(out.status.code(), Some(1), "{args}");
         assert_eq!(

@@ -426,7 +426,10 @@ tools:
         "Tool \"whatX\" is not permitted by policy",
     );
     // Escaped and unescaped wildcards in one glob.
-    denied(&eval(&e, "run*_fast", json!({})), "Denied by rule \"starred\"");
+    denied(
+        &eval(&e, "run*_fast", json!({})),
+        "Denied by rule \"starred\"",
+    );
     denied(
         &eval(&e, "runX_fast", json!({})),
         "Tool \"runX_fast\" is not permitted by policy",
@@ -442,7 +445,10 @@ tools:
         &eval(&e, "secretX", json!({})),
         "Tool \"secretX\" is not permitted by policy",
     );
-    denied(&eval(&e, "x?y", json!({})), "Tool \"x?y\" is hidden by policy");
+    denied(
+        &eval(&e, "x?y", json!({})),
+        "Tool \"x?y\" is hidden by policy",
+    );
     denied(
         &eval(&e, "xay", json!({})),
         "Tool \"xay\" is not permitted by policy",

@@ -546,7 +546,8 @@ fn an_alias_bomb_is_refused_at_the_alias_that_crosses_the_limit() {
     );
     let err = policy::load_file(&fixture("alias-bomb.yaml")).unwrap_err();
     assert!(
-        err.to_string().contains("alias-bomb.yaml:7:8: aliases repeat"),
+        err.to_string()
+            .contains("alias-bomb.yaml:7:8: aliases repeat"),
         "{err}"
     );
 
@@ -607,7 +608,8 @@ fn nesting_deeper_than_64_levels_is_refused() {
 
 #[test]
 fn a_policy_over_8_mib_is_refused_without_being_read_whole() {
-    let message = "the policy is larger than 8388608 bytes (8 MiB), the most a policy file may hold";
+    let message =
+        "the policy is larger than 8388608 bytes (8 MiB), the most a policy file may hold";
     let limit = policy::limits::MAX_POLICY_BYTES as usize;
     let mut text = "# padding\n".repeat(limit / 10);
     text.push_str("tools: {}\n");
@@ -620,7 +622,11 @@ fn a_policy_over_8_mib_is_refused_without_being_read_whole() {
     let err = policy::load_file(&path).unwrap_err();
     assert_eq!(err.errors().len(), 1, "{err}");
     assert_eq!(err.errors()[0].message, message);
-    assert!(err.to_string().contains("big.yaml:1:1: the policy is larger"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("big.yaml:1:1: the policy is larger"),
+        "{err}"
+    );
 
     // A file of no known size is read only up to the limit.
     #[cfg(unix)]

@@ -244,10 +244,9 @@ fn an_alias_bomb_or_an_over_size_file_saved_over_the_policy_is_refused() {
     let file = path.display().to_string();
     let reloads = || config_reloads(&log);
 
-    let bomb = std::fs::read(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/alias-bomb.yaml"),
-    )
-    .unwrap();
+    let bomb =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/alias-bomb.yaml"))
+            .unwrap();
     std::fs::write(&path, &bomb).unwrap();
     wait_for("the rejected bomb", || !reloads().is_empty());
     let event = &reloads()[0];
@@ -257,7 +256,9 @@ fn an_alias_bomb_or_an_over_size_file_saved_over_the_policy_is_refused() {
     assert_eq!(event["errors"].as_array().unwrap().len(), 1, "{event}");
     let error = event["errors"][0].as_str().unwrap();
     assert!(
-        error.starts_with(&format!("{file}:7:8: aliases repeat more than 100000 nodes")),
+        error.starts_with(&format!(
+            "{file}:7:8: aliases repeat more than 100000 nodes"
+        )),
         "{error}"
     );
     assert_eq!(verdict(&engine, "u"), Verdict::Deny, "the old policy stays");

@@ -29,9 +29,7 @@ pub fn apply(op: &Op, actual: Option<&Value>) -> bool {
     };
     match op {
         Op::Eq(lit) => loose_eq(actual, lit),
-        Op::Neq(lit) => {
-            comparable(actual, std::slice::from_ref(lit)) && !loose_eq(actual, lit)
-        }
+        Op::Neq(lit) => comparable(actual, std::slice::from_ref(lit)) && !loose_eq(actual, lit),
         Op::In(list) => list.iter().any(|l| loose_eq(actual, l)),
         Op::NotIn(list) => comparable(actual, list) && !list.iter().any(|l| loose_eq(actual, l)),
         Op::Lt(n) => numeric(actual, n, |o| o == Ordering::Less),
@@ -54,9 +52,7 @@ pub fn apply_to_str(op: &Op, actual: &str) -> bool {
     match op {
         Op::Exists(expected) => *expected,
         Op::Eq(lit) => loose_eq_str(actual, lit),
-        Op::Neq(lit) => {
-            comparable_str(std::slice::from_ref(lit)) && !loose_eq_str(actual, lit)
-        }
+        Op::Neq(lit) => comparable_str(std::slice::from_ref(lit)) && !loose_eq_str(actual, lit),
         Op::In(list) => list.iter().any(|l| loose_eq_str(actual, l)),
         Op::NotIn(list) => comparable_str(list) && !list.iter().any(|l| loose_eq_str(actual, l)),
         Op::Lt(_) | Op::Lte(_) | Op::Gt(_) | Op::Gte(_) => false,

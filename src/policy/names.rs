@@ -169,9 +169,7 @@ mod tests {
     fn bad_escapes_are_errors() {
         assert_eq!(
             parse(r"a\").unwrap_err(),
-            NameError::DanglingEscape {
-                name: r"a\".into()
-            }
+            NameError::DanglingEscape { name: r"a\".into() }
         );
         assert_eq!(
             parse(r"a\nb").unwrap_err(),

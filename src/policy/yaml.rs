@@ -205,9 +205,7 @@ impl Builder {
                         // A block mapping's start event is marked after its first key; the
                         // key itself is where a reader looks.
                         let pos = match items.first() {
-                            Some(k) if (k.pos.line, k.pos.column) < (pos.line, pos.column) => {
-                                k.pos
-                            }
+                            Some(k) if (k.pos.line, k.pos.column) < (pos.line, pos.column) => k.pos,
                             _ => pos,
                         };
                         let mut pairs = Vec::with_capacity(items.len() / 2);
@@ -249,7 +247,10 @@ impl Builder {
                         pos,
                     });
                 }
-                let node = Node { pos, ..node.clone() };
+                let node = Node {
+                    pos,
+                    ..node.clone()
+                };
                 self.finish(node, size, 0);
             }
             Event::Nothing | Event::StreamStart | Event::DocumentEnd => {}

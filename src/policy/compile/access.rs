@@ -37,7 +37,9 @@ impl Compiler<'_> {
                     };
                     set.exact.insert(exact);
                 }
-                Err(e) => self.d.error(name.pos, &format!("{path}[{i}]"), e.to_string()),
+                Err(e) => self
+                    .d
+                    .error(name.pos, &format!("{path}[{i}]"), e.to_string()),
             }
         }
         set
