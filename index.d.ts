@@ -114,5 +114,8 @@ export declare function evaluate(policyPathOrYaml: string, call: ToolCall): Deci
 /** Runs the `intercept` command line (arguments without the program name); resolves with the exit code. */
 export declare function run(argv: string[]): Promise<number>
 
-/** Asks a running `run()` to shut down, as the CLI does on SIGINT/SIGTERM/SIGHUP. */
-export declare function shutdown(): void
+/**
+ * Asks a running `run()` to shut down, as the CLI does on SIGINT/SIGTERM/SIGHUP. With the
+ * signal's number, a command other than the proxy resolves at once with 128 + signal.
+ */
+export declare function shutdown(signal?: number | undefined | null): void

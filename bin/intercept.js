@@ -11,8 +11,11 @@ try {
   process.exitCode = 1
   return
 }
+// The signal's number lets a command other than the proxy end at once with 128 + signal,
+// as the native binary would be ended by it.
+const { signals } = require('node:os').constants
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.on(signal, () => native.shutdown())
+  process.on(signal, () => native.shutdown(signals[signal]))
 }
 native.run(process.argv.slice(2)).then(
   (code) => {

@@ -91,6 +91,11 @@ fn load_error(e: LoadError) -> Error {
 
 /// Reads a policy given as YAML text or as a file path.
 fn read_policy(text_or_path: &str) -> std::result::Result<(String, String), Error> {
+    read_policy_source(text_or_path).map_err(load_error)
+}
+
+/// [`read_policy`], keeping a file over the size limit as a validation error.
+fn read_policy_source(text_or_path: &str) -> std::result::Result<(String, String), LoadError> {
     let looks_like_path = !text_or_path.contains('\n')
         && (text_or_path.ends_with(".yaml")
             || text_or_path.ends_with(".yml")
@@ -236,7 +241,7 @@ impl Engine {
     pub fn new(options: EngineOptions) -> Result<Self> {
         let (text, origin) = match (&options.policy, &options.policy_file) {
             (Some(text), None) => (text.clone(), "<policy>".to_string()),
-            (None, Some(path)) => read_policy_file(path)?,
+            (None, Some(path)) => read_policy_file(path).map_err(load_error)?,
             _ => {
                 return Err(Error::new(
                     Status::InvalidArg,
@@ -376,13 +381,8 @@ impl Engine {
     }
 }
 
-fn read_policy_file(path: &str) -> Result<(String, String)> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Error::new(
-            Status::InvalidArg,
-            format!("reading config file {path}: {e}"),
-        )
-    })?;
+fn read_policy_file(path: &str) -> std::result::Result<(String, String), LoadError> {
+    let text = policy::limits::read_text(Path::new(path))?;
     Ok((text, path.to_string()))
 }
 
@@ -411,8 +411,12 @@ fn to_js(tool: &str, d: &EngineDecision, reservation: Option<i64>) -> Decision {
 /// Validates a policy given as YAML text or a file path; never throws for policy errors.
 #[napi]
 pub fn validate(text_or_path: String) -> Result<ValidationResult> {
-    let (text, _) = read_policy(&text_or_path)?;
-    let errors: Vec<ValidationError> = policy::validate(&text)
+    let found = match read_policy_source(&text_or_path) {
+        Ok((text, _)) => policy::validate(&text),
+        Err(LoadError::Invalid { errors, .. }) => errors,
+        Err(e) => return Err(load_error(e)),
+    };
+    let errors: Vec<ValidationError> = found
         .into_iter()
         .map(|e| ValidationError {
             message: e.message,
@@ -450,10 +454,14 @@ pub async fn run(argv: Vec<String>) -> Result<i32> {
 }
 
 /// Asks a running `run()` to shut down as if the client had gone away. The launcher calls
-/// it from its SIGINT/SIGTERM/SIGHUP handlers: inside Node, JS owns the signals.
+/// it from its SIGINT/SIGTERM/SIGHUP handlers with the signal's number: inside Node, JS owns
+/// the signals. A command other than the proxy then resolves at once with 128 + signal.
 #[napi]
-pub fn shutdown() {
-    crate::shutdown::request();
+pub fn shutdown(signal: Option<i32>) {
+    match signal {
+        Some(signal) => crate::shutdown::request_by_signal(signal),
+        None => crate::shutdown::request(),
+    }
 }
 
 /// Node sets O_NONBLOCK on stdio it has touched, and the flag lives on the open file

@@ -155,15 +155,22 @@ struct Reloader {
 impl Reloader {
     fn check(&mut self) {
         let shown = self.path.display().to_string();
-        let bytes = match std::fs::read(&self.path) {
+        let bytes = match policy::limits::read_bounded(&self.path) {
             Ok(b) => b,
             // Mid-save (deleted, not yet recreated): the next event brings the new file.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(policy::LoadError::Read { cause, .. })
+                if cause.kind() == std::io::ErrorKind::NotFound =>
+            {
                 tracing::debug!("{shown} is missing for now; the policy in force stays");
                 return;
             }
-            Err(e) => {
-                tracing::warn!("cannot read {shown} ({e}); the policy in force stays");
+            Err(policy::LoadError::Read { cause, .. }) => {
+                tracing::warn!("cannot read {shown} ({cause}); the policy in force stays");
+                return;
+            }
+            // Too large to read: refused like any invalid version, without its hash.
+            Err(policy::LoadError::Invalid { errors, .. }) => {
+                self.reject(&shown, &errors, None);
                 return;
             }
         };
@@ -207,28 +214,32 @@ impl Reloader {
                     "previous_sha256": previous,
                 }));
             }
-            Err(errors) => {
-                for e in &errors {
-                    tracing::warn!("policy reload rejected: {shown}:{e}");
-                }
-                tracing::warn!(
-                    "{shown} has {} error(s); the policy in force stays",
-                    errors.len()
-                );
-                self.record(json!({
-                    "status": "failure",
-                    "policy": shown,
-                    // The policy that stays in force.
-                    "policy_sha256": self.in_force,
-                    "rejected_sha256": sha,
-                    "errors": errors
-                        .iter()
-                        .map(|e| format!("{shown}:{e}"))
-                        .collect::<Vec<_>>(),
-                }));
-                self.rejected = Some(sha);
-            }
+            Err(errors) => self.reject(&shown, &errors, Some(sha)),
         }
+    }
+
+    /// Logs and records a version that is not put in force; the policy in force stays.
+    /// `sha` is the rejected text's hash, when it was read.
+    fn reject(&mut self, shown: &str, errors: &[policy::PolicyError], sha: Option<String>) {
+        for e in errors {
+            tracing::warn!("policy reload rejected: {shown}:{e}");
+        }
+        tracing::warn!(
+            "{shown} has {} error(s); the policy in force stays",
+            errors.len()
+        );
+        self.record(json!({
+            "status": "failure",
+            "policy": shown,
+            // The policy that stays in force.
+            "policy_sha256": self.in_force,
+            "rejected_sha256": sha,
+            "errors": errors
+                .iter()
+                .map(|e| format!("{shown}:{e}"))
+                .collect::<Vec<_>>(),
+        }));
+        self.rejected = sha;
     }
 
     fn record(&self, fields: serde_json::Value) {

@@ -95,6 +95,86 @@ fn validate_prints_valid_or_every_error_with_file_line_and_column() {
     assert_eq!(doc["files"][1]["errors"][2]["line"], 6);
 }
 
+/// `intercept` with at most 1 GiB of address space, so that a policy that defeats the
+/// loader's limits fails this test instead of exhausting the machine.
+#[allow(unsafe_code)]
+fn intercept_in_a_gib(args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_intercept"));
+    cmd.args(args);
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: setrlimit only changes this child's own limit; it allocates nothing and
+        // is async-signal-safe, as a pre_exec closure must be.
+        unsafe {
+            cmd.pre_exec(|| {
+                let limit = libc::rlimit {
+                    rlim_cur: 1 << 30,
+                    rlim_max: 1 << 30,
+                };
+                if libc::setrlimit(libc::RLIMIT_AS, &limit) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    cmd.output().expect("run intercept")
+}
+
+#[test]
+fn validate_refuses_an_alias_bomb_with_its_position() {
+    let bomb = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/alias-bomb.yaml")
+        .display()
+        .to_string();
+    let out = intercept_in_a_gib(&["validate", "-c", &bomb]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        format!(
+            "{bomb}:7:8: aliases repeat more than 100000 nodes in all, the most a policy may (this guards against alias bombs): write the repeated parts out or use fewer aliases\n"
+        )
+    );
+
+    // An over-size file is refused the same way, with its size limit.
+    let dir = tempfile::tempdir().unwrap();
+    let big = write(dir.path(), "big.yaml", &"# padding\n".repeat(900_000));
+    let out = intercept_in_a_gib(&["validate", "-c", &big]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stdout),
+        format!(
+            "{big}:1:1: the policy is larger than 8388608 bytes (8 MiB), the most a policy file may hold\n"
+        )
+    );
+}
+
+#[test]
+fn check_denies_a_value_a_negative_operator_cannot_compare() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = write(
+        dir.path(),
+        "p.yaml",
+        "tools:\n  deploy:\n    rules:\n      - name: not prod\n        conditions: [{path: args.env, op: not_in, value: [prod]}]\n",
+    );
+    let run = |args: &str| intercept(&["check", "-c", &policy, "--tool", "deploy", "--args", args]);
+    assert_eq!(run(r#"{"env":"dev"}"#).status.code(), Some(0));
+    for args in [
+        r#"{"env":"prod"}"#,
+        r#"{"env":null}"#,
+        r#"{"env":["prod"]}"#,
+    ] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(1), "{args}");
+        assert_eq!(
+            text(&out.stdout),
+            "deny (rule not prod): Denied by rule \"not prod\"\n",
+            "{args}"
+        );
+    }
+}
+
 #[test]
 fn check_dry_runs_calls_and_exits_by_decision() {
     let dir = tempfile::tempdir().unwrap();

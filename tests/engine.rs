@@ -81,7 +81,7 @@ fn eq_and_neq_are_loose_like_the_reference_and_fail_closed_on_missing_fields() {
     let e = one_condition("args.branch", "neq", "main");
     check(&e, json!({"branch": "dev"}), true);
     check(&e, json!({"branch": "main"}), false);
-    check(&e, json!({"branch": null}), true);
+    check(&e, json!({"branch": null}), false); // not a string: denied, see below
     check(&e, json!({}), false); // missing: denied, not inverted
 }
 
@@ -97,6 +97,71 @@ fn in_and_not_in() {
     check(&e, json!({"env": "staging"}), true);
     check(&e, json!({"env": "prod"}), false);
     check(&e, json!({}), false); // missing: denied, not inverted
+}
+
+/// Evaluates `args` both as a parsed tree and as the JSON text the proxy reads in place,
+/// and asserts that both allow or both deny, as `expect_allow` says.
+#[track_caller]
+fn check_both_ways(e: &Engine, args: Value, expect_allow: bool) {
+    check(e, args.clone(), expect_allow);
+    check_text(e, &args.to_string(), expect_allow);
+}
+
+/// Evaluates arguments given as JSON text, read in place as the proxy reads them.
+#[track_caller]
+fn check_text(e: &Engine, text: &str, expect_allow: bool) {
+    let d = e.evaluate_at(
+        &Call {
+            tool: "t",
+            args: Some(Args::Text(text.as_bytes())),
+            ..Call::default()
+        },
+        T0,
+    );
+    assert_eq!(d.is_allowed(), expect_allow, "args as text {text}: {d:?}");
+}
+
+#[test]
+fn negative_operators_deny_values_of_another_kind() {
+    // Written for a string: null, a list or a mapping cannot be compared, so the call is
+    // denied rather than let through as "not equal".
+    for (op, value) in [("neq", "prod"), ("not_in", "[prod, production]")] {
+        let e = one_condition("args.env", op, value);
+        check_both_ways(&e, json!({"env": "staging"}), true);
+        check_text(&e, r#"{"env": "st\u0061ging"}"#, true);
+        check_both_ways(&e, json!({"env": 7}), true); // a scalar: compared loosely
+        check_both_ways(&e, json!({"env": "prod"}), false);
+        check_text(&e, r#"{"env": "pr\u006fd"}"#, false);
+        check_both_ways(&e, json!({"env": null}), false);
+        check_both_ways(&e, json!({"env": ["prod"]}), false);
+        check_both_ways(&e, json!({"env": ["staging"]}), false);
+        check_both_ways(&e, json!({"env": [["prod"]]}), false);
+        check_both_ways(&e, json!({"env": {"name": "prod"}}), false);
+        check_both_ways(&e, json!({"env": []}), false);
+    }
+
+    // Written for a list: lists are compared, and a string is of another kind.
+    let e = one_condition("args.labels", "not_in", "[[prod], [prod, hotfix]]");
+    check_both_ways(&e, json!({"labels": ["dev"]}), true);
+    check_both_ways(&e, json!({"labels": ["prod"]}), false);
+    check_both_ways(&e, json!({"labels": ["prod", "hotfix"]}), false);
+    check_both_ways(&e, json!({"labels": "prod"}), false);
+    check_both_ways(&e, json!({"labels": null}), false);
+    let e = one_condition("args.where", "neq", "{env: prod}");
+    check_both_ways(&e, json!({"where": {"env": "dev"}}), true);
+    check_both_ways(&e, json!({"where": {"env": "prod"}}), false);
+    check_both_ways(&e, json!({"where": "prod"}), false);
+
+    // `null` in the policy means "not null", and compares with anything.
+    let e = one_condition("args.token", "neq", "null");
+    check_both_ways(&e, json!({"token": "x"}), true);
+    check_both_ways(&e, json!({"token": [1]}), true);
+    check_both_ways(&e, json!({"token": null}), false);
+    // ... but next to a string it does not make a list comparable with it.
+    let e = one_condition("args.env", "not_in", "[null, prod]");
+    check_both_ways(&e, json!({"env": "dev"}), true);
+    check_both_ways(&e, json!({"env": null}), false);
+    check_both_ways(&e, json!({"env": ["dev"]}), false);
 }
 
 #[test]
@@ -336,6 +401,66 @@ fn hidden_tools_are_denied_before_default_deny() {
 
     let e = engine("hide: ['*']\n");
     denied(&eval(&e, "x", json!({})), "Tool \"x\" is hidden by policy");
+}
+
+#[test]
+fn escaped_wildcards_name_tools_with_a_literal_star_or_question_mark() {
+    let e = engine(
+        r#"default: deny
+hide: ['secret\*', 'x\?*']
+tools:
+  'what\?':
+    rules:
+      - {name: question, action: deny}
+  'run\*_*':
+    rules:
+      - {name: starred, action: deny}
+  'back\\slash': {}
+  'plain_*': {}
+"#,
+    );
+    // An escape and no other wildcard: one exact name.
+    denied(&eval(&e, "what?", json!({})), "Denied by rule \"question\"");
+    denied(
+        &eval(&e, "whatX", json!({})),
+        "Tool \"whatX\" is not permitted by policy",
+    );
+    // Escaped and unescaped wildcards in one glob.
+    denied(
+        &eval(&e, "run*_fast", json!({})),
+        "Denied by rule \"starred\"",
+    );
+    denied(
+        &eval(&e, "runX_fast", json!({})),
+        "Tool \"runX_fast\" is not permitted by policy",
+    );
+    allowed(&eval(&e, r"back\slash", json!({})));
+    allowed(&eval(&e, "plain_x", json!({})));
+    // hide entries too.
+    denied(
+        &eval(&e, "secret*", json!({})),
+        "Tool \"secret*\" is hidden by policy",
+    );
+    denied(
+        &eval(&e, "secretX", json!({})),
+        "Tool \"secretX\" is not permitted by policy",
+    );
+    denied(
+        &eval(&e, "x?y", json!({})),
+        "Tool \"x?y\" is hidden by policy",
+    );
+    denied(
+        &eval(&e, "xay", json!({})),
+        "Tool \"xay\" is not permitted by policy",
+    );
+
+    // And grants.
+    let e = engine("grants:\n  '*': {tools: ['ask\\?', 'get\\*_*']}\n");
+    allowed(&eval(&e, "ask?", json!({})));
+    allowed(&eval(&e, "get*_user", json!({})));
+    for tool in ["askX", "getX_user"] {
+        assert_eq!(eval(&e, tool, json!({})).verdict, Verdict::Deny, "{tool}");
+    }
 }
 
 #[test]

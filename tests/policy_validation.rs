@@ -545,3 +545,144 @@ fn a_loaded_file_carries_the_hash_of_the_text_it_compiled() {
         Err(policy::LoadError::Read { .. })
     ));
 }
+
+/// A file of `tests/fixtures`.
+fn fixture(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+#[test]
+fn an_alias_bomb_is_refused_at_the_alias_that_crosses_the_limit() {
+    // Nine levels of nine aliases: 9^9 values if expanded.
+    let text = std::fs::read_to_string(fixture("alias-bomb.yaml")).unwrap();
+    single_error(
+        &text,
+        "aliases repeat more than 100000 nodes in all, the most a policy may (this guards against alias bombs): write the repeated parts out or use fewer aliases",
+        7,
+        8,
+    );
+    let err = policy::load_file(&fixture("alias-bomb.yaml")).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("alias-bomb.yaml:7:8: aliases repeat"),
+        "{err}"
+    );
+
+    // Few nodes, but a long string repeated thousands of times.
+    let text = std::fs::read_to_string(fixture("alias-bomb-text.yaml")).unwrap();
+    single_error(
+        &text,
+        "aliases repeat more than 4194304 bytes of text in all, the most a policy may (this guards against alias bombs): write the repeated parts out or use fewer aliases",
+        6,
+        24,
+    );
+}
+
+#[test]
+fn aliases_within_the_limits_still_work() {
+    let mut text = String::from(
+        "tools:\n  first: &rules\n    rules:\n      - {name: hourly, rate_limit: 5/hour}\n      - name: no prod\n        conditions: [{path: args.env, op: neq, value: prod}]\n",
+    );
+    for i in 0..500 {
+        text.push_str(&format!("  tool{i}: *rules\n"));
+    }
+    valid(&text);
+}
+
+#[test]
+fn nesting_deeper_than_64_levels_is_refused() {
+    let text = std::fs::read_to_string(fixture("deep-nesting.yaml")).unwrap();
+    single_error(
+        &text,
+        "lists and mappings are nested more than 64 levels deep, the most a policy may",
+        8,
+        77,
+    );
+    // The condition's value starts 8 levels deep: 57 more reach the limit, 58 cross it.
+    let nested = |levels: usize| {
+        format!(
+            "tools:\n  t:\n    rules:\n      - conditions:\n          - path: args.x\n            op: eq\n            value: {}{}\n",
+            "[".repeat(levels),
+            "]".repeat(levels)
+        )
+    };
+    valid(&nested(57));
+    assert_eq!(errors(&nested(58)).len(), 1);
+    // Aliases count where they are used: each piece is shallow, together they are not.
+    single_error(
+        &format!(
+            "a: &a {}{}\nb: {}*a{}\n",
+            "[".repeat(40),
+            "]".repeat(40),
+            "[".repeat(30),
+            "]".repeat(30)
+        ),
+        "lists and mappings are nested more than 64 levels deep, the most a policy may",
+        2,
+        34,
+    );
+}
+
+#[test]
+fn a_policy_over_8_mib_is_refused_without_being_read_whole() {
+    let message =
+        "the policy is larger than 8388608 bytes (8 MiB), the most a policy file may hold";
+    let limit = policy::limits::MAX_POLICY_BYTES as usize;
+    let mut text = "# padding\n".repeat(limit / 10);
+    text.push_str("tools: {}\n");
+    assert!(text.len() > limit);
+    single_error(&text, message, 1, 1);
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.yaml");
+    std::fs::write(&path, &text).unwrap();
+    let err = policy::load_file(&path).unwrap_err();
+    assert_eq!(err.errors().len(), 1, "{err}");
+    assert_eq!(err.errors()[0].message, message);
+    assert!(
+        err.to_string()
+            .contains("big.yaml:1:1: the policy is larger"),
+        "{err}"
+    );
+
+    // A file of no known size is read only up to the limit.
+    #[cfg(unix)]
+    {
+        let err = policy::load_file(std::path::Path::new("/dev/zero")).unwrap_err();
+        assert_eq!(err.errors().len(), 1, "{err}");
+        assert_eq!(err.errors()[0].message, message);
+    }
+
+    // At the limit exactly, it loads.
+    let mut text = "# padding\n".repeat(limit / 10 - 1);
+    text.push_str("tools: {}\n");
+    text.push_str(&" ".repeat(limit - text.len()));
+    assert_eq!(text.len(), limit);
+    std::fs::write(&path, &text).unwrap();
+    policy::load_file(&path).unwrap();
+}
+
+#[test]
+fn a_bad_escape_in_a_tool_name_is_an_error() {
+    single_error(
+        "tools:\n  'a\\b': {}\n",
+        "tools.a\\b: \"a\\b\" has the unknown escape \"\\b\": only \\*, \\? and \\\\ are escapes (write \"\\\\\" for a backslash)",
+        2,
+        10,
+    );
+    single_error(
+        "hide: [ok, 'trailing\\']\n",
+        "hide[1]: \"trailing\\\" ends with a lone \"\\\": write \"\\\\\" for a backslash (escapes are \\*, \\? and \\\\)",
+        1,
+        12,
+    );
+    single_error(
+        "grants:\n  '*': {tools: ['x\\y']}\n",
+        "grants.*.tools[0]: \"x\\y\" has the unknown escape \"\\y\": only \\*, \\? and \\\\ are escapes (write \"\\\\\" for a backslash)",
+        2,
+        17,
+    );
+    valid("hide: ['a\\*', 'b\\?', 'c\\\\', 'd\\**']\ntools:\n  'e\\?': {}\n");
+}

@@ -233,3 +233,53 @@ fn an_emptied_file_is_not_put_in_force() {
         sha256_hex(ALLOW_ALL.as_bytes())
     );
 }
+
+#[test]
+fn an_alias_bomb_or_an_over_size_file_saved_over_the_policy_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("events.jsonl");
+    let audit = Arc::new(AuditLog::open(&log, "test", false).unwrap());
+    let (engine, _w) = start(dir.path(), DENY_U, Some(audit.clone()));
+    let path = dir.path().join("policy.yaml");
+    let file = path.display().to_string();
+    let reloads = || config_reloads(&log);
+
+    let bomb =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/alias-bomb.yaml"))
+            .unwrap();
+    std::fs::write(&path, &bomb).unwrap();
+    wait_for("the rejected bomb", || !reloads().is_empty());
+    let event = &reloads()[0];
+    assert_eq!(event["status"], "failure", "{event}");
+    assert_eq!(event["policy_sha256"], sha256_hex(DENY_U.as_bytes()));
+    assert_eq!(event["rejected_sha256"], sha256_hex(&bomb));
+    assert_eq!(event["errors"].as_array().unwrap().len(), 1, "{event}");
+    let error = event["errors"][0].as_str().unwrap();
+    assert!(
+        error.starts_with(&format!(
+            "{file}:7:8: aliases repeat more than 100000 nodes"
+        )),
+        "{error}"
+    );
+    assert_eq!(verdict(&engine, "u"), Verdict::Deny, "the old policy stays");
+
+    // Too large to be read: refused before its hash could be taken.
+    let mut big = DENY_U.to_string();
+    big.push_str(&"# padding\n".repeat(900_000));
+    // Saved by rename, so no partly written (and so smaller) version is ever read.
+    let tmp = dir.path().join("policy.yaml.tmp");
+    std::fs::write(&tmp, &big).unwrap();
+    std::fs::rename(&tmp, &path).unwrap();
+    wait_for("the rejected big file", || reloads().len() == 2);
+    let event = &reloads()[1];
+    assert_eq!(event["status"], "failure", "{event}");
+    assert_eq!(event["rejected_sha256"], Value::Null);
+    assert_eq!(
+        event["errors"][0],
+        format!(
+            "{file}:1:1: the policy is larger than 8388608 bytes (8 MiB), the most a policy file may hold"
+        )
+    );
+    assert_eq!(verdict(&engine, "u"), Verdict::Deny, "the old policy stays");
+    audit.close();
+}

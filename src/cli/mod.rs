@@ -95,14 +95,42 @@ where
 }
 
 /// The same, for a caller that already runs an async runtime (the Node addon). Signals
-/// are left to the caller, which calls [`crate::shutdown::request`].
+/// are left to the caller, which calls [`crate::shutdown::request`] (or
+/// [`crate::shutdown::request_by_signal`]).
 pub async fn run_async(args: Vec<String>) -> i32 {
     let mut out = std::io::stdout();
     let mut err = std::io::stderr();
     match parse(args, &mut out, &mut err) {
         Parsed::Exit(code) => code,
-        Parsed::Command(cmd) => run_command(cmd, &mut out, &mut err),
+        Parsed::Command(cmd) => run_command_until_shutdown(cmd).await,
         Parsed::Proxy(args) => finish(proxy::run(*args).await, &mut err),
+    }
+}
+
+/// Runs a command other than the proxy on a thread of its own and returns its exit code,
+/// or, as soon as a shutdown is requested, `128 + signal` without waiting for it.
+///
+/// In the native binary a signal simply ends such a command. Inside Node the launcher owns
+/// the signals and only asks for a shutdown, which the proxy obeys but `validate`, `scan`
+/// or `replay` know nothing of: a command reading a policy from a pipe, or a server that
+/// never answers, would keep the process alive after SIGTERM. The thread left behind holds
+/// nothing that needs closing; it ends with the process, as it would on the signal.
+async fn run_command_until_shutdown(cmd: Command) -> i32 {
+    let (done, finished) = tokio::sync::oneshot::channel();
+    let spawned = std::thread::Builder::new()
+        .name("intercept-command".into())
+        .spawn(move || {
+            let code = run_command(cmd, &mut std::io::stdout(), &mut std::io::stderr());
+            let _ = done.send(code);
+        });
+    if let Err(e) = spawned {
+        let _ = writeln!(std::io::stderr(), "Error: cannot start the command: {e}");
+        return EXIT_USAGE;
+    }
+    tokio::select! {
+        // A command that panicked dropped its sender: report it like any failed command.
+        code = finished => code.unwrap_or(EXIT_USAGE),
+        () = crate::shutdown::wait() => crate::shutdown::exit_code(),
     }
 }
 

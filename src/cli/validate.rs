@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde_json::json;
 
-use crate::policy::{self, PolicyError};
+use crate::policy::{self, LoadError, PolicyError};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -29,10 +29,11 @@ pub fn run(args: &Args, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Res
     let mut reports = Vec::new();
     for file in &files {
         let name = file.display().to_string();
-        let errors = match std::fs::read_to_string(file) {
+        let errors = match policy::limits::read_text(file) {
             Ok(text) => policy::validate(&text),
-            Err(e) => vec![PolicyError {
-                message: format!("reading config file: {e}"),
+            Err(LoadError::Invalid { errors, .. }) => errors,
+            Err(LoadError::Read { cause, .. }) => vec![PolicyError {
+                message: format!("reading config file: {cause}"),
                 path: String::new(),
                 line: 0,
                 column: 0,

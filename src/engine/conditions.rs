@@ -2,6 +2,10 @@
 //!
 //! A path that does not resolve makes every operator but `exists` fail, so a missing
 //! field can never slip past a condition (fail closed), `neq` and `not_in` included.
+//!
+//! The negative operators also fail on a value of another kind than the policy's: `not_in:
+//! [prod]` is written for a string, and a call that sends `null` or `["prod"]` instead must
+//! not pass merely because a list is not equal to a string (see [`same_kind`]).
 
 use std::cmp::Ordering;
 
@@ -9,7 +13,7 @@ use serde_json::Value;
 
 use super::args::Found;
 use super::loose::{compare_numbers, loose_eq, loose_eq_str};
-use crate::policy::model::Op;
+use crate::policy::model::{Literal, Op};
 
 /// Applies an operator to the resolved value (`None` = the path did not resolve).
 pub fn apply(op: &Op, actual: Option<&Value>) -> bool {
@@ -25,9 +29,9 @@ pub fn apply(op: &Op, actual: Option<&Value>) -> bool {
     };
     match op {
         Op::Eq(lit) => loose_eq(actual, lit),
-        Op::Neq(lit) => !loose_eq(actual, lit),
+        Op::Neq(lit) => comparable(actual, std::slice::from_ref(lit)) && !loose_eq(actual, lit),
         Op::In(list) => list.iter().any(|l| loose_eq(actual, l)),
-        Op::NotIn(list) => !list.iter().any(|l| loose_eq(actual, l)),
+        Op::NotIn(list) => comparable(actual, list) && !list.iter().any(|l| loose_eq(actual, l)),
         Op::Lt(n) => numeric(actual, n, |o| o == Ordering::Less),
         Op::Lte(n) => numeric(actual, n, |o| o != Ordering::Greater),
         Op::Gt(n) => numeric(actual, n, |o| o == Ordering::Greater),
@@ -48,9 +52,9 @@ pub fn apply_to_str(op: &Op, actual: &str) -> bool {
     match op {
         Op::Exists(expected) => *expected,
         Op::Eq(lit) => loose_eq_str(actual, lit),
-        Op::Neq(lit) => !loose_eq_str(actual, lit),
+        Op::Neq(lit) => comparable_str(std::slice::from_ref(lit)) && !loose_eq_str(actual, lit),
         Op::In(list) => list.iter().any(|l| loose_eq_str(actual, l)),
-        Op::NotIn(list) => !list.iter().any(|l| loose_eq_str(actual, l)),
+        Op::NotIn(list) => comparable_str(list) && !list.iter().any(|l| loose_eq_str(actual, l)),
         Op::Lt(_) | Op::Lte(_) | Op::Gt(_) | Op::Gte(_) => false,
         Op::Regex(re) => re.is_match(actual),
         Op::Contains(lit) => lit
@@ -69,6 +73,41 @@ pub fn apply_found(op: &Op, found: Option<Found<'_>>) -> bool {
     }
 }
 
+/// Whether `neq` or `not_in` can compare a call's value with the policy's values: it can
+/// when one of them is of the value's kind, where strings, numbers and booleans are one
+/// kind (loose equality compares them with each other), lists another, mappings another.
+/// A `null` in the policy means "not null" and compares with anything; a policy listing
+/// something else besides it still needs a value of that kind.
+fn comparable(actual: &Value, policy: &[Literal]) -> bool {
+    let mut only_null = true;
+    for l in policy {
+        if l.value.is_null() {
+            continue;
+        }
+        only_null = false;
+        if same_kind(actual, &l.value) {
+            return true;
+        }
+    }
+    only_null
+}
+
+/// [`comparable`] for a string value.
+fn comparable_str(policy: &[Literal]) -> bool {
+    policy.iter().all(|l| l.value.is_null()) || policy.iter().any(|l| is_scalar(&l.value))
+}
+
+fn same_kind(actual: &Value, policy: &Value) -> bool {
+    match (actual, policy) {
+        (Value::Array(_), Value::Array(_)) | (Value::Object(_), Value::Object(_)) => true,
+        (a, p) => is_scalar(a) && is_scalar(p),
+    }
+}
+
+fn is_scalar(v: &Value) -> bool {
+    matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_))
+}
+
 fn numeric(actual: &Value, limit: &serde_json::Number, test: impl Fn(Ordering) -> bool) -> bool {
     match actual {
         Value::Number(n) => compare_numbers(n, limit).is_some_and(test),
@@ -79,7 +118,6 @@ fn numeric(actual: &Value, limit: &serde_json::Number, test: impl Fn(Ordering) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::model::Literal;
     use serde_json::json;
 
     /// A string read in place is judged as the same string in a tree would be by the

@@ -4,6 +4,8 @@
 //! because a typo such as `hidden:` or `on-deny:` must never silently weaken a policy.
 //! Every error is collected; decoding goes on past errors wherever the shape allows.
 
+use std::collections::HashMap;
+
 use super::error::PolicyError;
 use super::yaml::{Kind, Node, Pos};
 
@@ -427,14 +429,15 @@ impl Decoder<'_> {
             return None;
         };
         let mut out: Vec<(&str, &Node)> = Vec::with_capacity(pairs.len());
+        // Where each key was first set; a map, as `tools` may have many thousands of keys.
+        let mut first_set: HashMap<&str, usize> = HashMap::with_capacity(pairs.len());
         for (key, value) in pairs {
             if !key.is_scalar() {
                 self.error(key.pos, path, "mapping keys must be plain names");
                 continue;
             }
             let name = key.text.as_str();
-            if let Some((_, first)) = out.iter().find(|(k, _)| *k == name) {
-                let line = first.pos.line;
+            if let Some(&line) = first_set.get(name) {
                 self.error(
                     key.pos,
                     &join(path, name),
@@ -450,6 +453,7 @@ impl Decoder<'_> {
                 self.error(key.pos, path, format!("unknown field \"{name}\"{hint}"));
                 continue;
             }
+            first_set.insert(name, value.pos.line);
             out.push((name, value));
         }
         Some(out)

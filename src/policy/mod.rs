@@ -6,7 +6,9 @@
 pub mod compile;
 mod decode;
 pub mod error;
+pub mod limits;
 pub mod model;
+pub mod names;
 mod yaml;
 
 use std::path::Path;
@@ -30,7 +32,8 @@ pub fn parse(text: &str, origin: &str) -> Result<CompiledPolicy, LoadError> {
     }
 }
 
-/// Reads, parses and compiles a policy file.
+/// Reads, parses and compiles a policy file (one over [`limits::MAX_POLICY_BYTES`] is
+/// refused before it is read whole).
 pub fn load_file(path: &Path) -> Result<CompiledPolicy, LoadError> {
     load_file_hashed(path).map(|loaded| loaded.policy)
 }
@@ -47,10 +50,7 @@ pub struct LoadedFile {
 /// while intercept starts cannot give the audit log the hash of another text than the
 /// one in force.
 pub fn load_file_hashed(path: &Path) -> Result<LoadedFile, LoadError> {
-    let text = std::fs::read_to_string(path).map_err(|cause| LoadError::Read {
-        path: path.to_path_buf(),
-        cause,
-    })?;
+    let text = limits::read_text(path)?;
     Ok(LoadedFile {
         policy: parse(&text, &path.display().to_string())?,
         sha256: crate::audit::sha256_hex(text.as_bytes()),
@@ -66,11 +66,15 @@ pub fn validate(text: &str) -> Vec<PolicyError> {
 }
 
 fn compile_text(text: &str, errors: &mut Vec<PolicyError>) -> Option<CompiledPolicy> {
+    if text.len() as u64 > limits::MAX_POLICY_BYTES {
+        errors.push(limits::too_large());
+        return None;
+    }
     let root = match yaml::parse(text) {
         Ok(root) => root,
         Err(e) => {
             errors.push(PolicyError {
-                message: format!("invalid YAML: {}", e.message),
+                message: e.message,
                 path: String::new(),
                 line: e.pos.line,
                 column: e.pos.column,

@@ -10,8 +10,8 @@ use std::time::Duration;
 use regex::Regex;
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde_json::Value;
-use wildmatch::WildMatch;
 
+pub use super::names::Glob;
 use crate::state::Window;
 
 /// Index of a rule in [`CompiledPolicy::rules`].
@@ -25,7 +25,7 @@ pub struct CompiledPolicy {
     /// (Fx hashing: keys come from the policy, lookups never insert, and it is the hot path.)
     pub(crate) plans: FxHashMap<String, Vec<RuleId>>,
     /// Glob keys (`delete_*`) in file order, with their own rules.
-    pub(crate) glob_rules: Vec<(WildMatch, Vec<RuleId>)>,
+    pub(crate) glob_rules: Vec<(Glob, Vec<RuleId>)>,
     /// Rules under the `"*"` key.
     pub(crate) wildcard_rules: Vec<RuleId>,
     pub rules: Vec<Rule>,
@@ -64,7 +64,7 @@ impl CompiledPolicy {
 pub struct NameSet {
     pub all: bool,
     pub exact: FxHashSet<String>,
-    pub globs: Vec<WildMatch>,
+    pub globs: Vec<Glob>,
 }
 
 impl NameSet {

@@ -2,13 +2,18 @@
 //!
 //! `serde_yaml` only reports the position of the first error it meets; policy validation
 //! must report *every* error with its line and column, so the policy is first read into
-//! this spanned tree and decoded by hand (see `schema.rs`).
+//! this spanned tree and decoded by hand (see `decode.rs`).
+//!
+//! Aliases are copied into the tree where they are used, so every later stage sees plain
+//! values; what they repeat, and how deeply anything nests, is bounded by `limits.rs`.
 
 use std::collections::HashMap;
 
 use yaml_rust2::Yaml;
 use yaml_rust2::parser::{Event, Parser};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
+
+use super::limits::{MAX_ALIAS_NODES, MAX_ALIAS_TEXT_BYTES, MAX_DEPTH};
 
 /// A 1-based line and column in the policy text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -70,22 +75,24 @@ impl Node {
     }
 }
 
-/// A YAML syntax error, with the position the parser stopped at.
+/// Why a text could not be read as a policy tree: a syntax error, or a limit of
+/// [`super::limits`] crossed. The message is complete; the position is where the parser
+/// stopped, or the node that crossed the limit.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SyntaxError {
+pub struct ParseError {
     pub message: String,
     pub pos: Pos,
 }
 
 /// Parses one YAML document. An empty document is `Null`.
 /// Several documents (`---`) in one policy file are an error: only one could be enforced.
-pub fn parse(text: &str) -> Result<Node, SyntaxError> {
+pub fn parse(text: &str) -> Result<Node, ParseError> {
     let mut parser = Parser::new_from_str(text);
     let mut builder = Builder::default();
     let mut documents = 0usize;
     loop {
-        let (event, marker) = parser.next_token().map_err(|e| SyntaxError {
-            message: e.info().to_string(),
+        let (event, marker) = parser.next_token().map_err(|e| ParseError {
+            message: format!("invalid YAML: {}", e.info()),
             pos: Pos::from_marker(*e.marker()),
         })?;
         match event {
@@ -93,8 +100,9 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
             Event::DocumentStart => {
                 documents += 1;
                 if documents > 1 {
-                    return Err(SyntaxError {
-                        message: "a policy file must hold exactly one YAML document".into(),
+                    return Err(ParseError {
+                        message: "invalid YAML: a policy file must hold exactly one YAML document"
+                            .into(),
                         pos: Pos::from_marker(marker),
                     });
                 }
@@ -109,20 +117,49 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
     }))
 }
 
-enum Open {
-    Seq(Pos, usize, Vec<Node>),
-    Map(Pos, usize, Vec<Node>),
+/// What a subtree costs: its nodes, its scalar text and its height in lists and mappings.
+/// Kept for every anchor, so an alias is priced before it is copied.
+#[derive(Debug, Clone, Copy, Default)]
+struct Size {
+    nodes: usize,
+    text_bytes: usize,
+    height: usize,
+}
+
+impl Size {
+    fn add_child(&mut self, child: Size) {
+        self.nodes += child.nodes;
+        self.text_bytes += child.text_bytes;
+        self.height = self.height.max(child.height + 1);
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Collection {
+    Seq,
+    Map,
+}
+
+/// A list or mapping whose end event has not come yet.
+struct Open {
+    collection: Collection,
+    pos: Pos,
+    anchor: usize,
+    items: Vec<Node>,
+    size: Size,
 }
 
 #[derive(Default)]
 struct Builder {
     stack: Vec<Open>,
-    anchors: HashMap<usize, Node>,
+    anchors: HashMap<usize, (Node, Size)>,
     root: Option<Node>,
+    /// What aliases have repeated so far.
+    repeated: Size,
 }
 
 impl Builder {
-    fn push(&mut self, event: Event, pos: Pos) -> Result<(), SyntaxError> {
+    fn push(&mut self, event: Event, pos: Pos) -> Result<(), ParseError> {
         match event {
             Event::Scalar(value, style, anchor, _tag) => {
                 let kind = if style == TScalarStyle::Plain {
@@ -130,55 +167,91 @@ impl Builder {
                 } else {
                     Kind::Str(value.clone())
                 };
+                let size = Size {
+                    nodes: 1,
+                    text_bytes: value.len(),
+                    height: 0,
+                };
                 self.finish(
                     Node {
                         kind,
                         pos,
                         text: value,
                     },
+                    size,
                     anchor,
                 );
             }
-            Event::SequenceStart(anchor, _) => self.stack.push(Open::Seq(pos, anchor, Vec::new())),
-            Event::MappingStart(anchor, _) => self.stack.push(Open::Map(pos, anchor, Vec::new())),
-            Event::SequenceEnd | Event::MappingEnd => match self.stack.pop() {
-                Some(Open::Seq(pos, anchor, items)) => self.finish(
-                    Node {
+            Event::SequenceStart(anchor, _) => self.open(Collection::Seq, pos, anchor)?,
+            Event::MappingStart(anchor, _) => self.open(Collection::Map, pos, anchor)?,
+            Event::SequenceEnd | Event::MappingEnd => {
+                let Some(open) = self.stack.pop() else {
+                    return Ok(());
+                };
+                let Open {
+                    collection,
+                    pos,
+                    anchor,
+                    items,
+                    size,
+                } = open;
+                let node = match collection {
+                    Collection::Seq => Node {
                         kind: Kind::Seq(items),
                         pos,
                         text: String::new(),
                     },
-                    anchor,
-                ),
-                Some(Open::Map(start, anchor, flat)) => {
-                    // A block mapping's start event is marked after its first key; the
-                    // key itself is where a reader looks.
-                    let pos = match flat.first() {
-                        Some(k) if (k.pos.line, k.pos.column) < (start.line, start.column) => k.pos,
-                        _ => start,
-                    };
-                    let mut pairs = Vec::with_capacity(flat.len() / 2);
-                    let mut it = flat.into_iter();
-                    while let (Some(k), Some(v)) = (it.next(), it.next()) {
-                        pairs.push((k, v));
-                    }
-                    self.finish(
+                    Collection::Map => {
+                        // A block mapping's start event is marked after its first key; the
+                        // key itself is where a reader looks.
+                        let pos = match items.first() {
+                            Some(k) if (k.pos.line, k.pos.column) < (pos.line, pos.column) => k.pos,
+                            _ => pos,
+                        };
+                        let mut pairs = Vec::with_capacity(items.len() / 2);
+                        let mut it = items.into_iter();
+                        while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                            pairs.push((k, v));
+                        }
                         Node {
                             kind: Kind::Map(pairs),
                             pos,
                             text: String::new(),
-                        },
-                        anchor,
-                    )
-                }
-                None => {}
-            },
+                        }
+                    }
+                };
+                self.finish(node, size, anchor);
+            }
             Event::Alias(id) => {
-                let node = self.anchors.get(&id).cloned().ok_or_else(|| SyntaxError {
-                    message: "alias refers to an unknown anchor".into(),
+                let (node, size) = self.anchors.get(&id).ok_or_else(|| ParseError {
+                    message: "invalid YAML: alias refers to an unknown anchor".into(),
                     pos,
                 })?;
-                self.finish(Node { pos, ..node }, 0);
+                let size = *size;
+                self.check_depth(self.stack.len() + size.height, pos)?;
+                self.repeated.nodes += size.nodes;
+                self.repeated.text_bytes += size.text_bytes;
+                if self.repeated.nodes > MAX_ALIAS_NODES {
+                    return Err(ParseError {
+                        message: format!(
+                            "aliases repeat more than {MAX_ALIAS_NODES} nodes in all, the most a policy may (this guards against alias bombs): write the repeated parts out or use fewer aliases"
+                        ),
+                        pos,
+                    });
+                }
+                if self.repeated.text_bytes > MAX_ALIAS_TEXT_BYTES {
+                    return Err(ParseError {
+                        message: format!(
+                            "aliases repeat more than {MAX_ALIAS_TEXT_BYTES} bytes of text in all, the most a policy may (this guards against alias bombs): write the repeated parts out or use fewer aliases"
+                        ),
+                        pos,
+                    });
+                }
+                let node = Node {
+                    pos,
+                    ..node.clone()
+                };
+                self.finish(node, size, 0);
             }
             Event::Nothing | Event::StreamStart | Event::DocumentEnd => {}
             Event::StreamEnd | Event::DocumentStart => {}
@@ -186,12 +259,44 @@ impl Builder {
         Ok(())
     }
 
-    fn finish(&mut self, node: Node, anchor: usize) {
+    fn open(&mut self, collection: Collection, pos: Pos, anchor: usize) -> Result<(), ParseError> {
+        self.check_depth(self.stack.len() + 1, pos)?;
+        self.stack.push(Open {
+            collection,
+            pos,
+            anchor,
+            items: Vec::new(),
+            size: Size {
+                nodes: 1,
+                text_bytes: 0,
+                height: 1,
+            },
+        });
+        Ok(())
+    }
+
+    /// Refuses a node that would end `depth` lists and mappings deep.
+    fn check_depth(&self, depth: usize, pos: Pos) -> Result<(), ParseError> {
+        if depth > MAX_DEPTH {
+            return Err(ParseError {
+                message: format!(
+                    "lists and mappings are nested more than {MAX_DEPTH} levels deep, the most a policy may"
+                ),
+                pos,
+            });
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, node: Node, size: Size, anchor: usize) {
         if anchor != 0 {
-            self.anchors.insert(anchor, node.clone());
+            self.anchors.insert(anchor, (node.clone(), size));
         }
         match self.stack.last_mut() {
-            Some(Open::Seq(_, _, items)) | Some(Open::Map(_, _, items)) => items.push(node),
+            Some(open) => {
+                open.items.push(node);
+                open.size.add_child(size);
+            }
             None => self.root = Some(node),
         }
     }

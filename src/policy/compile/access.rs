@@ -2,11 +2,10 @@
 
 use std::collections::HashSet;
 
-use wildmatch::WildMatch;
-
 use super::super::decode::{RawPolicy, Spanned, join, suggest};
 use super::super::model::*;
-use super::{Compiler, is_glob};
+use super::super::names::{self, NamePattern};
+use super::Compiler;
 
 impl Compiler<'_> {
     pub(super) fn name_set(&mut self, names: &[Spanned<String>], path: &str) -> NameSet {
@@ -27,12 +26,20 @@ impl Compiler<'_> {
                 );
                 continue;
             }
-            if n == "*" {
-                set.all = true;
-            } else if is_glob(n) {
-                set.globs.push(WildMatch::new(n));
-            } else {
-                set.exact.insert(name.value.clone());
+            match names::parse(n) {
+                Ok(NamePattern::All) => set.all = true,
+                Ok(NamePattern::Glob(glob)) => set.globs.push(glob),
+                // An exact entry keeps the spaces around it, as a tool name would.
+                Ok(NamePattern::Exact(trimmed)) => {
+                    let exact = match names::parse(&name.value) {
+                        Ok(NamePattern::Exact(whole)) => whole,
+                        _ => trimmed,
+                    };
+                    set.exact.insert(exact);
+                }
+                Err(e) => self
+                    .d
+                    .error(name.pos, &format!("{path}[{i}]"), e.to_string()),
             }
         }
         set

@@ -10,15 +10,14 @@
 mod access;
 mod conditions;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
-
-use wildmatch::WildMatch;
 
 use super::decode::{Decoder, RawPolicy, RawRateLimit, RawRule, RawState, RawTool, Spanned, join};
 use super::error::PolicyError;
 use super::model::*;
+use super::names::{self, NamePattern};
 use super::yaml::Pos;
 use crate::state::{CalendarUnit, Window};
 use conditions::{ParsedPath, arg_path};
@@ -88,12 +87,11 @@ pub fn compile(raw: RawPolicy, errors: &mut Vec<PolicyError>) -> Option<Compiled
     for tool in &raw.tools {
         let ids = c.tool(tool);
         let key = tool.name.value.as_str();
-        if key == "*" {
-            wildcard_rules = ids;
-        } else if is_glob(key) {
-            glob_rules.push((WildMatch::new(key), ids));
-        } else {
-            plans_own.push((key.to_string(), ids));
+        match names::parse(key) {
+            Ok(NamePattern::All) => wildcard_rules = ids,
+            Ok(NamePattern::Glob(glob)) => glob_rules.push((glob, ids)),
+            Ok(NamePattern::Exact(name)) => plans_own.push((name, ids)),
+            Err(e) => c.d.error(tool.name.pos, &join("tools", key), e.to_string()),
         }
     }
     c.resolve_state_conditions();
@@ -132,10 +130,6 @@ pub fn compile(raw: RawPolicy, errors: &mut Vec<PolicyError>) -> Option<Compiled
     })
 }
 
-fn is_glob(key: &str) -> bool {
-    key.contains(['*', '?'])
-}
-
 fn owner_name(key: &str) -> &str {
     if key == "*" { GLOBAL_OWNER } else { key }
 }
@@ -170,13 +164,14 @@ impl Compiler<'_> {
                 .error(tool.name.pos, "tools", "tool name must not be empty");
         }
         let mut ids = Vec::new();
-        let mut counter_names: Vec<(String, usize)> = Vec::new();
+        // Counter name → the rule that first used it (a map: a tool may have many rules).
+        let mut counter_names: HashMap<String, usize> = HashMap::new();
         for (i, raw) in tool.rules.iter().enumerate() {
             let path = format!("{base}.rules[{i}]");
             if let Some(id) = self.rule(key, i, raw, &path) {
                 if let Some(ci) = self.rules[id].counter {
                     let name = self.counters[ci].name.clone();
-                    if let Some((_, first)) = counter_names.iter().find(|(n, _)| *n == name) {
+                    if let Some(first) = counter_names.get(&name) {
                         let pos = raw.state.as_ref().map_or(raw.pos, |s| s.pos);
                         self.d.error(
                             pos,
@@ -186,7 +181,7 @@ impl Compiler<'_> {
                             ),
                         );
                     } else {
-                        counter_names.push((name, i));
+                        counter_names.insert(name, i);
                     }
                 }
                 ids.push(id);
@@ -647,25 +642,35 @@ impl Compiler<'_> {
 
     fn resolve_state_conditions(&mut self) {
         let pending = std::mem::take(&mut self.pending_conditions);
+        if pending.is_empty() {
+            return;
+        }
+        // Maps, not scans: a policy may hold many thousands of tools, counters and conditions.
+        let owners: HashSet<&str> = self
+            .owners
+            .iter()
+            .map(String::as_str)
+            .chain(std::iter::once(GLOBAL_OWNER))
+            .collect();
+        let mut by_name: HashMap<(&str, &str), usize> = HashMap::new();
+        for (i, c) in self.counters.iter().enumerate() {
+            by_name.entry((&*c.owner, c.name.as_str())).or_insert(i);
+        }
+        let mut resolved = Vec::with_capacity(pending.len());
         for p in pending {
             let rest = p.path.value.strip_prefix("state.").unwrap_or("");
             // Tool names may contain dots (`github.create_issue`): the owner is the longest
-            // tool key (or `_global`) that the path starts with.
-            let owner = self
-                .owners
-                .iter()
-                .map(String::as_str)
-                .chain(std::iter::once(GLOBAL_OWNER))
-                .filter(|o| {
-                    rest.len() > o.len() && rest.starts_with(*o) && rest.as_bytes()[o.len()] == b'.'
-                })
-                .max_by_key(|o| o.len());
-            let found = owner.and_then(|o| {
-                let counter = &rest[o.len() + 1..];
-                self.counters
-                    .iter()
-                    .position(|c| &*c.owner == o && c.name == counter)
-            });
+            // tool key (or `_global`) that the path starts with, followed by a dot.
+            let owner = rest
+                .rmatch_indices('.')
+                .map(|(dot, _)| dot)
+                .find(|&dot| owners.contains(&rest[..dot]));
+            let found = owner
+                .and_then(|dot| by_name.get(&(&rest[..dot], &rest[dot + 1..])))
+                .copied();
+            resolved.push((p, found));
+        }
+        for (p, found) in resolved {
             match found {
                 Some(ci) => {
                     self.rules[p.rule].conditions[p.slot] = Condition {
