@@ -686,3 +686,22 @@ fn a_bad_escape_in_a_tool_name_is_an_error() {
     );
     valid("hide: ['a\\*', 'b\\?', 'c\\\\', 'd\\**']\ntools:\n  'e\\?': {}\n");
 }
+
+#[test]
+fn at_most_256_tools_keys_are_patterns() {
+    let policy = |patterns: usize| {
+        let mut text = String::from("tools:\n  exact: {}\n");
+        for i in 0..patterns {
+            text.push_str(&format!("  p{i}_*: {{}}\n"));
+        }
+        text
+    };
+    valid(&policy(256));
+    // Reported once, at the first pattern past the limit (line 2 + 257).
+    single_error(
+        &policy(300),
+        "tools.p256_*: more than 256 tools keys are patterns, the most a policy may: name the tools, or merge patterns",
+        259,
+        3,
+    );
+}

@@ -3,14 +3,16 @@
 //! A policy is read from files that anyone with write access to the directory can change,
 //! and a running proxy reloads it on every save: a hostile or broken file must be refused
 //! with an ordinary validation error, never allowed to exhaust the machine. Three things
-//! can make a small file expensive, and each has a limit:
+//! can make a file expensive, and each has a limit:
 //!
 //! - its size: [`MAX_POLICY_BYTES`], checked before the file is read whole;
 //! - nesting: [`MAX_DEPTH`] levels of lists and mappings (every stage after parsing walks
 //!   the tree recursively);
 //! - aliases: YAML lets `*name` repeat a whole subtree, so nine lines of nine aliases
 //!   each stand for 9⁹ (387 million) values. What aliases repeat is counted against
-//!   [`MAX_ALIAS_NODES`] and [`MAX_ALIAS_TEXT_BYTES`] before it is copied.
+//!   [`MAX_ALIAS_NODES`] and [`MAX_ALIAS_TEXT_BYTES`] before it is copied;
+//! - patterns among the `tools` keys: [`MAX_GLOB_TOOL_KEYS`], since each named tool is
+//!   matched against every one of them when the policy is compiled.
 //!
 //! The limits are fixed rather than proportional to the file: a fixed ceiling is what
 //! bounds memory, and each is far above what a hand-written policy reaches (a policy that
@@ -34,6 +36,10 @@ pub const MAX_ALIAS_NODES: usize = 100_000;
 /// How many bytes of scalar text aliases may repeat in all (4 MiB): node counts alone would
 /// let one alias of a long string be repeated a hundred thousand times.
 pub const MAX_ALIAS_TEXT_BYTES: usize = 4 * 1024 * 1024;
+
+/// How many `tools` keys may be patterns (`delete_*`): every named tool is matched against
+/// each at load time, so their product is what a large file costs. Policies use a handful.
+pub const MAX_GLOB_TOOL_KEYS: usize = 256;
 
 /// The error for a policy over [`MAX_POLICY_BYTES`], at its first character.
 pub fn too_large() -> PolicyError {

@@ -352,6 +352,7 @@ impl Proxy {
                 b"method" => method = Some(m.value),
                 b"id" => id = Some(m.value),
                 b"params" => params = Some((at, m.value)),
+                b"jsonrpc" => {}
                 other if near_miss(other, keys::ENVELOPE) => return None,
                 _ => {}
             }
@@ -415,12 +416,9 @@ impl Proxy {
             args_text,
             input_responses,
         } = request;
-        if let Some(refusal) = self.refuse_over_in_flight_cap(&id, tool) {
-            return refusal;
-        }
         let key = IdKey::from_value(&id);
-        if self.id_in_use(&key) {
-            return Handled::Reply(id_in_use_reply(&id));
+        if let Some(refusal) = self.admit_call(&id, &key, tool) {
+            return refusal;
         }
         let client_name = lock(&self.client_name).clone();
         let call = Call {
@@ -962,10 +960,17 @@ impl Proxy {
         self
     }
 
-    /// A call while `--max-in-flight` requests already await an answer: refused at once,
-    /// before the policy reserves anything, and not forwarded.
-    fn refuse_over_in_flight_cap(&self, id: &Value, tool: &str) -> Option<Handled> {
-        let in_flight = lock(&self.pending).len();
+    /// The refusal of a call that cannot join the requests awaiting the server, before the
+    /// policy reserves anything: its id is in use (see [`Proxy::id_in_use`]), or
+    /// `--max-in-flight` requests already await an answer. One look at the table.
+    fn admit_call(&self, id: &Value, key: &IdKey, tool: &str) -> Option<Handled> {
+        let (in_use, in_flight) = {
+            let pending = lock(&self.pending);
+            (pending.contains(key), pending.len())
+        };
+        if in_use || self.answered.contains(key) {
+            return Some(Handled::Reply(id_in_use_reply(id)));
+        }
         if in_flight < self.max_in_flight {
             return None;
         }
@@ -1119,6 +1124,7 @@ impl<'a> ResponseEnvelope<'a> {
                 b"method" => method = Some(m.value),
                 b"error" => error = Some(m.value),
                 b"result" => result = Some(at),
+                b"jsonrpc" => {}
                 other if near_miss(other, keys::ENVELOPE) => return Read::Unsure,
                 _ => {}
             }

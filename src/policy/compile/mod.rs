@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use super::decode::{Decoder, RawPolicy, RawRateLimit, RawRule, RawState, RawTool, Spanned, join};
 use super::error::PolicyError;
+use super::limits;
 use super::model::*;
 use super::names::{self, NamePattern};
 use super::yaml::Pos;
@@ -84,11 +85,26 @@ pub fn compile(raw: RawPolicy, errors: &mut Vec<PolicyError>) -> Option<Compiled
     let mut plans_own: Vec<(String, Vec<RuleId>)> = Vec::new();
     let mut glob_rules = Vec::new();
     let mut wildcard_rules = Vec::new();
+    let mut too_many_globs = false;
     for tool in &raw.tools {
         let ids = c.tool(tool);
         let key = tool.name.value.as_str();
         match names::parse(key) {
             Ok(NamePattern::All) => wildcard_rules = ids,
+            // Reported once, at the first pattern past the limit.
+            Ok(NamePattern::Glob(_)) if glob_rules.len() >= limits::MAX_GLOB_TOOL_KEYS => {
+                if !too_many_globs {
+                    too_many_globs = true;
+                    c.d.error(
+                        tool.name.pos,
+                        &join("tools", key),
+                        format!(
+                            "more than {} tools keys are patterns, the most a policy may: name the tools, or merge patterns",
+                            limits::MAX_GLOB_TOOL_KEYS
+                        ),
+                    );
+                }
+            }
             Ok(NamePattern::Glob(glob)) => glob_rules.push((glob, ids)),
             Ok(NamePattern::Exact(name)) => plans_own.push((name, ids)),
             Err(e) => c.d.error(tool.name.pos, &join("tools", key), e.to_string()),
