@@ -702,6 +702,6 @@ fn at_most_256_tools_keys_are_patterns() {
         &policy(300),
         "tools.p256_*: more than 256 tools keys are patterns, the most a policy may: name the tools, or merge patterns",
         259,
-        3,
+        11,
     );
 }

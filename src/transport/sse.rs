@@ -30,6 +30,9 @@ pub struct SseParser {
     len: usize,
     id: Option<String>,
     has_data: bool,
+    /// Bytes of the current line past what is buffered: counted toward the event's length
+    /// only if the line turns out to be data.
+    line_dropped: usize,
 }
 
 /// How much of an over-long event is kept, to find its id.
@@ -45,6 +48,7 @@ impl SseParser {
             len: 0,
             id: None,
             has_data: false,
+            line_dropped: 0,
         }
     }
 
@@ -58,7 +62,8 @@ impl SseParser {
                     if line.last() == Some(&b'\r') {
                         line.pop();
                     }
-                    self.field(&line, out);
+                    let dropped = std::mem::take(&mut self.line_dropped);
+                    self.field(&line, dropped, out);
                     chunk = &chunk[i + 1..];
                 }
                 None => {
@@ -74,12 +79,13 @@ impl SseParser {
     fn extend_line(&mut self, part: &[u8]) {
         let room = (self.max + 16).saturating_sub(self.line.len());
         if part.len() > room {
-            self.len += part.len() - room;
+            self.line_dropped += part.len() - room;
         }
         self.line.extend_from_slice(&part[..part.len().min(room)]);
     }
 
-    fn field(&mut self, line: &[u8], out: &mut Vec<Event>) {
+    /// One line, of which `dropped` bytes past its end were not buffered.
+    fn field(&mut self, line: &[u8], dropped: usize, out: &mut Vec<Event>) {
         if line.is_empty() {
             if self.has_data {
                 let truncated = self.len > self.max;
@@ -116,7 +122,7 @@ impl SseParser {
                     self.len += 1;
                 }
                 self.has_data = true;
-                self.len += value.len();
+                self.len += value.len() + dropped;
                 let room = (self.max + 1).saturating_sub(self.data.len());
                 self.data.extend_from_slice(&value[..value.len().min(room)]);
             }
@@ -168,5 +174,22 @@ mod tests {
         assert!(got[0].data.starts_with(b"{\"id\":3"));
         assert_eq!(got[1].data, b"ok");
         assert!(!got[1].truncated);
+    }
+
+    /// Found by fuzzing: what an over-long comment or `event:` line did not buffer was
+    /// counted as the next event's data, which then looked over the limit.
+    #[test]
+    fn only_data_lines_count_toward_an_events_length() {
+        for input in [
+            b"\n:cccccccccccccccccccccccccccccccccccccccccc\ndata: x\n\n".as_slice(),
+            b"event: eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee\ndata: x\n\n",
+        ] {
+            for chunk in [1, 3, 1000] {
+                let got = parse(input, 8, chunk);
+                assert_eq!(got.len(), 1, "{got:?}");
+                assert_eq!((got[0].len, got[0].truncated), (1, false), "{got:?}");
+                assert_eq!(got[0].data, b"x");
+            }
+        }
     }
 }
