@@ -84,6 +84,12 @@ impl SseParser {
         self.line.extend_from_slice(&part[..part.len().min(room)]);
     }
 
+    /// Keeps data up to one byte past the limit (enough to tell the event is over it).
+    fn keep(&mut self, bytes: &[u8]) {
+        let room = (self.max + 1).saturating_sub(self.data.len());
+        self.data.extend_from_slice(&bytes[..bytes.len().min(room)]);
+    }
+
     /// One line, of which `dropped` bytes past its end were not buffered.
     fn field(&mut self, line: &[u8], dropped: usize, out: &mut Vec<Event>) {
         if line.is_empty() {
@@ -118,13 +124,12 @@ impl SseParser {
         match name {
             b"data" => {
                 if self.has_data {
-                    self.data.push(b'\n');
                     self.len += 1;
+                    self.keep(b"\n");
                 }
                 self.has_data = true;
                 self.len += value.len() + dropped;
-                let room = (self.max + 1).saturating_sub(self.data.len());
-                self.data.extend_from_slice(&value[..value.len().min(room)]);
+                self.keep(value);
             }
             b"event" => self.event = String::from_utf8_lossy(value).into_owned(),
             b"id" => self.id = Some(String::from_utf8_lossy(value).into_owned()),
@@ -174,6 +179,17 @@ mod tests {
         assert!(got[0].data.starts_with(b"{\"id\":3"));
         assert_eq!(got[1].data, b"ok");
         assert!(!got[1].truncated);
+    }
+
+    /// Found by fuzzing: the newline between two data lines went past the limit, so a
+    /// stream of bare `data` lines grew one event's buffer without bound.
+    #[test]
+    fn newlines_between_data_lines_stay_within_the_limit() {
+        let input = [b"data\n".repeat(10_000), b"\n".to_vec()].concat();
+        let got = parse(&input, 4, 7);
+        assert_eq!(got.len(), 1);
+        assert_eq!((got[0].len, got[0].truncated), (9_999, true));
+        assert_eq!(got[0].data, b"\n\n\n\n\n");
     }
 
     /// Found by fuzzing: what an over-long comment or `event:` line did not buffer was
