@@ -268,3 +268,22 @@ fn arguments_read_as_text_are_decided_by_the_policy() {
         assert!(!forwarded(id), "call {id} should be denied");
     }
 }
+
+/// Found by fuzzing: serde_json does not check the UTF-8 of strings it skips, so a response
+/// read on the fast path for its envelope only could pass on bytes that are not JSON.
+#[test]
+fn a_response_that_is_not_utf8_is_withheld_on_both_paths() {
+    let (fast, exact) = (proxy(), proxy());
+    let init = br#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{}}"#;
+    assert_eq!(fast.client_message(init), exact.client_message_exact(init));
+    // Spaces: not canonical, so the fast path reads the envelope with serde_json.
+    let mut response = br#"{"jsonrpc": "2.0", "id": 0, "result": {"v": "x"#.to_vec();
+    response.push(0xff);
+    response.extend_from_slice(br#""}}"#);
+    let got = fast.server_message(&response);
+    assert_eq!(got, exact.server_message_exact(&response));
+    let [Route::Client(line)] = &got[..] else {
+        panic!("{got:?}")
+    };
+    assert!(String::from_utf8_lossy(line).contains("-32603"), "{got:?}");
+}

@@ -1093,7 +1093,12 @@ impl<'a> ResponseEnvelope<'a> {
         {
             return Self::read_outline(&outline);
         }
-        let Ok(envelope) = serde_json::from_slice::<Envelope<'_>>(line) else {
+        // serde_json checks the UTF-8 of the strings it reads, not of those it skips, so
+        // the whole line is checked first: text that is not UTF-8 is not JSON.
+        let Ok(text) = std::str::from_utf8(line) else {
+            return Read::Unsure;
+        };
+        let Ok(envelope) = serde_json::from_str::<Envelope<'_>>(text) else {
             return Read::Unsure;
         };
         if envelope.method.is_some() {

@@ -33,6 +33,8 @@ pub struct SseParser {
     /// Bytes of the current line past what is buffered: counted toward the event's length
     /// only if the line turns out to be data.
     line_dropped: usize,
+    /// The last byte of the current line so far is `\r` (it may be past what is buffered).
+    line_ends_in_cr: bool,
 }
 
 /// How much of an over-long event is kept, to find its id.
@@ -49,6 +51,7 @@ impl SseParser {
             id: None,
             has_data: false,
             line_dropped: 0,
+            line_ends_in_cr: false,
         }
     }
 
@@ -59,10 +62,14 @@ impl SseParser {
                 Some(i) => {
                     self.extend_line(&chunk[..i]);
                     let mut line = std::mem::take(&mut self.line);
-                    if line.last() == Some(&b'\r') {
-                        line.pop();
+                    let mut dropped = std::mem::take(&mut self.line_dropped);
+                    if std::mem::take(&mut self.line_ends_in_cr) {
+                        // The `\r` of a `\r\n` ending, buffered or not.
+                        match dropped {
+                            0 => _ = line.pop(),
+                            _ => dropped -= 1,
+                        }
                     }
-                    let dropped = std::mem::take(&mut self.line_dropped);
                     self.field(&line, dropped, out);
                     chunk = &chunk[i + 1..];
                 }
@@ -77,6 +84,9 @@ impl SseParser {
     /// Lines are only buffered up to the limit (plus room for the field name); the data
     /// field itself is capped in `field`.
     fn extend_line(&mut self, part: &[u8]) {
+        if let Some(&last) = part.last() {
+            self.line_ends_in_cr = last == b'\r';
+        }
         let room = (self.max + 16).saturating_sub(self.line.len());
         if part.len() > room {
             self.line_dropped += part.len() - room;
@@ -179,6 +189,18 @@ mod tests {
         assert!(got[0].data.starts_with(b"{\"id\":3"));
         assert_eq!(got[1].data, b"ok");
         assert!(!got[1].truncated);
+    }
+
+    /// Found by fuzzing: the `\r` of an over-long data line ending in `\r\n` was counted as
+    /// data when it fell past what is buffered.
+    #[test]
+    fn a_crlf_ending_is_not_data_however_long_the_line() {
+        let input = [b"data: ".as_slice(), &[b'z'; 100], b"\r\n\n"].concat();
+        for chunk in [1, 2, 7, 1000] {
+            let got = parse(&input, 10, chunk);
+            assert_eq!(got.len(), 1, "{got:?}");
+            assert_eq!((got[0].len, got[0].truncated), (100, true), "chunk {chunk}");
+        }
     }
 
     /// Found by fuzzing: the newline between two data lines went past the limit, so a
