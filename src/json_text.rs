@@ -66,48 +66,147 @@ pub fn string_end(b: &[u8], start: usize) -> Option<usize> {
     }
 }
 
-/// Just past the value that starts at `i`, found by its structure alone (strings, and
-/// brackets outside them); a number or a literal ends at the next delimiter.
-pub fn value_end(b: &[u8], i: usize) -> Option<usize> {
-    match b.get(i)? {
-        b'"' => string_end(b, i).map(|e| e + 1),
-        b'{' | b'[' => {
-            // One bit per open bracket, set for a brace: each closer must match its opener.
-            // Deeper than 128 levels is left to a real parser.
-            let (mut open, mut depth) = (0u128, 0u32);
-            let mut j = i;
-            loop {
-                match b.get(j)? {
-                    b'"' => j = string_end(b, j)?,
-                    &c @ (b'{' | b'[') => {
-                        if depth == u128::BITS {
-                            return None;
-                        }
-                        open = (open << 1) | u128::from(c == b'{');
-                        depth += 1;
-                    }
-                    &c @ (b'}' | b']') => {
-                        if (open & 1 == 1) != (c == b'}') {
-                            return None;
-                        }
-                        open >>= 1;
-                        depth -= 1;
-                        if depth == 0 {
-                            return Some(j + 1);
-                        }
-                    }
-                    _ => {}
+/// Just past the JSON value that starts at `i`, checked against the JSON grammar: every
+/// token where the grammar allows it, numbers and literals whole, escapes valid (a `\u`
+/// surrogate only in a pair), and whitespace between tokens. What is left to the caller:
+/// that the text is UTF-8 and that its strings hold no control character (the envelope
+/// scan checks both for the whole line at once). Deeper than 128 levels: None, for a real
+/// parser to decide.
+pub fn value_end(b: &[u8], mut i: usize) -> Option<usize> {
+    // One bit per open container, set for an object.
+    let (mut open, mut depth) = (0u128, 0u32);
+    loop {
+        // A value.
+        match *b.get(i)? {
+            b'"' => i = checked_string_end(b, i)?,
+            c @ (b'{' | b'[') => {
+                if depth == u128::BITS {
+                    return None;
                 }
-                j += 1;
+                let object = c == b'{';
+                i = skip_space(b, i + 1);
+                if b.get(i) == Some(if object { &b'}' } else { &b']' }) {
+                    i += 1;
+                } else {
+                    open = (open << 1) | u128::from(object);
+                    depth += 1;
+                    if object {
+                        i = member_value(b, i)?;
+                    }
+                    continue;
+                }
+            }
+            b't' => i = literal_end(b, i, b"true")?,
+            b'f' => i = literal_end(b, i, b"false")?,
+            b'n' => i = literal_end(b, i, b"null")?,
+            b'-' | b'0'..=b'9' => i = number_end(b, i)?,
+            _ => return None,
+        }
+        // What follows a value: the next member or element, or the end of containers.
+        loop {
+            if depth == 0 {
+                return Some(i);
+            }
+            i = skip_space(b, i);
+            let object = open & 1 == 1;
+            match (*b.get(i)?, object) {
+                (b',', true) => {
+                    i = member_value(b, skip_space(b, i + 1))?;
+                    break;
+                }
+                (b',', false) => {
+                    i = skip_space(b, i + 1);
+                    break;
+                }
+                (b'}', true) | (b']', false) => {
+                    i += 1;
+                    open >>= 1;
+                    depth -= 1;
+                }
+                _ => return None,
             }
         }
-        // A number or a literal: up to the next delimiter.
-        _ => Some(
-            b[i..]
-                .iter()
-                .position(|c| matches!(c, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'))
-                .map_or(b.len(), |k| i + k),
-        ),
+    }
+}
+
+/// From a member's key to the start of its value.
+fn member_value(b: &[u8], i: usize) -> Option<usize> {
+    if b.get(i) != Some(&b'"') {
+        return None;
+    }
+    let colon = skip_space(b, checked_string_end(b, i)?);
+    (b.get(colon) == Some(&b':')).then(|| skip_space(b, colon + 1))
+}
+
+fn skip_space(b: &[u8], mut i: usize) -> usize {
+    while matches!(b.get(i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+        i += 1;
+    }
+    i
+}
+
+fn literal_end(b: &[u8], i: usize, word: &[u8]) -> Option<usize> {
+    b[i..].starts_with(word).then_some(i + word.len())
+}
+
+/// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`
+fn number_end(b: &[u8], mut i: usize) -> Option<usize> {
+    let digits = |b: &[u8], i: usize| i + b[i..].iter().take_while(|c| c.is_ascii_digit()).count();
+    i += usize::from(b.get(i) == Some(&b'-'));
+    match b.get(i)? {
+        b'0' => i += 1,
+        b'1'..=b'9' => i = digits(b, i),
+        _ => return None,
+    }
+    if b.get(i) == Some(&b'.') {
+        let end = digits(b, i + 1);
+        if end == i + 1 {
+            return None;
+        }
+        i = end;
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        i += usize::from(matches!(b.get(i), Some(b'+' | b'-')));
+        let end = digits(b, i);
+        if end == i {
+            return None;
+        }
+        i = end;
+    }
+    Some(i)
+}
+
+/// Just past the closing quote of the string that starts at `start`, its escapes checked.
+fn checked_string_end(b: &[u8], start: usize) -> Option<usize> {
+    let mut i = start + 1;
+    // A `\u` high surrogate must be followed at once by a low one.
+    let mut awaiting_low = false;
+    loop {
+        i = quote_or_escape(b, i);
+        match b.get(i)? {
+            b'"' => return (!awaiting_low).then_some(i + 1),
+            _ => match b.get(i + 1)? {
+                b'u' => {
+                    let hex = std::str::from_utf8(b.get(i + 2..i + 6)?).ok()?;
+                    let unit = u16::from_str_radix(hex, 16).ok()?;
+                    if !hex.bytes().all(|c| c.is_ascii_hexdigit()) {
+                        return None;
+                    }
+                    let low = (0xdc00..0xe000).contains(&unit);
+                    if low != awaiting_low {
+                        return None;
+                    }
+                    awaiting_low = (0xd800..0xdc00).contains(&unit);
+                    i += 6;
+                    if awaiting_low && b.get(i) != Some(&b'\\') {
+                        return None;
+                    }
+                }
+                b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' if !awaiting_low => i += 2,
+                _ => return None,
+            },
+        }
     }
 }
 
@@ -172,6 +271,45 @@ mod tests {
             "a brace cannot close a bracket"
         );
         assert_eq!(value_end(br#"{"a":1]"#, 0), None);
+        // The grammar, not only the structure (found by fuzzing: `[)]` passed).
+        for bad in [
+            br#"[)]"#.as_slice(),
+            br#"[1 2]"#,
+            br#"{"a" 1}"#,
+            br#"{"a":}"#,
+            br#"{1:2}"#,
+            br#"[1,]"#,
+            br#"[tru]"#,
+            br#"[01]"#,
+            br#"[1.]"#,
+            br#"[1e]"#,
+            br#"[-]"#,
+            br#"["\x"]"#,
+            br#"["\u12G4"]"#,
+            br#"["\u+123"]"#,
+            br#"["\ud800"]"#,
+            br#"["\udc00"]"#,
+            br#"["\ud800x\udc00"]"#,
+            br#"["\ud800\n"]"#,
+            br#"["\ud800\ud800"]"#,
+        ] {
+            assert_eq!(value_end(bad, 0), None, "{}", String::from_utf8_lossy(bad));
+            assert!(serde_json::from_slice::<serde_json::Value>(bad).is_err());
+        }
+        for good in [
+            br#"[ 1 , { "a" : [ ] } , "\ud83d\ude00\u00e9\/" , -0.5e+3 , true , null ]"#.as_slice(),
+            br#"{}"#,
+            br#"[]"#,
+            br#""""#,
+        ] {
+            assert_eq!(
+                value_end(good, 0),
+                Some(good.len()),
+                "{}",
+                String::from_utf8_lossy(good)
+            );
+            assert!(serde_json::from_slice::<serde_json::Value>(good).is_ok());
+        }
         let deep = format!("{}{}", "[".repeat(128), "]".repeat(128));
         assert_eq!(value_end(deep.as_bytes(), 0), Some(256));
         let deeper = format!("{}{}", "[".repeat(129), "]".repeat(129));
