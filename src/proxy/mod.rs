@@ -13,6 +13,8 @@ pub mod json;
 pub mod keys;
 mod pending;
 pub mod replies;
+#[cfg(test)]
+mod tracking_tests;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -241,8 +243,8 @@ impl Proxy {
             .filter(|_| !method.is_empty() && method != "tools/call");
         if let Some(id) = request {
             let key = IdKey::from_value(id);
-            if self.id_in_use(&key) {
-                return Handled::Reply(id_in_use_reply(id));
+            if let Some(refusal) = self.admit_request(id, &key, method) {
+                return refusal;
             }
             let pending = match method {
                 "tools/list" => Pending::List,
@@ -253,10 +255,11 @@ impl Proxy {
         match method {
             "tools/call" => self.tools_call(msg),
             "notifications/cancelled" => {
-                // The server may never answer a cancelled call: stop tracking it. Its
-                // reservation stays, since the tool may already have run.
+                // The server may never answer a cancelled request: stop tracking it. A call's
+                // reservation stays, since the tool may already have run. A listing stays
+                // tracked, so that an answer the server sends all the same is filtered.
                 if let Some(id) = msg.pointer("/params/requestId") {
-                    lock(&self.pending).remove(&IdKey::from_value(id));
+                    lock(&self.pending).take_answered(IdKey::from_value(id));
                 }
                 Handled::Forward(None)
             }
@@ -417,7 +420,7 @@ impl Proxy {
             input_responses,
         } = request;
         let key = IdKey::from_value(&id);
-        if let Some(refusal) = self.admit_call(&id, &key, tool) {
+        if let Some(refusal) = self.admit_request(&id, &key, tool) {
             return refusal;
         }
         let client_name = lock(&self.client_name).clone();
@@ -500,13 +503,6 @@ impl Proxy {
         tool.hash(&mut h);
         h.write(args_text);
         h.finish()
-    }
-
-    /// Whether a new request may not take this id: a request with it awaits its answer,
-    /// or the proxy answered one itself (timed out, failed) and the server's late answer
-    /// could still come, which would then be taken for the new request's.
-    fn id_in_use(&self, key: &IdKey) -> bool {
-        lock(&self.pending).contains(key) || self.answered.contains(key)
     }
 
     fn track(&self, id: IdKey, pending: Pending, now: Instant) {
@@ -776,8 +772,12 @@ impl Proxy {
         let Some(id) = msg.get("id").cloned() else {
             return Answer::Unchanged;
         };
+        // Every client request is tracked until answered, so a response that answers none
+        // (a second answer, one to a request the proxy answered itself, an id the client
+        // never used) has no one to go to; passed on, it could be a listing never filtered.
         let Some(pending) = lock(&self.pending).remove(&IdKey::from_value(&id)) else {
-            return Answer::Unchanged;
+            tracing::warn!(%id, "the server answered no pending request; not forwarded");
+            return Answer::Dropped;
         };
         let failed = msg.get("error").is_some_and(|e| !e.is_null());
         match pending {
@@ -846,32 +846,31 @@ impl Proxy {
         Answer::Replaced(msg)
     }
 
+    /// A server message that is JSON but has a key twice. When its envelope reads
+    /// unambiguously (the duplicates are below it, where the proxy reads nothing), it is
+    /// handled as the fast path handles it: passed on when it is a request, a notification,
+    /// or the answer to a pending call or request. A `tools/list` answer is withheld (its
+    /// tools are read), and anything else is dropped, its request answered with an error:
+    /// a client could read it otherwise than the proxy did.
     fn unreadable_server_message(&self, line: &[u8], problem: &str) -> Vec<Route> {
-        let id = json::top_level_id(line);
-        let pending = id
-            .as_ref()
-            .and_then(|k| lock(&self.pending).remove(&IdKey::from_text(k)));
-        match (pending, id) {
-            (Some(Pending::List), Some(id)) => {
-                tracing::warn!(
-                    "the server's tools/list response is ambiguous ({problem}); withheld"
-                );
-                let id: Value = serde_json::from_str(&id).unwrap_or(Value::Null);
-                vec![client(replies::error(
-                    &id,
-                    code::INTERNAL_ERROR,
-                    "The MCP server's tools/list response could not be read, so the proxy withheld it",
-                    None,
-                ))]
-            }
-            (Some(Pending::Call(info)), _) => {
-                // The client decides what an unreadable answer means; the call did reach
-                // the server, so its reservation stays.
-                self.finish_call(info, Outcome::Unreadable);
-                vec![Route::Client(line.to_vec())]
-            }
-            _ => vec![Route::Client(line.to_vec())],
+        let key = json::top_level_id(line).map(|t| IdKey::from_text(&t));
+        match ResponseEnvelope::read(line) {
+            Read::NotAResponse => return vec![Route::Client(line.to_vec())],
+            Read::Response(response) => match lock(&self.pending).take_answered(response.key) {
+                Some(Pending::Call(info)) => {
+                    self.finish_call(info, Outcome::Unreadable);
+                    return vec![Route::Client(line.to_vec())];
+                }
+                Some(Pending::Other) => return vec![Route::Client(line.to_vec())],
+                Some(Pending::List) | None => {}
+            },
+            Read::Unsure => {}
         }
+        tracing::warn!("the server wrote an ambiguous message ({problem}); not forwarded");
+        key.and_then(|k| self.answer_unreadable(k, "is ambiguous"))
+            .map(client)
+            .into_iter()
+            .collect()
     }
 
     /// A client line longer than the limit: answered with an error, never forwarded.
@@ -960,10 +959,13 @@ impl Proxy {
         self
     }
 
-    /// The refusal of a call that cannot join the requests awaiting the server, before the
-    /// policy reserves anything: its id is in use (see [`Proxy::id_in_use`]), or
-    /// `--max-in-flight` requests already await an answer. One look at the table.
-    fn admit_call(&self, id: &Value, key: &IdKey, tool: &str) -> Option<Handled> {
+    /// The refusal of a request that cannot join those awaiting the server, before the
+    /// policy reserves anything for a call: its id is in use, or `--max-in-flight` requests
+    /// already await an answer. An id is in use while a request with it awaits its answer,
+    /// or after the proxy answered one itself (timed out, failed) while the server's late
+    /// answer could still come and be taken for the new request's. `what` is the tool, or
+    /// the method of another request.
+    fn admit_request(&self, id: &Value, key: &IdKey, what: &str) -> Option<Handled> {
         let (in_use, in_flight) = {
             let pending = lock(&self.pending);
             (pending.contains(key), pending.len())
@@ -975,15 +977,15 @@ impl Proxy {
             return None;
         }
         tracing::warn!(
-            tool,
+            what,
             in_flight,
-            "call refused: too many requests await the MCP server's answer"
+            "request refused: too many requests await the MCP server's answer"
         );
         Some(Handled::Reply(replies::error(
             id,
             code::INTERNAL_ERROR,
             &format!(
-                "Too many requests are awaiting the MCP server's answer ({in_flight}, the limit of --max-in-flight); this call was not forwarded, retry once some have been answered"
+                "Too many requests are awaiting the MCP server's answer ({in_flight}, the limit of --max-in-flight); this request was not forwarded, retry once some have been answered"
             ),
             Some(json!({ "reason": "max_in_flight" })),
         )))

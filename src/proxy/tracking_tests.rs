@@ -1,0 +1,98 @@
+//! Every client request is tracked until answered, so no server message can reach the
+//! client as the answer to a listing the proxy did not filter.
+
+use std::sync::Arc;
+
+use super::*;
+use crate::policy;
+use crate::state::MemoryStore;
+
+fn proxy() -> Proxy {
+    let policy = Arc::new(policy::parse("hide: [secret]\n", "test").expect("valid policy"));
+    Proxy::new(
+        Engine::new(policy, Arc::new(MemoryStore::new())),
+        ProxyOptions {
+            session: "s".into(),
+            ..ProxyOptions::default()
+        },
+    )
+    .with_max_in_flight(4)
+}
+
+const LIST: &[u8] = br#"{"jsonrpc":"2.0","id":5,"method":"tools/list"}"#;
+const LISTING: &[u8] =
+    br#"{"jsonrpc":"2.0","id":5,"result":{"tools":[{"name":"ok"},{"name":"secret"}]}}"#;
+
+/// What the client receives of a server line: the lines, as text.
+fn to_client(p: &Proxy, line: &[u8]) -> Vec<String> {
+    p.server_message(line)
+        .into_iter()
+        .map(|r| match r {
+            Route::Client(l) => String::from_utf8(l).unwrap(),
+            Route::Server(l) => panic!("to the server: {}", String::from_utf8_lossy(&l)),
+        })
+        .collect()
+}
+
+fn assert_nothing_hidden(lines: &[String]) {
+    assert!(lines.iter().all(|l| !l.contains("secret")), "{lines:?}");
+}
+
+#[test]
+fn a_cancelled_listing_is_still_filtered() {
+    let p = proxy();
+    p.client_message(LIST);
+    p.client_message(
+        br#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":5}}"#,
+    );
+    let got = to_client(&p, LISTING);
+    assert_eq!(got.len(), 1);
+    assert_nothing_hidden(&got);
+}
+
+#[test]
+fn an_answer_to_no_pending_request_is_not_forwarded() {
+    let p = proxy();
+    assert!(to_client(&p, LISTING).is_empty());
+    p.client_message(LIST);
+    assert_eq!(to_client(&p, LISTING).len(), 1);
+    assert!(to_client(&p, LISTING).is_empty(), "a second answer");
+}
+
+#[test]
+fn an_ambiguous_message_never_carries_an_unfiltered_listing() {
+    for line in [
+        // A batch, whose id a scan of the text cannot find.
+        br#"[{"jsonrpc":"2.0","id":5,"result":{"tools":[{"name":"secret"}]}},{"a":1,"a":2}]"#
+            .as_slice(),
+        // Two ids: a scan finds the first, a client may take the last.
+        br#"{"jsonrpc":"2.0","id":9,"id":5,"result":{"tools":[{"name":"secret"}]}}"#,
+        // A server request reusing the listing's id, with a key twice below it.
+        br#"{"jsonrpc":"2.0","id":5,"method":"x","params":{"a":1,"a":2}}"#,
+    ] {
+        let p = proxy();
+        p.client_message(LIST);
+        p.client_message(br#"{"jsonrpc":"2.0","id":9,"method":"ping"}"#);
+        let mut got = to_client(&p, line);
+        got.extend(to_client(&p, LISTING));
+        assert_nothing_hidden(&got);
+    }
+}
+
+#[test]
+fn max_in_flight_counts_every_request() {
+    let p = proxy();
+    for id in 0..4 {
+        let ping = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"ping"}}"#);
+        assert!(matches!(
+            &p.client_message(ping.as_bytes())[..],
+            [Route::Server(_)]
+        ));
+    }
+    let refused = p.client_message(LIST);
+    let [Route::Client(line)] = &refused[..] else {
+        panic!("{refused:?}")
+    };
+    assert!(String::from_utf8_lossy(line).contains("max_in_flight"));
+    assert_eq!(p.pending_count(), 4);
+}
