@@ -4,22 +4,21 @@
 //! one winning), the MCP reference server (JavaScript, which rewrites ids such as `2.0`
 //! as `2`), and a server that writes lines that are not JSON-RPC messages.
 
-use std::io::{BufRead, BufReader, Write};
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
+use support::raw_session::{PATIENCE, RawSession};
 
 const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"hostile-test","version":"1"}}}"#;
 const INITIALIZED: &str = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
 
-/// An intercept process driven line by line; every read has a deadline.
+/// An intercept process driven line by line, with its stderr and audit log in `dir`.
 struct Session {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: Receiver<String>,
+    raw: RawSession,
     dir: tempfile::TempDir,
 }
 
@@ -35,55 +34,31 @@ impl Session {
             .arg(dir.path().join("audit.jsonl"))
             .arg("--")
             .args(server)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
             .stderr(std::fs::File::create(dir.path().join("stderr")).unwrap());
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let mut child = cmd.spawn().expect("intercept starts");
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
         let mut s = Session {
-            child,
-            stdin,
-            lines,
+            raw: RawSession::spawn(cmd),
             dir,
         };
-        s.send(INIT);
-        let init = s.receive();
+        let init = s.ask(INIT);
         assert!(init.get("result").is_some(), "initialize failed: {init}");
         s.send(INITIALIZED);
         s
     }
 
     fn send(&mut self, line: &str) {
-        let stdin = self.stdin.as_mut().expect("stdin open");
-        stdin.write_all(line.as_bytes()).unwrap();
-        stdin.write_all(b"\n").unwrap();
-        stdin.flush().unwrap();
+        self.raw.send_line(line);
     }
 
     /// The next response (the server's own notifications and requests are skipped).
     fn receive(&mut self) -> Value {
         loop {
-            let line = self
-                .lines
-                .recv_timeout(Duration::from_secs(20))
-                .unwrap_or_else(|e| {
-                    panic!("no line from intercept ({e}); stderr:\n{}", self.stderr())
-                });
-            let msg: Value =
-                serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+            let msg = self
+                .raw
+                .next_within(PATIENCE)
+                .unwrap_or_else(|| panic!("no answer from intercept; stderr:\n{}", self.stderr()));
             if msg.get("method").is_none() {
                 return msg;
             }
@@ -98,9 +73,8 @@ impl Session {
 
     /// Nothing more arrives within a short wait.
     fn assert_quiet(&self) {
-        match self.lines.recv_timeout(Duration::from_millis(500)) {
-            Err(RecvTimeoutError::Timeout) => {}
-            other => panic!("unexpected output: {other:?}"),
+        if let Some(msg) = self.raw.next_within(Duration::from_millis(500)) {
+            panic!("unexpected output: {msg}");
         }
     }
 
@@ -110,17 +84,10 @@ impl Session {
 
     /// Closes stdin, waits for intercept to exit, and returns its stderr and audit log.
     fn finish(mut self) -> (String, String) {
-        drop(self.stdin.take());
-        let _ = self.child.wait();
+        self.raw.close_input();
+        self.raw.exit_status();
         let audit = std::fs::read_to_string(self.dir.path().join("audit.jsonl"));
         (self.stderr(), audit.unwrap_or_default())
-    }
-}
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

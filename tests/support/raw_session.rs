@@ -67,6 +67,19 @@ impl RawSession {
         stdin.flush().unwrap();
     }
 
+    /// Writes one line exactly as given: for messages no JSON library would write (a key
+    /// twice, escapes in keys).
+    pub fn send_line(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin is open");
+        stdin.write_all(format!("{line}\n").as_bytes()).unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// The next message from intercept, if one comes within `wait`.
+    pub fn next_within(&self, wait: Duration) -> Option<Value> {
+        self.lines.recv_timeout(wait).ok()
+    }
+
     /// Closes intercept's stdin: the client goes away.
     pub fn close_input(&mut self) {
         drop(self.stdin.take());
