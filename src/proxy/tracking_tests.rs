@@ -96,3 +96,21 @@ fn max_in_flight_counts_every_request() {
     assert!(String::from_utf8_lossy(line).contains("max_in_flight"));
     assert_eq!(p.pending_count(), 4);
 }
+
+#[test]
+fn the_id_of_a_request_the_proxy_answered_itself_is_not_taken_again() {
+    let p = proxy();
+    let ping = br#"{"jsonrpc":"2.0","id":3,"method":"ping"}"#;
+    assert!(matches!(&p.client_message(ping)[..], [Route::Server(_)]));
+    // Timed out: the proxy answers it, and the server's answer may still come.
+    std::thread::sleep(Duration::from_millis(5));
+    let expired = p.expire_requests(Duration::from_millis(1));
+    assert_eq!(expired.len(), 2, "a cancellation and an error: {expired:?}");
+    let refused = p.client_message(ping);
+    let [Route::Client(line)] = &refused[..] else {
+        panic!("{refused:?}")
+    };
+    assert!(String::from_utf8_lossy(line).contains("id already in use"));
+    // The server's late answer reaches no one.
+    assert!(to_client(&p, br#"{"jsonrpc":"2.0","id":3,"result":{}}"#).is_empty());
+}
