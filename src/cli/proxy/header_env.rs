@@ -55,6 +55,9 @@ pub fn read(
         name: name.to_string(),
         why,
     };
+    if line.trim().is_empty() {
+        return Err(malformed("it is empty"));
+    }
     let (header, value) = line
         .split_once(':')
         .ok_or_else(|| malformed("there is no colon"))?;
@@ -107,6 +110,7 @@ mod tests {
     fn errors_name_the_variable_and_never_show_the_value() {
         let cases = [
             ("Bearer s3cret", "there is no colon"),
+            ("  ", "it is empty"),
             (
                 ": Bearer s3cret",
                 "the header name before the colon is empty",
