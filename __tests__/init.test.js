@@ -332,11 +332,22 @@ test('init: a URL server\'s headers go into env, reach the server through --head
   try {
     const home = tempDir()
     const project = tempDir()
-    const text = JSON.stringify({ mcpServers: { remote: { type: 'http', url: server.url, headers: { Authorization: `Bearer ${token}` } } } }, null, 2) + '\n'
+    const oldPolicy = join(home, 'older.yaml')
+    writeFileSync(oldPolicy, 'tools: {}\n')
+    // `older` was wrapped by an earlier init: version-less npx, the token in the arguments.
+    const older = { command: 'npx', args: ['-y', '@policylayer/intercept', '-c', oldPolicy, '--upstream', server.url, '--header', `Authorization: Bearer ${token}`] }
+    const text = JSON.stringify({ mcpServers: { remote: { type: 'http', url: server.url, headers: { Authorization: `Bearer ${token}` } }, older } }, null, 2) + '\n'
     const path = write(join(project, '.mcp.json'), text)
     const env = { ...process.env, HOME: home }
     let r = await intercept(['init', '--project', project], env)
     assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`)
+    assert.match(r.stdout, /older +intercept +already runs through intercept; updated/)
+    const updated = JSON.parse(readFileSync(path, 'utf8')).mcpServers.older
+    assert.deepEqual(updated, {
+      command: realpathSync(BINARY),
+      args: ['-c', oldPolicy, '--upstream', server.url, '--header-env', 'INTERCEPT_HEADER_AUTHORIZATION'],
+      env: { INTERCEPT_HEADER_AUTHORIZATION: `Authorization: Bearer ${token}` },
+    })
     const entry = JSON.parse(readFileSync(path, 'utf8')).mcpServers.remote
     assert.deepEqual(entry.env, { INTERCEPT_HEADER_AUTHORIZATION: `Authorization: Bearer ${token}` })
     assert.deepEqual(entry.args.slice(-4), ['--upstream', server.url, '--header-env', 'INTERCEPT_HEADER_AUTHORIZATION'])

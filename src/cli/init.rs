@@ -193,6 +193,20 @@ pub fn run(args: &Args, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Res
         let mut wrapped_here = Vec::new();
         for (loc, entry) in clients::servers(&doc.value(), file.key) {
             let kind = wrap::kind(&entry);
+            // Entries wrapped earlier: a stale launcher replaced, headers moved out of argv.
+            if let Some(new_entry) =
+                wrap::refresh(&entry, &launcher.command, &|p| Path::new(p).exists())
+                && doc.set_entry(&loc, &new_entry)
+            {
+                wrapped_here.push((loc.clone(), entry));
+                rows.push(Row::server(
+                    file,
+                    &loc,
+                    &kind,
+                    "already runs through intercept; updated",
+                ));
+                continue;
+            }
             let Some((target, env)) = kind.target() else {
                 let status = if kind == Kind::Wrapped {
                     "already runs through intercept"

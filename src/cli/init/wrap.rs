@@ -124,6 +124,89 @@ fn is_wrapped(obj: &Map<String, Value>) -> bool {
         && args.iter().any(|a| a == "--" || a == "--upstream")
 }
 
+/// A wrapped entry brought up to date, if it needs it: a stale way of starting intercept is
+/// replaced by `launcher` (a version-less `npx -y @policylayer/intercept`, which fetches
+/// whatever is latest at every start, as earlier versions of init wrote it; or an absolute
+/// path that no longer exists, intercept having been reinstalled elsewhere), and headers
+/// given with `--header` move into the entry's `env` (`--header-env`), out of the process
+/// list. `exists` tells whether a path exists (a seam for tests).
+pub fn refresh(entry: &Value, launcher: &[String], exists: &dyn Fn(&str) -> bool) -> Option<Value> {
+    let obj = entry.as_object()?;
+    if !is_wrapped(obj) {
+        return None;
+    }
+    let command = obj.get("command")?.as_str()?;
+    let args = obj.get("args")?.as_array()?;
+    let words: Vec<&str> = args.iter().map(|a| a.as_str().unwrap_or("")).collect();
+    let absolute = |p: &str| std::path::Path::new(p).is_absolute() || p.starts_with('/');
+    // How many arguments belong to the launcher, and whether it is stale.
+    let (own, stale) = if let Some(i) = words
+        .iter()
+        .position(|a| a.starts_with("@policylayer/intercept"))
+    {
+        let spec = words[i];
+        let versioned = spec
+            .strip_prefix("@policylayer/intercept@")
+            .is_some_and(|v| v.starts_with(|c: char| c.is_ascii_digit()));
+        (i + 1, !versioned)
+    } else if words.first().is_some_and(|a| a.ends_with("intercept.js")) {
+        (
+            1,
+            [command, words[0]]
+                .iter()
+                .any(|p| absolute(p) && !exists(p)),
+        )
+    } else {
+        (0, absolute(command) && !exists(command))
+    };
+    let current: Vec<&str> = std::iter::once(command)
+        .chain(words[..own].iter().copied())
+        .collect();
+    let relaunch = stale && current != launcher.iter().map(String::as_str).collect::<Vec<_>>();
+    let intercepts = || words[own..].iter().take_while(|a| **a != "--");
+    let in_args =
+        intercepts().any(|a| *a == "--header") && intercepts().any(|a| *a == "--upstream");
+    if !relaunch && !in_args {
+        return None;
+    }
+    let mut out = obj.clone();
+    let mut new_args: Vec<Value> = if relaunch {
+        out.insert("command".into(), json!(launcher[0]));
+        launcher[1..].iter().map(|s| json!(s)).collect()
+    } else {
+        args[..own].to_vec()
+    };
+    let mut env = obj
+        .get("env")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let mut rest = args[own..].iter();
+    while let Some(arg) = rest.next() {
+        // Only intercept's own arguments: what follows `--` belongs to the server.
+        if arg.as_str() == Some("--") {
+            new_args.push(arg.clone());
+            new_args.extend(rest.by_ref().cloned());
+            break;
+        }
+        match (arg.as_str(), rest.clone().next().and_then(Value::as_str)) {
+            (Some("--header"), Some(line)) => {
+                rest.next();
+                let name = header_variable(line, &env);
+                new_args.push(json!("--header-env"));
+                new_args.push(json!(name));
+                env.insert(name, json!(line));
+            }
+            _ => new_args.push(arg.clone()),
+        }
+    }
+    out.insert("args".into(), Value::Array(new_args));
+    if !env.is_empty() {
+        out.insert("env".into(), Value::Object(env));
+    }
+    Some(Value::Object(out))
+}
+
 /// The entry, rewritten to run through intercept with `policy`. Unrelated fields (`env`,
 /// `cwd`, client-specific keys) are kept.
 pub fn wrap(entry: &Value, launcher: &[String], policy: &str) -> Option<Value> {
@@ -374,6 +457,84 @@ mod tests {
             unwrap(&old).unwrap(),
             json!({"url": "https://h/mcp", "headers": {"Authorization": "Bearer t"}})
         );
+    }
+
+    #[test]
+    fn a_stale_launcher_is_replaced_and_a_working_one_kept() {
+        let native = ["/opt/intercept/intercept".to_string()];
+        let exists = |p: &str| p.starts_with("/opt/");
+        let tail = json!([
+            "-c",
+            "/p.yaml",
+            "--",
+            "npx",
+            "-y",
+            "@modelcontextprotocol/server-github"
+        ]);
+        let with = |command: &str, launcher_args: &[&str]| {
+            let mut args: Vec<Value> = launcher_args.iter().map(|a| json!(a)).collect();
+            args.extend(tail.as_array().unwrap().iter().cloned());
+            json!({"command": command, "args": args, "env": {"T": "x"}})
+        };
+        let expected =
+            json!({"command": "/opt/intercept/intercept", "args": tail, "env": {"T": "x"}});
+        // Version-less npx, as earlier versions of init wrote it, and @latest.
+        for stale in [
+            with("npx", &["-y", "@policylayer/intercept"]),
+            with("npx", &["-y", "@policylayer/intercept@latest"]),
+            // Gone: the old installation's executable, or its launcher script.
+            with("/usr/lib/node_modules/x/intercept", &[]),
+            with("/usr/bin/node", &["/old/checkout/bin/intercept.js"]),
+        ] {
+            assert_eq!(
+                refresh(&stale, &native, &exists),
+                Some(expected.clone()),
+                "{stale}"
+            );
+        }
+        for fine in [
+            with("npx", &["-y", "@policylayer/intercept@1.2.3"]),
+            with("intercept", &[]),
+            with("/opt/elsewhere/intercept", &[]),
+            json!({"command": "npx", "args": ["-y", "@modelcontextprotocol/server-github"]}),
+            expected,
+        ] {
+            assert_eq!(refresh(&fine, &native, &exists), None, "{fine}");
+        }
+        // The exact-version npx form replaces a version-less one too.
+        let npx: Vec<String> = ["npx", "-y", "@policylayer/intercept@1.2.3"]
+            .map(String::from)
+            .to_vec();
+        let updated = refresh(
+            &with("npx", &["-y", "@policylayer/intercept"]),
+            &npx,
+            &exists,
+        )
+        .unwrap();
+        assert_eq!(updated["args"][1], "@policylayer/intercept@1.2.3");
+        assert_eq!(updated["args"][2], "-c");
+    }
+
+    #[test]
+    fn headers_in_the_arguments_of_an_older_wrap_move_to_env() {
+        let native = ["/opt/intercept".to_string()];
+        let exists = |_: &str| true;
+        let old = json!({"type": "stdio", "command": "/opt/intercept", "args": ["-c", "/p.yaml", "--upstream", "https://h/mcp", "--header", "Authorization: Bearer t", "--header", "X-Tenant: a"]});
+        let new = refresh(&old, &native, &exists).unwrap();
+        assert_eq!(
+            new,
+            json!({"type": "stdio", "command": "/opt/intercept",
+                   "args": ["-c", "/p.yaml", "--upstream", "https://h/mcp", "--header-env", "INTERCEPT_HEADER_AUTHORIZATION", "--header-env", "INTERCEPT_HEADER_X_TENANT"],
+                   "env": {"INTERCEPT_HEADER_AUTHORIZATION": "Authorization: Bearer t", "INTERCEPT_HEADER_X_TENANT": "X-Tenant: a"}})
+        );
+        assert_eq!(refresh(&new, &native, &exists), None);
+        assert_eq!(
+            unwrap(&new).unwrap()["headers"],
+            json!({"Authorization": "Bearer t", "X-Tenant": "a"})
+        );
+        // A server's own --header, after --, is the server's.
+        let stdio = json!({"command": "/opt/intercept", "args": ["-c", "/p.yaml", "--", "srv", "--upstream", "u", "--header", "A: b"]});
+        assert_eq!(refresh(&stdio, &native, &exists), None);
     }
 
     #[test]
