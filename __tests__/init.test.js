@@ -4,12 +4,13 @@
 const test = require('node:test')
 const assert = require('node:assert/strict')
 const { execFile } = require('node:child_process')
-const { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } = require('node:fs')
+const http = require('node:http')
+const { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, readdirSync, realpathSync, writeFileSync } = require('node:fs')
 const { join } = require('node:path')
 const { Client } = require('@modelcontextprotocol/sdk/client/index.js')
 const { StdioClientTransport } = require('@modelcontextprotocol/sdk/client/stdio.js')
-const { tempDir } = require('./helpers.js')
-const { BINARY, SERVERS, startEverything } = require('./mcp.js')
+const { root, tempDir } = require('./helpers.js')
+const { BINARY, LAUNCHER, SERVERS, startEverything } = require('./mcp.js')
 
 const FIXTURE = join(__dirname, 'fixtures', 'scan-server.js')
 
@@ -90,7 +91,7 @@ test('init: dry-run diff, backup and rewrite, idempotence, undo', async () => {
     assert.match(r.stdout, /guarded +intercept +already runs through intercept/)
     assert.match(r.stdout, /projects › \/work\/app › remote +url/)
     assert.match(r.stdout, /^\+{3} .*\.mcp\.json$/m)
-    assert.match(r.stdout, /^\+ +"--upstream",$/m)
+    assert.match(r.stdout, /^\+ +"args": \[.*"--upstream"/m)
     assert.match(r.stdout, /Dry run: nothing was written/)
     for (const [k, f] of Object.entries(files)) assert.equal(readFileSync(f, 'utf8'), original[k], k)
     assert.ok(!existsSync(join(home, '.intercept')), 'a dry run writes nothing')
@@ -154,7 +155,7 @@ test('init: dry-run diff, backup and rewrite, idempotence, undo', async () => {
     // Undo: byte for byte what was there before.
     r = await intercept(['init', '--undo', '--dry-run'], env)
     assert.equal(r.code, 0, r.stderr)
-    assert.match(r.stdout, /^- +"--upstream",$/m)
+    assert.match(r.stdout, /^- +"args": \[.*"--upstream"/m)
     r = await intercept(['init', '--undo'], env)
     assert.equal(r.code, 0, r.stderr)
     for (const [k, f] of Object.entries(files)) assert.equal(readFileSync(f, 'utf8'), original[k], k)
@@ -166,7 +167,7 @@ test('init: dry-run diff, backup and rewrite, idempotence, undo', async () => {
   }
 })
 
-test('init: an entry edited after init is restored entry by entry, other edits kept; JSONC is left alone', async () => {
+test('init: JSONC is edited in place, comments and layout kept; an entry edited after init is restored entry by entry', async () => {
   const home = tempDir()
   const project = tempDir()
   const path = write(
@@ -174,19 +175,232 @@ test('init: an entry edited after init is restored entry by entry, other edits k
     JSON.stringify({ mcpServers: { memory: { command: process.execPath, args: SERVERS.memory, env: { MEMORY_FILE_PATH: join(home, 'm.jsonl') } } } }, null, 2) + '\n',
   )
   const original = JSON.parse(readFileSync(path, 'utf8'))
-  // A file with comments (JSONC) is reported and left alone.
-  const jsonc = write(join(project, '.vscode', 'mcp.json'), '{\n  // mine\n  "servers": {}\n}\n')
+  // VS Code's mcp.json allows comments and trailing commas.
+  const vscodeText = [
+    '{',
+    '    // Project servers.',
+    '    "inputs": [],',
+    '    "servers": {',
+    '        "notes": {',
+    '            "type": "stdio", // local',
+    `            "command": ${JSON.stringify(process.execPath)},`,
+    `            "args": ${JSON.stringify(SERVERS.memory)},`,
+    `            "env": {"MEMORY_FILE_PATH": ${JSON.stringify(join(home, 'n.jsonl'))}},`,
+    '        },',
+    '    },',
+    '    "zz": true,',
+    '}',
+    '',
+  ].join('\n')
+  const vscode = write(join(project, '.vscode', 'mcp.json'), vscodeText)
   const env = { ...process.env, HOME: home }
   let r = await intercept(['init', '--project', project, '--launcher', BINARY], env)
   assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`)
-  assert.match(r.stdout, /VS Code +- +- +skipped: not plain JSON/)
-  assert.equal(readFileSync(jsonc, 'utf8'), '{\n  // mine\n  "servers": {}\n}\n')
+  const policy = join(home, '.intercept', 'policies', 'notes.yaml')
+  const expected = vscodeText
+    .replace(`"command": ${JSON.stringify(process.execPath)}`, `"command": ${JSON.stringify(BINARY)}`)
+    .replace(`"args": ${JSON.stringify(SERVERS.memory)}`, `"args": ${JSON.stringify(['-c', policy, '--', process.execPath, ...SERVERS.memory]).replaceAll('","', '", "')}`)
+  assert.equal(readFileSync(vscode, 'utf8'), expected, 'only the command and the arguments changed')
+
+  // Edits made after init are kept by undo; the entries go back.
   const doc = JSON.parse(readFileSync(path, 'utf8'))
   doc.mcpServers.other = { command: 'other-server' }
   writeFileSync(path, JSON.stringify(doc, null, 2) + '\n')
+  writeFileSync(vscode, readFileSync(vscode, 'utf8').replace('"zz": true', '"zz": false'))
   r = await intercept(['init', '--undo'], env)
   assert.equal(r.code, 0, r.stderr)
   const back = JSON.parse(readFileSync(path, 'utf8'))
   assert.deepEqual(back.mcpServers.memory, original.mcpServers.memory)
   assert.deepEqual(back.mcpServers.other, { command: 'other-server' })
+  assert.equal(readFileSync(vscode, 'utf8'), vscodeText.replace('"zz": true', '"zz": false'))
+})
+
+/** Runs `intercept init` the way `how` says: the native binary, or a launcher script under Node. */
+function initVia(how, args, env) {
+  if (how === 'binary') return intercept(args, env)
+  return new Promise((resolve) => {
+    execFile(process.execPath, [how, ...args], { env, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
+      resolve({ code: error ? error.code : 0, stdout, stderr })
+    })
+  })
+}
+
+/**
+ * An installed copy of the npm packages under `dir`: the main package's JavaScript and the
+ * platform package with the addon and, when `native`, an `intercept` executable (a script
+ * that runs the binary under test). Returns the launcher script.
+ */
+function installPackages(dir, native) {
+  const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
+  const main = join(dir, 'node_modules', '@policylayer', 'intercept')
+  mkdirSync(main, { recursive: true })
+  // The package's JavaScript, whatever its files are called.
+  for (const entry of [...pkg.files, 'package.json']) {
+    const from = join(root, entry)
+    if (existsSync(from) && !/^(src|scripts)\/|^Cargo|^build\.rs/.test(entry)) cpSync(from, join(main, entry), { recursive: true })
+  }
+  const triple = require('../platform.js').platformTriple()
+  const platform = join(dir, 'node_modules', '@policylayer', `intercept-${triple}`)
+  mkdirSync(platform, { recursive: true })
+  writeFileSync(join(platform, 'package.json'), JSON.stringify({ name: `@policylayer/intercept-${triple}`, version: pkg.version, main: `intercept.${triple}.node` }))
+  copyFileSync(join(root, `intercept.${triple}.node`), join(platform, `intercept.${triple}.node`))
+  if (native) {
+    writeFileSync(join(platform, 'intercept'), `#!/bin/sh\nexec ${JSON.stringify(BINARY)} "$@"\n`)
+    chmodSync(join(platform, 'intercept'), 0o755)
+  }
+  return { launcher: join(main, 'bin', 'intercept.js'), executable: join(platform, 'intercept'), version: pkg.version }
+}
+
+test('init: entries start the native executable of the installation, or the exact version through npx', { skip: process.platform === 'win32' }, async () => {
+  const pkgVersion = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version
+  const cases = []
+  // The native binary names itself.
+  cases.push({ how: 'binary', expect: [realpathSync(BINARY)] })
+  // The npm launcher of a git checkout (no executable next to the addon): node and the script.
+  cases.push({ how: LAUNCHER, expect: [process.execPath, realpathSync(LAUNCHER)] })
+  // An installed package: the platform package's executable.
+  const installed = installPackages(tempDir(), true)
+  cases.push({ how: installed.launcher, expect: [realpathSync(installed.executable)], works: true })
+  // An installed package without it: the installed launcher.
+  const bare = installPackages(tempDir(), false)
+  cases.push({ how: bare.launcher, expect: [process.execPath, realpathSync(bare.launcher)] })
+  // Run from npx's cache, which npm may clear: the exact version through npx.
+  const npx = installPackages(join(tempDir(), '_npx', '4f2a1b'), true)
+  cases.push({ how: npx.launcher, expect: ['npx', '-y', `@policylayer/intercept@${pkgVersion}`] })
+
+  for (const { how, expect, works } of cases) {
+    const home = tempDir()
+    const project = tempDir()
+    const path = write(
+      join(project, '.mcp.json'),
+      JSON.stringify({ mcpServers: { memory: { command: process.execPath, args: SERVERS.memory, env: { MEMORY_FILE_PATH: join(home, 'm.jsonl') } } } }, null, 2) + '\n',
+    )
+    const env = { ...process.env, HOME: home }
+    const r = await initVia(how, ['init', '--project', project], env)
+    assert.equal(r.code, 0, `${how}: ${r.stdout}\n${r.stderr}`)
+    const entry = JSON.parse(readFileSync(path, 'utf8')).mcpServers.memory
+    const policy = join(home, '.intercept', 'policies', 'memory.yaml')
+    assert.deepEqual([entry.command, ...entry.args], [...expect, '-c', policy, '--', process.execPath, ...SERVERS.memory], how)
+    assert.match(r.stdout, /Rewritten entries start intercept with: /)
+    if (works) {
+      // The written entry starts: the client runs the executable, which runs the server.
+      const client = new Client({ name: 'init-test', version: '1' }, { capabilities: {} })
+      await client.connect(new StdioClientTransport({ command: entry.command, args: entry.args, env: { ...env, ...entry.env }, stderr: 'pipe' }))
+      try {
+        const { tools } = await client.listTools()
+        assert.ok(tools.some((t) => t.name === 'read_graph'))
+      } finally {
+        await client.close()
+      }
+    }
+  }
+})
+
+/** An MCP server behind a bearer token: a gate in front of a real server-everything. */
+async function gatedEverything(token) {
+  const upstream = await startEverything('streamableHttp')
+  const seen = []
+  const gate = http.createServer((req, res) => {
+    seen.push(req.headers.authorization)
+    if (req.headers.authorization !== `Bearer ${token}`) {
+      res.writeHead(401, { 'www-authenticate': 'Bearer' })
+      res.end('unauthorized')
+      return
+    }
+    const forward = http.request({ host: '127.0.0.1', port: upstream.port, path: req.url, method: req.method, headers: req.headers }, (answer) => {
+      res.writeHead(answer.statusCode, answer.headers)
+      answer.pipe(res)
+    })
+    forward.on('error', () => res.destroy())
+    req.pipe(forward)
+  })
+  await new Promise((r) => gate.listen(0, '127.0.0.1', r))
+  return {
+    url: `http://127.0.0.1:${gate.address().port}/mcp`,
+    seen,
+    stop: () => {
+      gate.close()
+      gate.closeAllConnections()
+      upstream.stop()
+    },
+  }
+}
+
+test('init: a URL server\'s headers go into env, reach the server through --header-env, never argv; undo restores them', { skip: process.platform !== 'linux' && 'reads /proc' }, async () => {
+  const token = 's3cret-token-for-the-test'
+  const server = await gatedEverything(token)
+  try {
+    const home = tempDir()
+    const project = tempDir()
+    const oldPolicy = join(home, 'older.yaml')
+    writeFileSync(oldPolicy, 'tools: {}\n')
+    // `older` was wrapped by an earlier init: version-less npx, the token in the arguments.
+    const older = { command: 'npx', args: ['-y', '@policylayer/intercept', '-c', oldPolicy, '--upstream', server.url, '--header', `Authorization: Bearer ${token}`] }
+    const text = JSON.stringify({ mcpServers: { remote: { type: 'http', url: server.url, headers: { Authorization: `Bearer ${token}` } }, older } }, null, 2) + '\n'
+    const path = write(join(project, '.mcp.json'), text)
+    const env = { ...process.env, HOME: home }
+    let r = await intercept(['init', '--project', project], env)
+    assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`)
+    assert.match(r.stdout, /older +intercept +already runs through intercept; updated/)
+    const updated = JSON.parse(readFileSync(path, 'utf8')).mcpServers.older
+    assert.deepEqual(updated, {
+      command: realpathSync(BINARY),
+      args: ['-c', oldPolicy, '--upstream', server.url, '--header-env', 'INTERCEPT_HEADER_AUTHORIZATION'],
+      env: { INTERCEPT_HEADER_AUTHORIZATION: `Authorization: Bearer ${token}` },
+    })
+    const entry = JSON.parse(readFileSync(path, 'utf8')).mcpServers.remote
+    assert.deepEqual(entry.env, { INTERCEPT_HEADER_AUTHORIZATION: `Authorization: Bearer ${token}` })
+    assert.deepEqual(entry.args.slice(-4), ['--upstream', server.url, '--header-env', 'INTERCEPT_HEADER_AUTHORIZATION'])
+    assert.ok(!JSON.stringify(entry.args).includes(token), 'no secret in the arguments')
+    assert.equal(entry.type, 'stdio')
+
+    // Started as the client would: the token reaches the server, and no process shows it.
+    const client = new Client({ name: 'init-test', version: '1' }, { capabilities: {} })
+    const transport = new StdioClientTransport({ command: entry.command, args: entry.args, env: { ...env, ...entry.env }, stderr: 'pipe' })
+    await client.connect(transport)
+    try {
+      const { tools } = await client.listTools()
+      assert.ok(tools.some((t) => t.name === 'echo'))
+      const cmdline = readFileSync(`/proc/${transport.pid}/cmdline`, 'utf8')
+      assert.match(cmdline, /--header-env/)
+      assert.ok(!cmdline.includes(token), 'the token is not in the command line')
+    } finally {
+      await client.close()
+    }
+    assert.ok(server.seen.length > 0 && server.seen.every((h) => h === `Bearer ${token}`), server.seen.join(', '))
+
+    // Undo: the headers are back, the variable gone (the file as it was, byte for byte).
+    r = await intercept(['init', '--undo'], env)
+    assert.equal(r.code, 0, r.stderr)
+    assert.equal(readFileSync(path, 'utf8'), text)
+
+    // Undo entry by entry (the file was edited since): the headers come back too.
+    r = await intercept(['init', '--project', project], env)
+    assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`)
+    writeFileSync(path, readFileSync(path, 'utf8').replace('"mcpServers": {', '"other": 1,\n  "mcpServers": {'))
+    r = await intercept(['init', '--undo'], env)
+    assert.equal(r.code, 0, r.stderr)
+    const back = JSON.parse(readFileSync(path, 'utf8'))
+    assert.deepEqual(back.mcpServers.remote, { type: 'http', url: server.url, headers: { Authorization: `Bearer ${token}` } })
+    assert.equal(back.other, 1)
+  } finally {
+    server.stop()
+  }
+})
+
+test('--header-env: an unset or malformed variable stops intercept with an error that never shows the value', async () => {
+  const dir = tempDir()
+  const policy = join(dir, 'p.yaml')
+  writeFileSync(policy, 'tools: {}\n')
+  const base = ['-c', policy, '--state', 'memory', '--no-audit', '--upstream', 'http://127.0.0.1:9/mcp']
+  let r = await intercept([...base, '--header-env', 'NOT_SET_ANYWHERE'], process.env)
+  assert.notEqual(r.code, 0)
+  assert.match(r.stderr, /--header-env NOT_SET_ANYWHERE: the environment variable NOT_SET_ANYWHERE is not set/)
+  r = await intercept([...base, '--header-env', 'API_AUTH'], { ...process.env, API_AUTH: 'Bearer hunter2' })
+  assert.notEqual(r.code, 0)
+  assert.match(r.stderr, /--header-env API_AUTH: the value of API_AUTH is not a header line "Name: value": there is no colon/)
+  assert.ok(!r.stderr.includes('hunter2'), r.stderr)
+  r = await intercept(['-c', policy, '--header-env', 'API_AUTH', '--', 'node', 'x.js'], { ...process.env, API_AUTH: 'A: b' })
+  assert.notEqual(r.code, 0)
+  assert.match(r.stderr, /--header-env requires --upstream/)
 })

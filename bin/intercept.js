@@ -11,6 +11,15 @@ try {
   process.exitCode = 1
   return
 }
+// `intercept init` writes client configs that start intercept; it cannot tell from inside
+// Node where this installation is, so it is told: the native `intercept` executable of the
+// platform package sits next to the addon (see docs/cli.md, "How entries start intercept").
+if (process.argv[2] === 'init') {
+  const { realpathSync } = require('node:fs')
+  const addon = Object.keys(require.cache).find((file) => file.endsWith('.node'))
+  process.env.INTERCEPT_NPM_LAUNCHER = realpathSync(__filename)
+  if (addon) process.env.INTERCEPT_NPM_ADDON = addon
+}
 // The signal's number lets a command other than the proxy end at once with 128 + signal,
 // as the native binary would be ended by it.
 const { signals } = require('node:os').constants

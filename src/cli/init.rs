@@ -7,6 +7,8 @@
 //! are left alone, so running init twice changes nothing the second time.
 
 mod clients;
+mod document;
+mod launcher;
 mod wrap;
 
 use std::collections::BTreeMap;
@@ -21,7 +23,8 @@ use serde_json::Value;
 use super::scan::{block_on, now_seconds, parse_duration, shell_words};
 use crate::audit::sha256_hex;
 use crate::scan::{self, Target, scaffold};
-use clients::{ConfigFile, Location, Style};
+use clients::{ConfigFile, Location};
+use document::Document;
 use wrap::Kind;
 
 #[derive(Debug, clap::Args)]
@@ -42,13 +45,11 @@ pub struct Args {
     /// included [default: the current directory].
     #[arg(long, value_name = "DIR")]
     pub project: Option<PathBuf>,
-    /// How a rewritten entry starts intercept.
-    #[arg(
-        long,
-        value_name = "COMMAND",
-        default_value = "npx -y @policylayer/intercept"
-    )]
-    pub launcher: String,
+    /// How a rewritten entry starts intercept, split on spaces [default: this installation's
+    /// native executable by absolute path; `npx -y @policylayer/intercept@<version>` when run
+    /// from npx's cache].
+    #[arg(long, value_name = "COMMAND")]
+    pub launcher: Option<String>,
     /// Scan time limit per server (e.g. 30s, 2m).
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
     pub timeout: Duration,
@@ -137,14 +138,25 @@ pub fn run(args: &Args, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Res
     if args.undo {
         return undo(&home, args.dry_run, out);
     }
-    let launcher: Vec<String> = args
-        .launcher
-        .split_whitespace()
-        .map(str::to_string)
-        .collect();
-    if launcher.is_empty() {
-        bail!("--launcher is empty");
-    }
+    let launcher = match &args.launcher {
+        Some(text) => {
+            let words: Vec<String> = text.split_whitespace().map(str::to_string).collect();
+            if words.is_empty() {
+                bail!(
+                    "--launcher is empty: give the command that starts intercept, e.g. --launcher /usr/local/bin/intercept"
+                );
+            }
+            launcher::Launcher {
+                command: words,
+                why: "--launcher",
+            }
+        }
+        None => launcher::choose(
+            &launcher::Running::detect(),
+            crate::VERSION,
+            &launcher::is_executable,
+        ),
+    };
     let policy_dir = args
         .dir
         .clone()
@@ -171,16 +183,30 @@ pub fn run(args: &Args, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Res
     for file in &files {
         let text = std::fs::read_to_string(&file.path)
             .with_context(|| format!("reading {}", file.path.display()))?;
-        let mut doc: Value = match serde_json::from_str(&text) {
+        let doc = match Document::parse(&text) {
             Ok(d) => d,
             Err(e) => {
-                rows.push(Row::note(file, &format!("skipped: not plain JSON ({e})")));
+                rows.push(Row::note(file, &format!("skipped: {e}")));
                 continue;
             }
         };
         let mut wrapped_here = Vec::new();
-        for (loc, entry) in clients::servers(&doc, file.key) {
+        for (loc, entry) in clients::servers(&doc.value(), file.key) {
             let kind = wrap::kind(&entry);
+            // Entries wrapped earlier: a stale launcher replaced, headers moved out of argv.
+            if let Some(new_entry) =
+                wrap::refresh(&entry, &launcher.command, &|p| Path::new(p).exists())
+                && doc.set_entry(&loc, &new_entry)
+            {
+                wrapped_here.push((loc.clone(), entry));
+                rows.push(Row::server(
+                    file,
+                    &loc,
+                    &kind,
+                    "already runs through intercept; updated",
+                ));
+                continue;
+            }
             let Some((target, env)) = kind.target() else {
                 let status = if kind == Kind::Wrapped {
                     "already runs through intercept"
@@ -219,17 +245,16 @@ pub fn run(args: &Args, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Res
                 }
             }
             let policy_text = policy.display().to_string();
-            let Some(new_entry) = wrap::wrap(&entry, &launcher, &policy_text) else {
+            let Some(new_entry) = wrap::wrap(&entry, &launcher.command, &policy_text) else {
                 continue;
             };
-            if let Some(slot) = clients::entry_mut(&mut doc, &loc) {
-                *slot = new_entry;
+            if doc.set_entry(&loc, &new_entry) {
                 wrapped_here.push((loc.clone(), entry));
             }
             rows.push(Row::server(file, &loc, &kind, &status));
         }
         if !wrapped_here.is_empty() {
-            let new_text = Style::of(&text).render(&doc);
+            let new_text = doc.text();
             changes.push(Change {
                 file: file.clone(),
                 before: text,
@@ -245,6 +270,12 @@ pub fn run(args: &Args, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Res
         writeln!(out, "Nothing to change.")?;
         return Ok(if failures > 0 { 1 } else { 0 });
     }
+    writeln!(
+        out,
+        "Rewritten entries start intercept with: {} ({})\n",
+        shell_words(&launcher.command),
+        launcher.why
+    )?;
     if args.dry_run {
         for c in &changes {
             write!(out, "{}", diff(&c.file.path, &c.before, &c.after))?;
@@ -515,20 +546,23 @@ fn undo(home: &Path, dry_run: bool, out: &mut dyn Write) -> anyhow::Result<i32> 
             std::fs::read_to_string(&record.backup)
                 .with_context(|| format!("reading the backup {}", record.backup.display()))?
         } else {
-            let Ok(mut doc) = serde_json::from_str::<Value>(&current) else {
-                writeln!(
-                    out,
-                    "{path}: changed since and not plain JSON; restore it by hand from {}",
-                    record.backup.display()
-                )?;
-                continue;
+            let doc = match Document::parse(&current) {
+                Ok(doc) => doc,
+                Err(e) => {
+                    writeln!(
+                        out,
+                        "{path}: changed since and {e}; restore it by hand from {}",
+                        record.backup.display()
+                    )?;
+                    continue;
+                }
             };
             let key = if record.client == "VS Code" {
                 "servers"
             } else {
                 "mcpServers"
             };
-            for (loc, entry) in clients::servers(&doc.clone(), key) {
+            for (loc, entry) in clients::servers(&doc.value(), key) {
                 if wrap::kind(&entry) != Kind::Wrapped {
                     continue;
                 }
@@ -537,12 +571,11 @@ fn undo(home: &Path, dry_run: bool, out: &mut dyn Write) -> anyhow::Result<i32> 
                     .get(&loc_key(&loc))
                     .cloned()
                     .or_else(|| wrap::unwrap(&entry));
-                if let (Some(original), Some(slot)) = (original, clients::entry_mut(&mut doc, &loc))
-                {
-                    *slot = original;
+                if let Some(original) = original {
+                    doc.set_entry(&loc, &original);
                 }
             }
-            Style::of(&current).render(&doc)
+            doc.text()
         };
         if dry_run {
             write!(out, "{}", diff(&path_buf, &current, &restored))?;

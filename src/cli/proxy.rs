@@ -1,5 +1,7 @@
 //! The main job: `intercept -c policy.yaml [flags] -- CMD ARGS...`.
 
+mod header_env;
+
 use std::hash::{BuildHasher, Hasher};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -103,9 +105,15 @@ pub struct Args {
     /// Remote MCP server (Streamable HTTP or legacy SSE) instead of a command.
     #[arg(long, value_name = "URL")]
     pub upstream: Option<String>,
-    /// Header for requests to --upstream, as "Name: Value" (repeatable).
+    /// Header for requests to --upstream, as "Name: Value" (repeatable). Visible to every
+    /// user of the machine in the process list: prefer --header-env for credentials.
     #[arg(long = "header", value_name = "HEADER")]
     pub headers: Vec<String>,
+    /// Header for requests to --upstream, read from the environment variable NAME, whose
+    /// value is one header line "Name: value" (repeatable; keeps credentials out of the
+    /// process list).
+    #[arg(long = "header-env", value_name = "NAME")]
+    pub header_envs: Vec<String>,
     /// Do not reload the policy when its file changes.
     #[arg(long)]
     pub no_watch: bool,
@@ -136,6 +144,12 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
     if !args.headers.is_empty() && args.upstream.is_none() {
         bail!("--header requires --upstream");
     }
+    if !args.header_envs.is_empty() && args.upstream.is_none() {
+        bail!("--header-env requires --upstream");
+    }
+    // Read before anything starts, so a missing credential stops intercept at once.
+    let mut headers = args.headers.clone();
+    headers.extend(header_env::read_all(&args.header_envs)?);
     if args.command.is_empty() && args.upstream.is_none() {
         bail!(
             "specify the MCP server command after -- (or --upstream URL), e.g. intercept -c policy.yaml -- npx -y @modelcontextprotocol/server-everything"
@@ -236,7 +250,7 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         Some(url) => {
             let remote = RemoteOptions {
                 url: url.clone(),
-                headers: args.headers.clone(),
+                headers,
                 max_message_bytes: args.max_message_bytes,
                 request_timeout: Duration::from_secs_f64(args.request_timeout),
                 connect_timeout: Duration::from_secs(10),

@@ -1,5 +1,4 @@
-//! Where MCP clients keep their server lists, and how to read and write them without
-//! disturbing anything else in the file.
+//! Where MCP clients keep their server lists, and where in them the servers are.
 
 use std::path::{Path, PathBuf};
 
@@ -130,81 +129,10 @@ pub fn servers(doc: &Value, key: &str) -> Vec<(Location, Value)> {
     out
 }
 
-/// The entry at `loc`, mutable.
-pub fn entry_mut<'a>(doc: &'a mut Value, loc: &Location) -> Option<&'a mut Value> {
-    let mut v = doc;
-    for k in &loc.container {
-        v = v.get_mut(k)?;
-    }
-    v.get_mut(&loc.name)
-}
-
-/// How a JSON file is indented, so a rewrite looks like the original.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Style {
-    indent: Option<Vec<u8>>,
-    trailing_newline: bool,
-}
-
-impl Style {
-    pub fn of(text: &str) -> Style {
-        let indent = text
-            .lines()
-            .skip(1)
-            .find(|l| l.starts_with([' ', '\t']))
-            .map(|l| {
-                l.bytes()
-                    .take_while(|b| *b == b' ' || *b == b'\t')
-                    .collect::<Vec<u8>>()
-            });
-        // One line (or none indented): compact.
-        let indent = if text.trim().lines().count() <= 1 {
-            None
-        } else {
-            Some(indent.unwrap_or_else(|| b"  ".to_vec()))
-        };
-        Style {
-            indent,
-            trailing_newline: text.ends_with('\n'),
-        }
-    }
-
-    pub fn render(&self, doc: &Value) -> String {
-        use serde::Serialize;
-        let mut buf = Vec::new();
-        match &self.indent {
-            Some(indent) => {
-                let fmt = serde_json::ser::PrettyFormatter::with_indent(indent);
-                let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
-                doc.serialize(&mut ser).expect("JSON values serialise");
-            }
-            None => serde_json::to_writer(&mut buf, doc).expect("JSON values serialise"),
-        }
-        let mut text = String::from_utf8(buf).expect("serde_json writes UTF-8");
-        if self.trailing_newline {
-            text.push('\n');
-        }
-        text
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn styles_round_trip() {
-        for text in [
-            "{\n  \"a\": [\n    1\n  ]\n}\n",
-            "{\n    \"a\": {\n        \"b\": true\n    }\n}",
-            "{\n\t\"a\": 1\n}\n",
-            "{\"a\":1}",
-        ] {
-            let doc: Value = serde_json::from_str(text).unwrap();
-            assert_eq!(Style::of(text).render(&doc), text);
-        }
-    }
 
     #[test]
     fn finds_top_level_and_project_servers() {
@@ -216,8 +144,6 @@ mod tests {
         assert_eq!(found.len(), 2);
         assert_eq!(found[0].0.label(), "a");
         assert_eq!(found[1].0.label(), "projects › /p › b");
-        let mut doc = doc;
-        *entry_mut(&mut doc, &found[1].0).unwrap() = json!(1);
-        assert_eq!(doc["projects"]["/p"]["mcpServers"]["b"], 1);
+        assert_eq!(found[1].0.container, ["projects", "/p", "mcpServers"]);
     }
 }

@@ -96,25 +96,115 @@ fn strings(v: Option<&Value>) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// An entry runs through intercept when its command is intercept (or the npm package of
-/// it) and its arguments hold a policy and a server.
+/// An entry runs through intercept when its command is intercept (the native executable,
+/// `node …/bin/intercept.js` or the npm package through npx) and its arguments hold a
+/// policy and a server.
 fn is_wrapped(obj: &Map<String, Value>) -> bool {
     let Some(command) = obj.get("command").and_then(Value::as_str) else {
         return false;
     };
     let args = strings(obj.get("args"));
-    let base = std::path::Path::new(command)
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or("");
-    let runs_intercept = base == "intercept"
-        || args
-            .iter()
-            .take_while(|a| a.as_str() != "--")
-            .any(|a| a.starts_with("@policylayer/intercept"));
+    // Windows paths too, whatever this machine is: configs travel.
+    let base = |s: &str| {
+        s.rsplit(['/', '\\'])
+            .next()
+            .unwrap_or("")
+            .to_ascii_lowercase()
+    };
+    let own = args
+        .iter()
+        .take_while(|a| a.as_str() != "--" && a.as_str() != "--upstream");
+    let runs_intercept = matches!(base(command).as_str(), "intercept" | "intercept.exe")
+        || own.clone().any(|a| a.starts_with("@policylayer/intercept"))
+        || own.take(1).any(|a| base(a) == "intercept.js");
     runs_intercept
-        && args.iter().any(|a| a == "-c" || a == "--config")
+        && args
+            .iter()
+            .any(|a| a == "-c" || a == "--config" || a == "--policy")
         && args.iter().any(|a| a == "--" || a == "--upstream")
+}
+
+/// A wrapped entry brought up to date, if it needs it: a stale way of starting intercept is
+/// replaced by `launcher` (a version-less `npx -y @policylayer/intercept`, which fetches
+/// whatever is latest at every start, as earlier versions of init wrote it; or an absolute
+/// path that no longer exists, intercept having been reinstalled elsewhere), and headers
+/// given with `--header` move into the entry's `env` (`--header-env`), out of the process
+/// list. `exists` tells whether a path exists (a seam for tests).
+pub fn refresh(entry: &Value, launcher: &[String], exists: &dyn Fn(&str) -> bool) -> Option<Value> {
+    let obj = entry.as_object()?;
+    if !is_wrapped(obj) {
+        return None;
+    }
+    let command = obj.get("command")?.as_str()?;
+    let args = obj.get("args")?.as_array()?;
+    let words: Vec<&str> = args.iter().map(|a| a.as_str().unwrap_or("")).collect();
+    let absolute = |p: &str| std::path::Path::new(p).is_absolute() || p.starts_with('/');
+    // How many arguments belong to the launcher, and whether it is stale.
+    let (own, stale) = if let Some(i) = words
+        .iter()
+        .position(|a| a.starts_with("@policylayer/intercept"))
+    {
+        let spec = words[i];
+        let versioned = spec
+            .strip_prefix("@policylayer/intercept@")
+            .is_some_and(|v| v.starts_with(|c: char| c.is_ascii_digit()));
+        (i + 1, !versioned)
+    } else if words.first().is_some_and(|a| a.ends_with("intercept.js")) {
+        (
+            1,
+            [command, words[0]]
+                .iter()
+                .any(|p| absolute(p) && !exists(p)),
+        )
+    } else {
+        (0, absolute(command) && !exists(command))
+    };
+    let current: Vec<&str> = std::iter::once(command)
+        .chain(words[..own].iter().copied())
+        .collect();
+    let relaunch = stale && current != launcher.iter().map(String::as_str).collect::<Vec<_>>();
+    let intercepts = || words[own..].iter().take_while(|a| **a != "--");
+    let in_args =
+        intercepts().any(|a| *a == "--header") && intercepts().any(|a| *a == "--upstream");
+    if !relaunch && !in_args {
+        return None;
+    }
+    let mut out = obj.clone();
+    let mut new_args: Vec<Value> = if relaunch {
+        out.insert("command".into(), json!(launcher[0]));
+        launcher[1..].iter().map(|s| json!(s)).collect()
+    } else {
+        args[..own].to_vec()
+    };
+    let mut env = obj
+        .get("env")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let mut rest = args[own..].iter();
+    while let Some(arg) = rest.next() {
+        // Only intercept's own arguments: what follows `--` belongs to the server.
+        if arg.as_str() == Some("--") {
+            new_args.push(arg.clone());
+            new_args.extend(rest.by_ref().cloned());
+            break;
+        }
+        match (arg.as_str(), rest.clone().next().and_then(Value::as_str)) {
+            (Some("--header"), Some(line)) => {
+                rest.next();
+                let name = header_variable(line, &env);
+                new_args.push(json!("--header-env"));
+                new_args.push(json!(name));
+                env.insert(name, json!(line));
+            }
+            _ => new_args.push(arg.clone()),
+        }
+    }
+    out.insert("args".into(), Value::Array(new_args));
+    if !env.is_empty() {
+        out.insert("env".into(), Value::Object(env));
+    }
+    Some(Value::Object(out))
 }
 
 /// The entry, rewritten to run through intercept with `policy`. Unrelated fields (`env`,
@@ -153,14 +243,23 @@ pub fn wrap(entry: &Value, launcher: &[String], policy: &str) -> Option<Value> {
         Kind::Remote { url, headers } => {
             args.push(json!("--upstream"));
             args.push(json!(url));
-            for h in headers {
-                args.push(json!("--header"));
-                args.push(json!(h));
+            // Headers often carry credentials: they go into the entry's environment, not
+            // into arguments any user can read in the process list.
+            let mut env = obj
+                .get("env")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
+            for line in &headers {
+                let name = header_variable(line, &env);
+                args.push(json!("--header-env"));
+                args.push(json!(name));
+                env.insert(name, json!(line));
             }
             for (k, v) in obj {
                 match k.as_str() {
                     // The client now starts intercept, which speaks HTTP to the server.
-                    "url" | "serverUrl" | "headers" => {}
+                    "url" | "serverUrl" | "headers" | "env" => {}
                     "type" => {
                         out.insert(k.clone(), json!("stdio"));
                     }
@@ -170,11 +269,44 @@ pub fn wrap(entry: &Value, launcher: &[String], policy: &str) -> Option<Value> {
                 }
             }
             out.insert("command".into(), json!(launcher[0]));
+            out.insert("args".into(), Value::Array(args));
+            if !env.is_empty() {
+                out.insert("env".into(), Value::Object(env));
+            }
+            return Some(Value::Object(out));
         }
         _ => return None,
     }
     out.insert("args".into(), Value::Array(args));
     Some(Value::Object(out))
+}
+
+/// The environment variable that carries the header `line` to intercept: named after the
+/// header (`Authorization` → `INTERCEPT_HEADER_AUTHORIZATION`), and not one the entry's
+/// environment already has.
+fn header_variable(line: &str, env: &Map<String, Value>) -> String {
+    let header = line.split_once(':').map_or(line, |(name, _)| name).trim();
+    let stem: String = header
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let base = format!("INTERCEPT_HEADER_{stem}");
+    (1..)
+        .map(|n| {
+            if n == 1 {
+                base.clone()
+            } else {
+                format!("{base}_{n}")
+            }
+        })
+        .find(|name| !env.contains_key(name))
+        .expect("an unused name")
 }
 
 /// Undoes [`wrap`] from the entry alone, when the original is not on record.
@@ -205,17 +337,45 @@ pub fn unwrap(entry: &Value) -> Option<Value> {
     } else {
         let i = args.iter().position(|a| is(a, "--upstream"))?;
         let url = args.get(i + 1)?.clone();
+        let mut env = obj
+            .get("env")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
         let mut headers = Map::new();
-        let mut j = i + 2;
-        while j + 1 < args.len() && is(&args[j], "--header") {
-            if let Some((k, v)) = args[j + 1].as_str().and_then(|h| h.split_once(':')) {
+        let mut header = |line: &str| {
+            if let Some((k, v)) = line.split_once(':') {
                 headers.insert(k.trim().to_string(), json!(v.trim()));
             }
-            j += 2;
+        };
+        for pair in args[i + 2..].windows(2) {
+            match (pair[0].as_str(), pair[1].as_str()) {
+                (Some("--header"), Some(line)) => header(line),
+                (Some("--header-env"), Some(name)) => {
+                    if let Some(line) = env.remove(name) {
+                        header(line.as_str().unwrap_or_default());
+                    }
+                }
+                _ => {}
+            }
         }
         for (k, v) in obj {
-            if !matches!(k.as_str(), "command" | "args") {
-                out.insert(k.clone(), v.clone());
+            match k.as_str() {
+                "command" | "args" => {}
+                "env" if env.is_empty() => {}
+                "env" => {
+                    out.insert(k.clone(), Value::Object(env.clone()));
+                }
+                // The transport was replaced by stdio; the URL tells which it was.
+                "type" => {
+                    let sse = url
+                        .as_str()
+                        .is_some_and(|u| u.trim_end_matches('/').ends_with("/sse"));
+                    out.insert(k.clone(), json!(if sse { "sse" } else { "http" }));
+                }
+                _ => {
+                    out.insert(k.clone(), v.clone());
+                }
             }
         }
         out.insert("url".into(), url);
@@ -250,18 +410,146 @@ mod tests {
     }
 
     #[test]
-    fn remote_entries_become_upstream_commands() {
-        let entry = json!({"type": "http", "url": "https://mcp.example.com/mcp", "headers": {"Authorization": "Bearer t"}});
+    fn remote_entries_become_upstream_commands_with_headers_in_env() {
+        let entry = json!({"type": "http", "url": "https://mcp.example.com/mcp", "headers": {"Authorization": "Bearer t", "X-Api-Key": "k"}});
         let wrapped = wrap(&entry, &launcher(), "/p/r.yaml").unwrap();
         assert_eq!(
             wrapped,
-            json!({"type": "stdio", "command": "npx", "args": ["-y", "@policylayer/intercept", "-c", "/p/r.yaml", "--upstream", "https://mcp.example.com/mcp", "--header", "Authorization: Bearer t"]})
+            json!({
+                "type": "stdio",
+                "command": "npx",
+                "args": ["-y", "@policylayer/intercept", "-c", "/p/r.yaml", "--upstream", "https://mcp.example.com/mcp",
+                         "--header-env", "INTERCEPT_HEADER_AUTHORIZATION", "--header-env", "INTERCEPT_HEADER_X_API_KEY"],
+                "env": {"INTERCEPT_HEADER_AUTHORIZATION": "Authorization: Bearer t", "INTERCEPT_HEADER_X_API_KEY": "X-Api-Key: k"}
+            })
         );
+        // No secret in the arguments.
+        assert!(!wrapped["args"].to_string().contains("Bearer"));
         assert_eq!(kind(&wrapped), Kind::Wrapped);
-        let back = unwrap(&wrapped).unwrap();
-        assert_eq!(back["url"], "https://mcp.example.com/mcp");
-        assert_eq!(back["headers"]["Authorization"], "Bearer t");
-        let windsurf = json!({"serverUrl": "https://w/mcp"});
+        // Undone from the entry alone: headers back, the variables gone, the transport
+        // named again.
+        assert_eq!(
+            unwrap(&wrapped).unwrap(),
+            json!({"type": "http", "url": "https://mcp.example.com/mcp", "headers": {"Authorization": "Bearer t", "X-Api-Key": "k"}})
+        );
+        let windsurf = json!({"serverUrl": "https://w/sse"});
         assert!(matches!(kind(&windsurf), Kind::Remote { .. }));
+        assert_eq!(
+            unwrap(&wrap(&windsurf, &launcher(), "/p/w.yaml").unwrap()).unwrap(),
+            json!({"url": "https://w/sse"})
+        );
+    }
+
+    #[test]
+    fn header_variables_do_not_clash_and_entries_of_older_versions_unwrap() {
+        let entry = json!({"url": "https://h/mcp", "headers": {"X-A": "1", "X_A": "2"}, "env": {"INTERCEPT_HEADER_X_A_3": "mine"}});
+        let wrapped = wrap(&entry, &["/bin/intercept".to_string()], "/p.yaml").unwrap();
+        assert_eq!(
+            wrapped["env"],
+            json!({"INTERCEPT_HEADER_X_A_3": "mine", "INTERCEPT_HEADER_X_A": "X-A: 1", "INTERCEPT_HEADER_X_A_2": "X_A: 2"})
+        );
+        let back = unwrap(&wrapped).unwrap();
+        assert_eq!(back["headers"], entry["headers"]);
+        assert_eq!(back["env"], entry["env"]);
+        // Written by an older init, with the header in the arguments.
+        let old = json!({"command": "intercept", "args": ["-c", "/p.yaml", "--upstream", "https://h/mcp", "--header", "Authorization: Bearer t"]});
+        assert_eq!(
+            unwrap(&old).unwrap(),
+            json!({"url": "https://h/mcp", "headers": {"Authorization": "Bearer t"}})
+        );
+    }
+
+    #[test]
+    fn a_stale_launcher_is_replaced_and_a_working_one_kept() {
+        let native = ["/opt/intercept/intercept".to_string()];
+        let exists = |p: &str| p.starts_with("/opt/");
+        let tail = json!([
+            "-c",
+            "/p.yaml",
+            "--",
+            "npx",
+            "-y",
+            "@modelcontextprotocol/server-github"
+        ]);
+        let with = |command: &str, launcher_args: &[&str]| {
+            let mut args: Vec<Value> = launcher_args.iter().map(|a| json!(a)).collect();
+            args.extend(tail.as_array().unwrap().iter().cloned());
+            json!({"command": command, "args": args, "env": {"T": "x"}})
+        };
+        let expected =
+            json!({"command": "/opt/intercept/intercept", "args": tail, "env": {"T": "x"}});
+        // Version-less npx, as earlier versions of init wrote it, and @latest.
+        for stale in [
+            with("npx", &["-y", "@policylayer/intercept"]),
+            with("npx", &["-y", "@policylayer/intercept@latest"]),
+            // Gone: the old installation's executable, or its launcher script.
+            with("/usr/lib/node_modules/x/intercept", &[]),
+            with("/usr/bin/node", &["/old/checkout/bin/intercept.js"]),
+        ] {
+            assert_eq!(
+                refresh(&stale, &native, &exists),
+                Some(expected.clone()),
+                "{stale}"
+            );
+        }
+        for fine in [
+            with("npx", &["-y", "@policylayer/intercept@1.2.3"]),
+            with("intercept", &[]),
+            with("/opt/elsewhere/intercept", &[]),
+            json!({"command": "npx", "args": ["-y", "@modelcontextprotocol/server-github"]}),
+            expected,
+        ] {
+            assert_eq!(refresh(&fine, &native, &exists), None, "{fine}");
+        }
+        // The exact-version npx form replaces a version-less one too.
+        let npx: Vec<String> = ["npx", "-y", "@policylayer/intercept@1.2.3"]
+            .map(String::from)
+            .to_vec();
+        let updated = refresh(
+            &with("npx", &["-y", "@policylayer/intercept"]),
+            &npx,
+            &exists,
+        )
+        .unwrap();
+        assert_eq!(updated["args"][1], "@policylayer/intercept@1.2.3");
+        assert_eq!(updated["args"][2], "-c");
+    }
+
+    #[test]
+    fn headers_in_the_arguments_of_an_older_wrap_move_to_env() {
+        let native = ["/opt/intercept".to_string()];
+        let exists = |_: &str| true;
+        let old = json!({"type": "stdio", "command": "/opt/intercept", "args": ["-c", "/p.yaml", "--upstream", "https://h/mcp", "--header", "Authorization: Bearer t", "--header", "X-Tenant: a"]});
+        let new = refresh(&old, &native, &exists).unwrap();
+        assert_eq!(
+            new,
+            json!({"type": "stdio", "command": "/opt/intercept",
+                   "args": ["-c", "/p.yaml", "--upstream", "https://h/mcp", "--header-env", "INTERCEPT_HEADER_AUTHORIZATION", "--header-env", "INTERCEPT_HEADER_X_TENANT"],
+                   "env": {"INTERCEPT_HEADER_AUTHORIZATION": "Authorization: Bearer t", "INTERCEPT_HEADER_X_TENANT": "X-Tenant: a"}})
+        );
+        assert_eq!(refresh(&new, &native, &exists), None);
+        assert_eq!(
+            unwrap(&new).unwrap()["headers"],
+            json!({"Authorization": "Bearer t", "X-Tenant": "a"})
+        );
+        // A server's own --header, after --, is the server's.
+        let stdio = json!({"command": "/opt/intercept", "args": ["-c", "/p.yaml", "--", "srv", "--upstream", "u", "--header", "A: b"]});
+        assert_eq!(refresh(&stdio, &native, &exists), None);
+    }
+
+    #[test]
+    fn every_launcher_form_is_recognised() {
+        for command in [
+            json!({"command": "/opt/node_modules/@policylayer/intercept-linux-x64-gnu/intercept", "args": ["-c", "p", "--", "x"]}),
+            json!({"command": "C:\\tools\\intercept.exe", "args": ["--config", "p", "--", "x"]}),
+            json!({"command": "/usr/bin/node", "args": ["/src/intercept/bin/intercept.js", "-c", "p", "--upstream", "u"]}),
+            json!({"command": "npx", "args": ["-y", "@policylayer/intercept@1.2.3", "--policy", "p", "--", "x"]}),
+        ] {
+            assert_eq!(kind(&command), Kind::Wrapped, "{command}");
+        }
+        // A server that merely takes similar arguments is not intercept.
+        let other =
+            json!({"command": "node", "args": ["server.js", "-c", "p", "--", "intercept.js"]});
+        assert!(matches!(kind(&other), Kind::Stdio { .. }));
     }
 }
