@@ -1,6 +1,6 @@
 //! napi-rs bindings behind `require('@policylayer/intercept')`: conversions only, no logic.
 //!
-//! `index.js` wraps them: it checks every argument and option (types, unknown keys) before
+//! `api.js` wraps them: it checks every argument and option (types, unknown keys) before
 //! they reach this layer, so the conversions here can stay on the fast path.
 
 mod errors;
