@@ -1,10 +1,10 @@
-/* Types of `@policylayer/intercept`: the in-process policy engine and the CLI entry points. */
+/* Types of `@policylayer/intercept`: the in-process policy engine and the CLI entry points. docs/node.md has the details. */
 
 export interface EngineOptions {
   /** The policy as YAML text. Pass exactly one of `policy` and `policyFile`. */
-  policy?: string
+  policy?: string | null
   /** Path of a policy file. */
-  policyFile?: string
+  policyFile?: string | null
   /**
    * Where counters live: `'memory'` (default), `'sqlite:PATH'` (shared by processes on this
    * machine, survives restarts), or a Redis DSN — `'redis://[user:pass@]host:port/db'`,
@@ -12,49 +12,66 @@ export interface EngineOptions {
    * that uses it. With Redis, prefer the `…Async` methods: they keep the round trip off the
    * JavaScript thread.
    */
-  state?: string
+  state?: string | null
   /** With Redis: isolates this deployment's counters from others in the same Redis (default `'intercept'`). */
-  statePrefix?: string
+  statePrefix?: string | null
   /**
    * While the store is unavailable, calls that need counters are denied with reason
    * `state_unavailable` (`'closed'`, the default) or allowed with `unenforced` set (`'open'`).
    */
-  stateFailMode?: 'closed' | 'open'
+  stateFailMode?: 'closed' | 'open' | null
   /** Identity used for calls that name none (grants, identity-scoped counters). */
-  identity?: string
+  identity?: string | null
   /** Session used for calls that name none (session-scoped counters). */
-  session?: string
+  session?: string | null
 }
 
 export interface ToolCall {
   /** The tool name, as in `tools/call` `params.name`. */
   tool: string
-  /** The tool arguments; anything but a JSON object is denied. */
-  args?: any
-  identity?: string
-  session?: string
+  /** The tool arguments (`params.arguments`); anything but a JSON object (or null) is denied. */
+  args?: unknown
+  identity?: string | null
+  session?: string | null
   /** `clientInfo.name` of the MCP client, for `client.name` conditions. */
-  clientName?: string
+  clientName?: string | null
 }
+
+/** What was decided about a call. */
+export type Verdict = 'allow' | 'deny' | 'require_approval' | 'shadow_deny'
+
+/** Why a call was decided this way (docs/policy.md, "Decisions and messages"). */
+export type Reason =
+  /** A rule decided: allowed by the first allow or evaluate rule whose conditions held (named in `rule`), denied, or held for approval. */
+  | 'rule'
+  /** Allowed with no rule deciding, by the policy's default. */
+  | 'default_allow'
+  /** Allowed with no rule deciding, under `default: deny`, because the tool is listed. */
+  | 'listed'
+  | 'hidden'
+  | 'default_deny'
+  | 'not_granted'
+  /** A `rate_limit` counter is over its limit. */
+  | 'rate_limit'
+  /** A `state` counter (a budget) would go over its limit. */
+  | 'budget'
+  | 'invalid_arguments'
+  | 'state_unavailable'
 
 export interface Decision {
   /** `shadow_deny`: a `mode: shadow` rule would have denied or held the call; it may go ahead. */
-  decision: 'allow' | 'deny' | 'require_approval' | 'shadow_deny'
+  decision: Verdict
   /** Why the call was decided this way. */
-  reason:
-    | 'rule'
-    | 'hidden'
-    | 'default_deny'
-    | 'not_granted'
-    | 'rate_limit'
-    | 'invalid_arguments'
-    | 'state_unavailable'
+  reason: Reason
   tool: string
-  /** The deciding rule's name, or a marker such as `(hidden)` or `(default deny)`. */
+  /**
+   * The deciding rule's name (for an allowed call, the rule that allowed it; absent when no
+   * rule decided), or a marker such as `(hidden)` or `(default deny)`.
+   */
   rule?: string
   /** The message for the agent (absent when allowed). */
   message?: string
-  /** For rate limits: whole seconds until the same call could pass. */
+  /** For rate limits and budgets: whole seconds until the same call could pass. */
   retryAfterSeconds?: number
   /** For `require_approval`: how long a human has to decide. */
   approvalTimeoutSeconds?: number
@@ -80,9 +97,44 @@ export interface ValidationResult {
   errors: ValidationError[]
 }
 
+/** The `code` of every error this package throws. */
+export type ErrorCode =
+  /** A missing argument, a wrong type, an unknown option or field (thrown as a `TypeError`). */
+  | 'INTERCEPT_INVALID_ARGUMENT'
+  /** The policy is not valid: `errors` lists every problem. */
+  | 'INTERCEPT_INVALID_POLICY'
+  /** The policy file does not exist. */
+  | 'INTERCEPT_POLICY_NOT_FOUND'
+  /** The policy file exists but cannot be read. */
+  | 'INTERCEPT_POLICY_UNREADABLE'
+  /** `state` or `statePrefix` is malformed. */
+  | 'INTERCEPT_INVALID_STATE'
+  /** The counter store cannot be opened or used. */
+  | 'INTERCEPT_STATE_UNAVAILABLE'
+  /** No native addon could be loaded for this platform (thrown by `require`/`import` itself). */
+  | 'INTERCEPT_NATIVE_MISSING'
+
+/** The shape of every error this package throws. */
+export interface InterceptError extends Error {
+  code: ErrorCode
+  /** With `INTERCEPT_INVALID_POLICY`: every problem, with its line and column. */
+  errors?: ValidationError[]
+}
+
+/** A `tools/list` result, or anything with a `tools` array. */
+export interface ToolList<T> {
+  tools: T[]
+  nextCursor?: string
+}
+
 /** A compiled policy with its counter store. */
 export declare class Engine {
-  /** Throws an Error listing every validation error (with line and column) if the policy is invalid. */
+  /**
+   * Throws `INTERCEPT_INVALID_POLICY` (with `errors`) if the policy is invalid,
+   * `INTERCEPT_POLICY_NOT_FOUND` / `INTERCEPT_POLICY_UNREADABLE` for `policyFile`,
+   * `INTERCEPT_INVALID_STATE` / `INTERCEPT_STATE_UNAVAILABLE` for `state`, and
+   * `INTERCEPT_INVALID_ARGUMENT` for unknown options and wrong types.
+   */
   constructor(options: EngineOptions)
   /** Evaluates one call. Allowed calls reserve their counters: settle them with `commit` or `rollback`. */
   evaluate(call: ToolCall): Decision
@@ -95,17 +147,25 @@ export declare class Engine {
    * Throws, listing every error with line and column, and keeps the policy in force if it is invalid.
    */
   reload(policyOrPath: string): void
-  /** `evaluate` on a worker thread: the event loop never waits for a remote store. */
+  /** `evaluate` on a worker thread: the event loop never waits for a remote store. Rejects on bad arguments. */
   evaluateAsync(call: ToolCall): Promise<Decision>
-  /** `commit` on a worker thread. */
+  /** `commit` on a worker thread; rejects with `INTERCEPT_STATE_UNAVAILABLE` if the store cannot be reached. */
   commitAsync(decision: Decision): Promise<boolean>
-  /** `rollback` on a worker thread; rejects if the store cannot be reached. */
+  /** `rollback` on a worker thread; rejects with `INTERCEPT_STATE_UNAVAILABLE` if the store cannot be reached. */
   rollbackAsync(decision: Decision): Promise<boolean>
-  /** Drops hidden, ungranted and (with `default: deny`) unlisted tools from a `tools/list` result's `tools`. */
-  filterTools<T extends { name: string }>(tools: T[], identity?: string): T[]
+  /**
+   * Drops hidden, ungranted and (with `default: deny`) unlisted tools, and entries without a
+   * string `name`. Takes the `tools` array, or a whole `tools/list` result, returned with its
+   * other fields (such as `nextCursor`) and `tools` filtered. The kept entries are the same objects.
+   */
+  filterTools<T extends { name: string }>(tools: T[], identity?: string | null): T[]
+  filterTools<T extends { name: string }, R extends ToolList<T>>(result: R, identity?: string | null): R
 }
 
-/** Validates a policy given as YAML text or a file path. Never throws for policy errors. */
+/**
+ * Validates a policy given as YAML text or a file path. Never throws for policy errors; a single
+ * line without YAML mapping syntax is a path, and throws `INTERCEPT_POLICY_NOT_FOUND` if it does not exist.
+ */
 export declare function validate(textOrPath: string): ValidationResult
 
 /** One-shot: compiles the policy (text or path) and evaluates one call with fresh memory counters. */
@@ -118,4 +178,4 @@ export declare function run(argv: string[]): Promise<number>
  * Asks a running `run()` to shut down, as the CLI does on SIGINT/SIGTERM/SIGHUP. With the
  * signal's number, a command other than the proxy resolves at once with 128 + signal.
  */
-export declare function shutdown(signal?: number | undefined | null): void
+export declare function shutdown(signal?: number | null): void

@@ -1,5 +1,6 @@
 'use strict'
-// Loads the native addon for this platform and exposes the JS API.
+// Loads the native addon for this platform and exposes the JS API (api.js; index.mjs
+// re-exports it for ESM).
 // Order: INTERCEPT_NATIVE_PATH, a local build next to this file (`npm run build`),
 // then the prebuilt optional dependency `@policylayer/intercept-<platform>`.
 const { join } = require('node:path')
@@ -37,10 +38,4 @@ function loadNative() {
 
 const native = loadNative()
 
-module.exports = {
-  Engine: native.Engine,
-  validate: native.validate,
-  evaluate: native.evaluate,
-  run: native.run,
-  shutdown: native.shutdown,
-}
+module.exports = require('./api.js').bind(native)

@@ -31,6 +31,7 @@ test('evaluate allows, denies with the rule and message, and rate-limits with a 
   const ok = engine.evaluate({ tool: 'create_issue', args: { repo: 'dev' } })
   assert.equal(ok.decision, 'allow')
   assert.equal(ok.reason, 'rule')
+  assert.equal(ok.rule, 'hourly issues', 'the first rule that allowed it')
   assert.equal(ok.tool, 'create_issue')
   assert.equal(typeof ok.reservation, 'number')
 
@@ -153,6 +154,8 @@ tools:
     { description: 'no name' },
   ]
   assert.deepEqual(engine.filterTools(tools), [tools[0], tools[3]])
+  const kept = engine.filterTools(tools)
+  assert.equal(kept[0], tools[0], 'the same objects, not copies')
 })
 
 test('a sqlite state is shared by engines, as by processes', () => {
@@ -178,8 +181,11 @@ test('new Engine throws with every validation error, line and column', () => {
       return true
     },
   )
-  assert.throws(() => new Engine({}), /exactly one of `policy`/)
-  assert.throws(() => new Engine({ policyFile: '/nonexistent/policy.yaml' }), /reading config file \/nonexistent\/policy.yaml/)
+  assert.throws(() => new Engine({}), /exactly one of options\.policy \(YAML text\) and options\.policyFile \(a path\), got neither/)
+  assert.throws(() => new Engine({ policyFile: '/nonexistent/policy.yaml' }), {
+    code: 'INTERCEPT_POLICY_NOT_FOUND',
+    message: 'Policy file "/nonexistent/policy.yaml" not found (options.policyFile).',
+  })
 })
 
 test('validate takes text or a path and returns every error', () => {
@@ -198,7 +204,7 @@ test('validate takes text or a path and returns every error', () => {
     ])
   }
   assert.deepEqual(validate('tools: {}'), { valid: true, errors: [] })
-  assert.throws(() => validate(`${dir}/missing.yaml`), /reading config file/)
+  assert.throws(() => validate(`${dir}/missing.yaml`), { code: 'INTERCEPT_POLICY_NOT_FOUND', message: new RegExp(`^Policy file "${dir}/missing.yaml" not found\\.`) })
 })
 
 test('evaluate() is a one-shot convenience over a path or YAML', () => {

@@ -48,9 +48,9 @@ tools:
   assert.deepEqual(
     calls.map((c) => [c.tool, c.decision, c.rule ?? null, c.reason]),
     [
-      ['create_entities', 'allow', null, 'rule'],
+      ['create_entities', 'allow', null, 'default_allow'],
       ['delete_entities', 'shadow_deny', 'never delete', 'rule'],
-      ['read_graph', 'allow', null, 'rule'],
+      ['read_graph', 'allow', 'one read an hour', 'rule'],
       ['read_graph', 'shadow_deny', 'one read an hour', 'rate_limit'],
     ],
   )

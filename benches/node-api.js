@@ -3,7 +3,12 @@
 // Per-call cost of the in-process Node API (engine.evaluate through the native addon),
 // on the same 300-tool policy as the Rust benchmark. Prints p50/p99 in microseconds.
 // Run: npm run build && node benches/node-api.js
-const { Engine, validate } = require('..')
+//
+// To compare builds, name the package directories (each with its index.js and addon):
+//   node benches/node-api.js /tmp/before .
+// Their measurements are interleaved, round by round (ROUNDS, default 10), so that both see
+// the same machine.
+const { resolve } = require('node:path')
 
 function policy300() {
   const lines = ['version: "1"', 'tools:']
@@ -37,35 +42,61 @@ function policy300() {
   return lines.join('\n') + '\n'
 }
 
-/** Times `fn` in batches and returns per-call percentiles in microseconds. */
-function measure(fn, { batches = 2000, perBatch = 50 } = {}) {
-  for (let i = 0; i < 20000; i++) fn() // warm up
-  const samples = []
+/** Times `fn` in batches, adding one per-call figure in microseconds per batch to `samples`. */
+function sample(fn, samples, { batches, perBatch }) {
   for (let b = 0; b < batches; b++) {
     const start = process.hrtime.bigint()
     for (let i = 0; i < perBatch; i++) fn()
     samples.push(Number(process.hrtime.bigint() - start) / perBatch / 1000)
   }
-  samples.sort((a, b) => a - b)
-  const at = (q) => samples[Math.min(samples.length - 1, Math.floor(q * samples.length))]
+}
+
+function percentiles(samples) {
+  const sorted = [...samples].sort((a, b) => a - b)
+  const at = (q) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]
   return { p50: at(0.5), p99: at(0.99) }
 }
 
+/** The cases of one build of the package. */
+function casesOf(dir, text) {
+  const { Engine, validate } = require(dir)
+  const engine = new Engine({ policy: text })
+  const args = { repo: 'dev', title: 'Fix the build', count: 3 }
+  const listing = Array.from({ length: 300 }, (_, i) => ({ name: `tool_${i}`, description: 'A tool', inputSchema: { type: 'object' } }))
+  const each = { batches: 40, perBatch: 50, warmup: 20000 }
+  return {
+    'evaluate allow, no counter': [() => engine.evaluate({ tool: 'tool_100', args }), each],
+    'evaluate deny rule': [() => engine.evaluate({ tool: 'tool_101', args }), each],
+    'evaluate + commit, rolling counter': [() => engine.commit(engine.evaluate({ tool: 'tool_102', args })), each],
+    'evaluate + commit, spend counter': [() => engine.commit(engine.evaluate({ tool: 'tool_103', args: { amount: 1 } })), each],
+    'filterTools, 300 tools': [() => engine.filterTools(listing), { batches: 10, perBatch: 10, warmup: 500 }],
+    'validate 300 tools': [() => validate(text), { batches: 10, perBatch: 1, warmup: 5 }],
+  }
+}
+
+const ROUNDS = Number(process.env.ROUNDS) || 10
 const text = policy300()
-const engine = new Engine({ policy: text })
-const args = { repo: 'dev', title: 'Fix the build', count: 3 }
-const cases = {
-  'evaluate allow, no counter': () => engine.evaluate({ tool: 'tool_100', args }),
-  'evaluate deny rule': () => engine.evaluate({ tool: 'tool_101', args }),
-  'evaluate + commit, rolling counter': () => engine.commit(engine.evaluate({ tool: 'tool_102', args })),
-  'evaluate + commit, spend counter': () => engine.commit(engine.evaluate({ tool: 'tool_103', args: { amount: 1 } })),
+const dirs = process.argv.length > 2 ? process.argv.slice(2).map((d) => resolve(d)) : [resolve(__dirname, '..')]
+const builds = dirs.map((dir) => ({ dir, cases: casesOf(dir, text), samples: {} }))
+for (const build of builds) {
+  for (const [name, [fn, { warmup }]] of Object.entries(build.cases)) {
+    for (let i = 0; i < warmup; i++) fn()
+    build.samples[name] = []
+  }
 }
-const results = {}
-for (const [name, fn] of Object.entries(cases)) {
-  results[name] = measure(fn, { batches: 400 })
+for (let round = 0; round < ROUNDS; round++) {
+  for (const name of Object.keys(builds[0].cases)) {
+    for (const build of builds) {
+      const [fn, plan] = build.cases[name]
+      sample(fn, build.samples[name], plan)
+    }
+  }
 }
-results['validate 300 tools'] = measure(() => validate(text), { batches: 100, perBatch: 1 })
-for (const [name, { p50, p99 }] of Object.entries(results)) {
-  const unit = p50 > 1000 ? `${(p50 / 1000).toFixed(2)} ms p50, ${(p99 / 1000).toFixed(2)} ms p99` : `${p50.toFixed(2)} µs p50, ${p99.toFixed(2)} µs p99`
-  process.stderr.write(`${name.padEnd(40)} ${unit}\n`)
+for (const build of builds) {
+  if (builds.length > 1) process.stderr.write(`${build.dir}\n`)
+  for (const [name, samples] of Object.entries(build.samples)) {
+    const { p50, p99 } = percentiles(samples)
+    const unit = p50 > 1000 ? `${(p50 / 1000).toFixed(2)} ms p50, ${(p99 / 1000).toFixed(2)} ms p99` : `${p50.toFixed(2)} µs p50, ${p99.toFixed(2)} µs p99`
+    process.stderr.write(`  ${name.padEnd(40)} ${unit}\n`)
+  }
 }

@@ -193,7 +193,15 @@ fn check_dry_runs_calls_and_exits_by_decision() {
         r#"{"repo":"dev"}"#,
     ]);
     assert_eq!(out.status.code(), Some(0));
-    assert_eq!(text(&out.stdout), "allow\n");
+    assert_eq!(text(&out.stdout), "allow (rule hourly)\n");
+
+    // A tool no rule applies to: allowed by the policy's default, and said so.
+    let out = intercept(&["check", "-c", &policy, "--tool", "list_issues", "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let json: serde_json::Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+    assert_eq!(json["decision"], "allow");
+    assert_eq!(json["reason"], "default_allow");
+    assert!(json.get("rule").is_none(), "{json}");
 
     let out = intercept(&[
         "check",
@@ -268,7 +276,7 @@ fn check_never_consumes_quota_in_a_shared_sqlite_store() {
     let state = format!("sqlite:{}", dir.path().join("s.sqlite").display());
     for _ in 0..3 {
         let out = intercept(&["check", "-c", &policy, "--tool", "t", "--state", &state]);
-        assert_eq!(text(&out.stdout), "allow\n");
+        assert_eq!(text(&out.stdout), "allow (rule t#0)\n");
     }
     let out = intercept(&[
         "check",

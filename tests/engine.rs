@@ -619,7 +619,122 @@ fn lt_limits_are_one_less_than_lte() {
     );
     allowed(&eval(&e, "t", json!({})));
     allowed(&eval(&e, "t", json!({})));
-    denied(&eval(&e, "t", json!({})), "Rate limit exceeded for r");
+    let d = eval(&e, "t", json!({}));
+    denied(
+        &d,
+        "Budget of 2 per hour on \"n\" would be exceeded by this call (rule \"r\")",
+    );
+    assert_eq!(d.reason, Reason::Budget);
+}
+
+#[test]
+fn allowed_calls_name_the_rule_that_allowed_them_or_say_no_rule_did() {
+    let e = engine(
+        r#"tools:
+  limited:
+    rules:
+      - {name: approve big, action: require_approval, conditions: [{path: args.n, op: gt, value: 10}]}
+      - {name: hourly, rate_limit: 5/hour}
+      - {name: small, conditions: [{path: args.n, op: lte, value: 100}]}
+  held_only:
+    rules:
+      - {name: approve big, action: require_approval, conditions: [{path: args.n, op: gt, value: 10}]}
+  bare: {}
+"#,
+    );
+    // Both allow rules passed: the first one is named.
+    let d = eval(&e, "limited", json!({"n": 1}));
+    allowed(&d);
+    assert_eq!(
+        (d.reason, d.rule.as_deref()),
+        (Reason::Rule, Some("hourly"))
+    );
+    assert_eq!(d.reason.as_str(), "rule");
+    // No rule allowed these: the policy's default did.
+    for (tool, args) in [
+        ("unlisted", json!({})),
+        ("bare", json!({})),
+        ("held_only", json!({"n": 1})),
+    ] {
+        let d = eval(&e, tool, args);
+        allowed(&d);
+        assert_eq!(
+            (d.reason, d.rule.as_deref()),
+            (Reason::DefaultAllow, None),
+            "{tool}"
+        );
+        assert_eq!(d.reason.as_str(), "default_allow");
+    }
+    // A deny or a hold is still the rule's.
+    let d = eval(&e, "held_only", json!({"n": 50}));
+    assert_eq!(
+        (d.verdict, d.reason),
+        (Verdict::RequireApproval, Reason::Rule)
+    );
+
+    // Under `default: deny`, a listed tool without rules is allowed because it is listed.
+    let e = engine(
+        "default: deny\ntools:\n  read: {}\n  'list_*': {}\n  write:\n    rules:\n      - {name: w, action: allow}\n",
+    );
+    for tool in ["read", "list_dir"] {
+        let d = eval(&e, tool, json!({}));
+        allowed(&d);
+        assert_eq!(
+            (d.reason, d.rule.as_deref()),
+            (Reason::Listed, None),
+            "{tool}"
+        );
+        assert_eq!(d.reason.as_str(), "listed");
+    }
+    let d = eval(&e, "write", json!({}));
+    assert_eq!((d.reason, d.rule.as_deref()), (Reason::Rule, Some("w")));
+}
+
+#[test]
+fn budgets_say_which_budget_ran_out_and_rate_limits_stay_rate_limits() {
+    let e = engine(
+        r#"tools:
+  pay:
+    rules:
+      - name: daily spend
+        state: {counter: spent, window: day, increment_from: args.amount}
+        conditions: [{path: state.pay.spent, op: lte, value: 100000}]
+  refund:
+    rules:
+      - name: refunds per caller
+        scope: identity
+        state: {counter: refunds, window: hour, increment: 2}
+        conditions: [{path: state.refund.refunds, op: lt, value: 5}]
+  ping:
+    rules:
+      - {name: pings, rate_limit: 1/minute}
+"#,
+    );
+    allowed(&eval(&e, "pay", json!({"amount": 99000})));
+    let d = eval(&e, "pay", json!({"amount": 2000}));
+    denied(
+        &d,
+        "Budget of 100000 per day on \"spent\" would be exceeded by this call (rule \"daily spend\")",
+    );
+    assert_eq!(d.reason, Reason::Budget);
+    assert_eq!(d.reason.as_str(), "budget");
+    assert_eq!(d.rule.as_deref(), Some("daily spend"));
+    assert!(d.retry_after_seconds.is_some(), "{d:?}");
+
+    // `lt 5` lets the counter reach 4: two calls of 2, not a third.
+    allowed(&eval(&e, "refund", json!({})));
+    allowed(&eval(&e, "refund", json!({})));
+    let d = eval(&e, "refund", json!({}));
+    denied(
+        &d,
+        "Budget of 4 per hour for each identity on \"refunds\" would be exceeded by this call (rule \"refunds per caller\")",
+    );
+    assert_eq!(d.reason, Reason::Budget);
+
+    allowed(&eval(&e, "ping", json!({})));
+    let d = eval(&e, "ping", json!({}));
+    denied(&d, "Rate limit of 1 per minute reached. Try again later.");
+    assert_eq!(d.reason, Reason::RateLimit);
 }
 
 #[test]
@@ -723,7 +838,9 @@ fn increment_from_counts_amounts_like_the_reference_worked_example() {
     allowed(&eval(&e, "pay", json!({"amount": 400})));
     allowed(&eval(&e, "pay", json!({"amount": 500})));
     let d = eval(&e, "pay", json!({"amount": 200}));
+    // `on_deny` replaces the budget message; the reason stays.
     denied(&d, "Daily spend cap reached");
+    assert_eq!(d.reason, Reason::Budget);
     assert!(d.retry_after_seconds.is_some());
     allowed(&eval(&e, "pay", json!({"amount": 100})));
     denied(

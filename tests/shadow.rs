@@ -81,7 +81,7 @@ fn an_enforced_denial_still_denies_whatever_the_shadow_rules_say() {
     is(
         &at(&e, "pay", json!({"amount": 5, "currency": "usd"}), T0),
         Verdict::Allow,
-        None,
+        Some("small amounts"),
     );
 }
 
@@ -90,8 +90,16 @@ fn a_shadow_rate_limit_counts_what_enforcement_would_have_counted() {
     let (e, store) = engine(
         "tools:\n  t:\n    rules:\n      - name: two an hour\n        mode: shadow\n        rate_limit: 2/hour\n",
     );
-    is(&at(&e, "t", json!({}), T0), Verdict::Allow, None);
-    is(&at(&e, "t", json!({}), T0 + 1), Verdict::Allow, None);
+    is(
+        &at(&e, "t", json!({}), T0),
+        Verdict::Allow,
+        Some("two an hour"),
+    );
+    is(
+        &at(&e, "t", json!({}), T0 + 1),
+        Verdict::Allow,
+        Some("two an hour"),
+    );
     for i in 0..3 {
         let d = at(&e, "t", json!({}), T0 + 10 + i);
         is(&d, Verdict::ShadowDeny, Some("two an hour"));
@@ -102,7 +110,11 @@ fn a_shadow_rate_limit_counts_what_enforcement_would_have_counted() {
     // The counter never goes over its limit: it shows what the enforced rule would hold.
     assert_eq!(hourly(&store, "global:t:_rate_hour", T0 + 20), 2);
     // Next window: passes again, exactly when enforcement would have let it.
-    is(&at(&e, "t", json!({}), T0 + HOUR), Verdict::Allow, None);
+    is(
+        &at(&e, "t", json!({}), T0 + HOUR),
+        Verdict::Allow,
+        Some("two an hour"),
+    );
 }
 
 #[test]
@@ -117,7 +129,11 @@ fn enforced_counters_count_every_call_that_goes_through_and_shadow_ones_their_ow
         rate_limit: {max: 1, window: 3600}
 ";
     let (e, store) = engine(yaml);
-    is(&at(&e, "t", json!({}), T0), Verdict::Allow, None);
+    is(
+        &at(&e, "t", json!({}), T0),
+        Verdict::Allow,
+        Some("enforced"),
+    );
     let second = at(&e, "t", json!({}), T0 + 1);
     is(&second, Verdict::ShadowDeny, Some("shadow"));
     assert!(second.reservation.is_some(), "the enforced counter counted");
@@ -160,7 +176,11 @@ fn a_call_a_shadow_rule_would_deny_does_not_count_on_shadow_counters() {
         Some("only small"),
     );
     assert_eq!(hourly(&store, "global:t:_rate_hour", T0), 0);
-    is(&at(&e, "t", json!({"n": 1}), T0), Verdict::Allow, None);
+    is(
+        &at(&e, "t", json!({"n": 1}), T0),
+        Verdict::Allow,
+        Some("only small"),
+    );
     assert_eq!(hourly(&store, "global:t:_rate_hour", T0), 1);
 }
 
@@ -212,7 +232,7 @@ tools:
         Verdict::ShadowDeny,
         Some("never"),
     );
-    is(&at(&e, "r", json!({}), T0), Verdict::Allow, None);
+    is(&at(&e, "r", json!({}), T0), Verdict::Allow, Some("once"));
     is(
         &at(&e, "r", json!({}), T0),
         Verdict::ShadowDeny,

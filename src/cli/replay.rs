@@ -306,9 +306,16 @@ fn print_text(out: &mut dyn Write, a: &Args, s: &Summary) -> std::io::Result<()>
         .iter()
         .map(|c| {
             let field = |v: &Value| v.as_str().unwrap_or("").to_string();
-            let rule = c["after"]
+            // The rule behind the change: for a call now allowed, the one that denied it
+            // (an allowed call may name the rule that allowed it, which explains less).
+            let (first, second) = if c["after"]["decision"] == "allow" {
+                ("before", "after")
+            } else {
+                ("after", "before")
+            };
+            let rule = c[first]
                 .get("rule")
-                .or_else(|| c["before"].get("rule"))
+                .or_else(|| c[second].get("rule"))
                 .map(field)
                 .unwrap_or_default();
             let mut note = field(&c["after"]["message"]);

@@ -29,12 +29,22 @@ impl Verdict {
 /// to evaluate (which also denies: the engine fails closed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reason {
-    /// Allowed, or held for approval by a rule.
+    /// Decided by a rule: allowed by the first allow or evaluate rule whose conditions held,
+    /// denied by a deny rule or failed conditions, or held for approval.
     Rule,
+    /// Allowed with no rule deciding: no allow or evaluate rule applies to the tool (or only
+    /// `require_approval` rules that did not match), and the policy allows by default.
+    DefaultAllow,
+    /// As [`Reason::DefaultAllow`], under `default: deny`: the tool is allowed because it is
+    /// listed in `tools`.
+    Listed,
     Hidden,
     DefaultDeny,
     NotGranted,
+    /// A `rate_limit` counter is over its limit.
     RateLimit,
+    /// A `state` counter (a budget, such as a daily spend) would go over its limit.
+    Budget,
     /// The call's arguments cannot be evaluated (not an object, bad `increment_from` value).
     InvalidArguments,
     /// The counter store could not be reached or failed.
@@ -47,10 +57,13 @@ impl Reason {
     pub fn as_str(self) -> &'static str {
         match self {
             Reason::Rule => "rule",
+            Reason::DefaultAllow => "default_allow",
+            Reason::Listed => "listed",
             Reason::Hidden => "hidden",
             Reason::DefaultDeny => "default_deny",
             Reason::NotGranted => "not_granted",
             Reason::RateLimit => "rate_limit",
+            Reason::Budget => "budget",
             Reason::InvalidArguments => "invalid_arguments",
             Reason::StateUnavailable => "state_unavailable",
             Reason::AuditUnavailable => "audit_unavailable",
@@ -63,7 +76,8 @@ impl Reason {
 pub struct Decision {
     pub verdict: Verdict,
     pub reason: Reason,
-    /// The deciding rule's name, or a marker such as `(hidden)`; `None` when no rule decided.
+    /// The deciding rule's name (for an allowed call, the first allow or evaluate rule whose
+    /// conditions held), or a marker such as `(hidden)`; `None` when no rule decided.
     pub rule: Option<Arc<str>>,
     /// The message for the agent; `None` when allowed.
     pub message: Option<Arc<str>>,
@@ -79,11 +93,16 @@ pub struct Decision {
 }
 
 impl Decision {
-    pub(crate) fn allow(reservation: Option<Reservation>) -> Self {
+    /// Allowed by `rule`, or (`None`) with no rule deciding, for `reason`.
+    pub(crate) fn allow(
+        reason: Reason,
+        rule: Option<Arc<str>>,
+        reservation: Option<Reservation>,
+    ) -> Self {
         Decision {
             verdict: Verdict::Allow,
-            reason: Reason::Rule,
-            rule: None,
+            reason,
+            rule,
             message: None,
             retry_after_seconds: None,
             approval_timeout: None,

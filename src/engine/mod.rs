@@ -21,7 +21,7 @@ pub use args::{Args, Found, OwnedArgs};
 pub use decision::{Decision, Reason, Verdict};
 
 use crate::policy::CompiledPolicy;
-use crate::policy::model::{Action, Amount, ArgPath, Condition, PathExpr, Rule};
+use crate::policy::model::{Action, Amount, ArgPath, Condition, CounterKind, PathExpr, Rule};
 use crate::state::{
     CounterRequest, FailMode, Millis, Reservation, Reserved, Store, StoreError, now_millis,
 };
@@ -291,6 +291,8 @@ impl Engine {
         let mut scratch = Vec::new();
         let rule_ids = p.rules_for(tool, &mut scratch);
         let mut approval: Option<&Rule> = None;
+        // The first allow or evaluate rule that passed: what allowed the call, if it is.
+        let mut allowed_by: Option<&Rule> = None;
         // With the store down in fail-open mode: why the counters were not enforced.
         let mut unenforced: Option<StoreError> = None;
         for &id in rule_ids {
@@ -303,7 +305,9 @@ impl Engine {
                 ),
                 Action::Evaluate | Action::Allow => {
                     match self.all_pass(p, &rule.conditions, args, call, now, &mut unenforced) {
-                        Ok(true) => {}
+                        Ok(true) => {
+                            allowed_by.get_or_insert(rule);
+                        }
                         Ok(false) => deny!(
                             shadow,
                             Decision::deny(Reason::Rule, rule.name.clone(), rule.message.clone())
@@ -354,7 +358,11 @@ impl Engine {
             }
         }
         let mut decision = match would {
-            None => Decision::allow(reservation),
+            None => match allowed_by {
+                Some(rule) => Decision::allow(Reason::Rule, Some(rule.name.clone()), reservation),
+                None if p.default_deny => Decision::allow(Reason::Listed, None, reservation),
+                None => Decision::allow(Reason::DefaultAllow, None, reservation),
+            },
             Some(d) => Decision {
                 verdict: Verdict::ShadowDeny,
                 approval_timeout: None,
@@ -457,12 +465,13 @@ impl Engine {
         match self.store.reserve(&requests, now.get()) {
             Ok(Reserved::Granted(r)) => Ok(Some(r)),
             Ok(Reserved::Denied { index, retry_after }) => {
-                let rule = &p.rules[p.counters[keys[index].1].rule];
-                let mut d = Decision::deny(
-                    Reason::RateLimit,
-                    rule.name.clone(),
-                    rule.limit_message.clone(),
-                );
+                let counter = &p.counters[keys[index].1];
+                let rule = &p.rules[counter.rule];
+                let reason = match counter.kind {
+                    CounterKind::RateLimit => Reason::RateLimit,
+                    CounterKind::Budget => Reason::Budget,
+                };
+                let mut d = Decision::deny(reason, rule.name.clone(), rule.limit_message.clone());
                 d.retry_after_seconds = retry_after;
                 Err(d)
             }

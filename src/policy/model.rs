@@ -163,6 +163,16 @@ impl Scope {
     }
 }
 
+/// Where a counter was defined, which decides how a call over its limit is reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CounterKind {
+    /// A rule's `rate_limit`: calls per window.
+    RateLimit,
+    /// A rule's `state` block: an amount (calls, spend, …) per window, limited by one of the
+    /// rule's conditions.
+    Budget,
+}
+
 /// A counter a rule maintains: what it counts, in which window, up to which limit.
 #[derive(Debug)]
 pub struct CounterSpec {
@@ -174,6 +184,7 @@ pub struct CounterSpec {
     pub limit: u64,
     pub amount: Amount,
     pub scope: Scope,
+    pub kind: CounterKind,
     /// The rule that owns it.
     pub rule: RuleId,
     /// `global:<owner>:<name>`, precomputed so the common case builds no key per call.

@@ -36,6 +36,7 @@ struct PendingCounter {
     window: Window,
     amount: Amount,
     scope: Scope,
+    kind: CounterKind,
     rule: RuleId,
     /// Set for `rate_limit` shorthand and rolling limits; state blocks take theirs from a condition.
     limit: Option<u64>,
@@ -286,6 +287,7 @@ impl Compiler<'_> {
                 window,
                 amount: Amount::Fixed(1),
                 scope: scope.unwrap_or(Scope::Global),
+                kind: CounterKind::RateLimit,
                 rule: id,
                 limit: Some(limit),
                 rule_path: path.to_string(),
@@ -404,10 +406,12 @@ impl Compiler<'_> {
             Some(m) => Arc::from(m.as_str()),
             None => Arc::from(format!("Denied by rule \"{name}\"")),
         };
-        let limit_message: Arc<str> = match (&on_deny, limit_default) {
-            (Some(m), _) => Arc::from(m.as_str()),
-            (None, Some(d)) => Arc::from(d),
-            (None, None) => Arc::from(format!("Rate limit exceeded for {name}")),
+        let limit_message: Arc<str> = match (&on_deny, limit_default, counter) {
+            (Some(m), _, _) => Arc::from(m.as_str()),
+            (None, Some(d), _) => Arc::from(d),
+            (None, None, Some(ci)) => Arc::from(budget_message(&self.counters[ci], &name)),
+            // No counter: never shown.
+            (None, None, None) => Arc::from(format!("Denied by rule \"{name}\"")),
         };
         self.rules.push(Rule {
             name,
@@ -648,6 +652,7 @@ impl Compiler<'_> {
             window: Window::Calendar(window?),
             amount,
             scope: scope.unwrap_or(Scope::Global),
+            kind: CounterKind::Budget,
             rule,
             limit: None,
             rule_path: rule_path.to_string(),
@@ -733,11 +738,32 @@ impl Compiler<'_> {
                 limit,
                 amount: c.amount,
                 scope: c.scope,
+                kind: c.kind,
                 rule: c.rule,
             });
         }
         out
     }
+}
+
+/// The default message of a `state` counter over its limit: the limit, the window, the
+/// scope and the counter, so that the agent (and whoever reads the log) knows which budget
+/// ran out. A counter without a limit is an error reported elsewhere.
+fn budget_message(c: &PendingCounter, rule: &str) -> String {
+    let limit = c.limit.unwrap_or(0);
+    let window = match c.window {
+        Window::Calendar(unit) => unit.as_str().to_string(),
+        Window::Rolling { seconds } => format!("{seconds} seconds"),
+    };
+    let scope = match c.scope {
+        Scope::Global => "",
+        Scope::Identity => " for each identity",
+        Scope::Session => " for each session",
+    };
+    format!(
+        "Budget of {limit} per {window}{scope} on \"{}\" would be exceeded by this call (rule \"{rule}\")",
+        c.name
+    )
 }
 
 /// `90s`, `30m`, `2h`, `1d` (a bare number is seconds).

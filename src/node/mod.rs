@@ -1,7 +1,12 @@
-//! napi-rs bindings for `require('@policylayer/intercept')`: conversions only, no logic.
+//! napi-rs bindings behind `require('@policylayer/intercept')`: conversions only, no logic.
+//!
+//! `api.js` wraps them: it checks every argument and option (types, unknown keys) before
+//! they reach this layer, so the conversions here can stay on the fast path.
+
+mod errors;
+mod source;
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -12,6 +17,8 @@ use serde_json::Value;
 use crate::engine::{self, Args, Call, Decision as EngineDecision};
 use crate::policy::{self, CompiledPolicy, LoadError};
 use crate::state::{self, FailMode, RedisOptions, Reservation};
+use errors::{Failure, ValidationError, code};
+use source::Source;
 
 /// Reservations not committed or rolled back within this many newer ones are treated as
 /// committed and forgotten, so a caller that never settles them cannot grow memory.
@@ -54,8 +61,8 @@ pub struct Decision {
     /// `allow`, `deny`, `require_approval` or `shadow_deny` (a `mode: shadow` rule would
     /// have denied or held the call; it may go ahead).
     pub decision: String,
-    /// Why: `rule`, `hidden`, `default_deny`, `not_granted`, `rate_limit`,
-    /// `invalid_arguments` or `state_unavailable`.
+    /// Why: `rule`, `default_allow`, `listed`, `hidden`, `default_deny`, `not_granted`,
+    /// `rate_limit`, `budget`, `invalid_arguments` or `state_unavailable`.
     pub reason: String,
     pub tool: String,
     pub rule: Option<String>,
@@ -71,44 +78,17 @@ pub struct Decision {
 
 #[napi(object)]
 #[derive(Debug)]
-pub struct ValidationError {
-    pub message: String,
-    pub line: u32,
-    pub column: u32,
-    pub path: String,
-}
-
-#[napi(object)]
-#[derive(Debug)]
 pub struct ValidationResult {
     pub valid: bool,
     pub errors: Vec<ValidationError>,
 }
 
-fn load_error(e: LoadError) -> Error {
-    Error::new(Status::InvalidArg, e.to_string())
-}
-
-/// Reads a policy given as YAML text or as a file path.
-fn read_policy(text_or_path: &str) -> std::result::Result<(String, String), Error> {
-    read_policy_source(text_or_path).map_err(load_error)
-}
-
-/// [`read_policy`], keeping a file over the size limit as a validation error.
-fn read_policy_source(text_or_path: &str) -> std::result::Result<(String, String), LoadError> {
-    let looks_like_path = !text_or_path.contains('\n')
-        && (text_or_path.ends_with(".yaml")
-            || text_or_path.ends_with(".yml")
-            || Path::new(text_or_path).is_file());
-    if looks_like_path {
-        read_policy_file(text_or_path)
-    } else {
-        Ok((text_or_path.to_string(), "<policy>".to_string()))
-    }
-}
-
-fn compile(text: &str, origin: &str) -> Result<CompiledPolicy> {
-    policy::parse(text, origin).map_err(load_error)
+/// Reads and compiles a policy.
+fn load(source: Source<'_>) -> std::result::Result<CompiledPolicy, Failure> {
+    source
+        .read()
+        .and_then(|(text, origin)| policy::parse(&text, &origin))
+        .map_err(|e| Failure::load(e, &source))
 }
 
 /// A compiled policy with its counter store, for evaluating calls in-process.
@@ -213,10 +193,14 @@ pub struct SettleTask {
 }
 
 /// Keeps (`commit`) or gives back (`rollback`) a reservation; `false` if there was none.
-fn settle(inner: &engine::Engine, reservation: Option<Reservation>, keep: bool) -> Result<bool> {
+fn settle(
+    inner: &engine::Engine,
+    reservation: Option<Reservation>,
+    keep: bool,
+) -> std::result::Result<bool, Failure> {
     match reservation {
-        Some(r) if keep => inner.commit(&r).map(|_| true).map_err(store_error),
-        Some(r) => inner.rollback(&r).map(|_| true).map_err(store_error),
+        Some(r) if keep => inner.commit(&r).map(|_| true).map_err(Failure::store),
+        Some(r) => inner.rollback(&r).map(|_| true).map_err(Failure::store),
         None => Ok(false),
     }
 }
@@ -226,11 +210,17 @@ impl Task for SettleTask {
     type JsValue = bool;
 
     fn compute(&mut self) -> Result<bool> {
+        // The error crosses threads as text; `reject` gives it its code back.
         settle(&self.inner, self.reservation.take(), self.keep)
+            .map_err(|f| Error::new(Status::GenericFailure, f.message))
     }
 
     fn resolve(&mut self, _env: Env, output: bool) -> Result<bool> {
         Ok(output)
+    }
+
+    fn reject(&mut self, env: Env, err: Error) -> Result<bool> {
+        Err(Failure::new(code::STATE_UNAVAILABLE, err.reason).into_js(&env))
     }
 }
 
@@ -238,24 +228,28 @@ impl Task for SettleTask {
 impl Engine {
     /// Throws an Error listing every validation error if the policy is invalid.
     #[napi(constructor)]
-    pub fn new(options: EngineOptions) -> Result<Self> {
-        let (text, origin) = match (&options.policy, &options.policy_file) {
-            (Some(text), None) => (text.clone(), "<policy>".to_string()),
-            (None, Some(path)) => read_policy_file(path).map_err(load_error)?,
+    pub fn new(env: Env, options: EngineOptions) -> Result<Self> {
+        Self::open(options).map_err(|f| f.into_js(&env))
+    }
+
+    fn open(options: EngineOptions) -> std::result::Result<Self, Failure> {
+        let source = match (&options.policy, &options.policy_file) {
+            (Some(text), None) => Source::text(text, "options.policy"),
+            (None, Some(path)) => Source::path(path, "options.policyFile"),
             _ => {
-                return Err(Error::new(
-                    Status::InvalidArg,
-                    "pass exactly one of `policy` (YAML text) and `policyFile`",
+                return Err(Failure::new(
+                    code::INVALID_ARGUMENT,
+                    "pass exactly one of options.policy (YAML text) and options.policyFile (a path)",
                 ));
             }
         };
-        let compiled = compile(&text, &origin)?;
+        let compiled = load(source)?;
         let fail_mode = match options.state_fail_mode.as_deref() {
             None => FailMode::Closed,
             Some(m) => FailMode::parse(m).ok_or_else(|| {
-                Error::new(
-                    Status::InvalidArg,
-                    format!("stateFailMode must be \"closed\" or \"open\", got \"{m}\""),
+                Failure::new(
+                    code::INVALID_ARGUMENT,
+                    format!("options.stateFailMode must be \"closed\" or \"open\", got \"{m}\""),
                 )
             })?,
         };
@@ -267,7 +261,7 @@ impl Engine {
             ..RedisOptions::default()
         };
         let store = state::open_with(options.state.as_deref().unwrap_or("memory"), &redis)
-            .map_err(|e| Error::new(Status::InvalidArg, e.to_string()))?;
+            .map_err(Failure::store)?;
         Ok(Engine {
             inner: engine::Engine::new(Arc::new(compiled), Arc::from(store))
                 .with_fail_mode(fail_mode),
@@ -326,39 +320,40 @@ impl Engine {
 
     /// The tool ran: keep the reservation. Returns false if there was nothing to settle.
     #[napi(ts_args_type = "decision: Decision")]
-    pub fn commit(&self, decision: Object) -> Result<bool> {
-        settle(&self.inner, self.take(&decision)?, true)
+    pub fn commit(&self, env: Env, decision: Object) -> Result<bool> {
+        settle(&self.inner, self.take(&decision)?, true).map_err(|f| f.into_js(&env))
     }
 
     /// The tool failed: give the quota back. Returns false if there was nothing to settle.
     #[napi(ts_args_type = "decision: Decision")]
-    pub fn rollback(&self, decision: Object) -> Result<bool> {
-        settle(&self.inner, self.take(&decision)?, false)
+    pub fn rollback(&self, env: Env, decision: Object) -> Result<bool> {
+        settle(&self.inner, self.take(&decision)?, false).map_err(|f| f.into_js(&env))
     }
 
     /// Puts a new policy (YAML text or a file path) in force for every later call; counters
     /// are kept. Throws, listing every error, and keeps the policy in force if it is invalid.
     #[napi]
-    pub fn reload(&self, policy_or_path: String) -> Result<()> {
-        let (text, origin) = read_policy(&policy_or_path)?;
-        let compiled = compile(&text, &origin)?;
+    pub fn reload(&self, env: Env, policy_or_path: String) -> Result<()> {
+        let compiled = load(Source::text_or_path(
+            &policy_or_path,
+            "engine.reload(policyOrPath)",
+        ))
+        .map_err(|f| f.into_js(&env))?;
         self.inner.replace_policy(Arc::new(compiled));
         Ok(())
     }
 
-    /// Drops hidden and ungranted tools (and, with `default: deny`, unlisted ones) from a
-    /// `tools/list` result's `tools` array. Entries without a string `name` are dropped.
+    /// Which of these tool names `tools/list` should show (to `identity`, or the engine's
+    /// default identity): not hidden, granted, and listed under `default: deny`. One policy
+    /// decides them all, even if a reload lands meanwhile. Only names cross into Rust, so
+    /// the tools themselves (and their schemas) are never converted.
     #[napi]
-    pub fn filter_tools(&self, tools: Vec<Value>, identity: Option<String>) -> Vec<Value> {
+    pub fn visible_tools(&self, names: Vec<String>, identity: Option<String>) -> Vec<bool> {
         let identity = identity.as_deref().or(self.identity.as_deref());
         let policy = self.inner.snapshot();
-        tools
-            .into_iter()
-            .filter(|t| {
-                t.get("name")
-                    .and_then(Value::as_str)
-                    .is_some_and(|name| policy.is_visible(name, identity))
-            })
+        names
+            .iter()
+            .map(|name| policy.is_visible(name, identity))
             .collect()
     }
 
@@ -381,15 +376,6 @@ impl Engine {
     }
 }
 
-fn read_policy_file(path: &str) -> std::result::Result<(String, String), LoadError> {
-    let text = policy::limits::read_text(Path::new(path))?;
-    Ok((text, path.to_string()))
-}
-
-fn store_error(e: state::StoreError) -> Error {
-    Error::new(Status::GenericFailure, e.to_string())
-}
-
 fn to_js(tool: &str, d: &EngineDecision, reservation: Option<i64>) -> Decision {
     Decision {
         decision: d.verdict.as_str().to_string(),
@@ -408,23 +394,18 @@ fn to_js(tool: &str, d: &EngineDecision, reservation: Option<i64>) -> Decision {
     }
 }
 
-/// Validates a policy given as YAML text or a file path; never throws for policy errors.
+/// Validates a policy given as YAML text or a file path; never throws for policy errors,
+/// only for a file that cannot be read.
 #[napi]
-pub fn validate(text_or_path: String) -> Result<ValidationResult> {
-    let found = match read_policy_source(&text_or_path) {
+pub fn validate(env: Env, text_or_path: String) -> Result<ValidationResult> {
+    let source = Source::text_or_path(&text_or_path, "validate(textOrPath)");
+    let found = match source.read() {
         Ok((text, _)) => policy::validate(&text),
+        // A file over the size limit: a validation error like any other.
         Err(LoadError::Invalid { errors, .. }) => errors,
-        Err(e) => return Err(load_error(e)),
+        Err(e) => return Err(Failure::load(e, &source).into_js(&env)),
     };
-    let errors: Vec<ValidationError> = found
-        .into_iter()
-        .map(|e| ValidationError {
-            message: e.message,
-            line: e.line as u32,
-            column: e.column as u32,
-            path: e.path,
-        })
-        .collect();
+    let errors: Vec<ValidationError> = found.into_iter().map(ValidationError::from).collect();
     Ok(ValidationResult {
         valid: errors.is_empty(),
         errors,
@@ -434,9 +415,12 @@ pub fn validate(text_or_path: String) -> Result<ValidationResult> {
 /// One-shot: compiles the policy (text or path), evaluates one call with fresh memory
 /// counters, and returns the decision.
 #[napi]
-pub fn evaluate(policy_path_or_yaml: String, call: ToolCall) -> Result<Decision> {
-    let (text, origin) = read_policy(&policy_path_or_yaml)?;
-    let compiled = compile(&text, &origin)?;
+pub fn evaluate(env: Env, policy_path_or_yaml: String, call: ToolCall) -> Result<Decision> {
+    let compiled = load(Source::text_or_path(
+        &policy_path_or_yaml,
+        "evaluate(policyPathOrYaml, call)",
+    ))
+    .map_err(|f| f.into_js(&env))?;
     let engine = engine::Engine::new(Arc::new(compiled), Arc::new(state::MemoryStore::new()));
     let d = evaluate_call(&engine, &call, None, None);
     Ok(to_js(&call.tool, &d, None))
