@@ -111,7 +111,7 @@ test('every HTTP failure reaches the client as a JSON-RPC error on its request',
     res.end('unauthorized')
   })
   a = await firstAnswer(fake.url)
-  assert.match(a.error.message, /refused the request \(HTTP 401 Unauthorized\) \(WWW-Authenticate: Bearer realm="mcp"\): pass credentials with --header "Authorization: Bearer <token>"/)
+  assert.match(a.error.message, /refused the request \(HTTP 401 Unauthorized\) \(WWW-Authenticate: Bearer realm="mcp"\): pass credentials with --header-env NAME, where the variable NAME holds "Authorization: Bearer <token>"/)
   fake.close()
 
   // Custom headers are sent.

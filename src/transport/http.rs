@@ -278,7 +278,7 @@ impl Remote {
         }
         let message = match status.as_u16() {
             401 | 403 => format!(
-                "The MCP server at {} refused the request (HTTP {status}){auth_hint}: pass credentials with --header \"Authorization: Bearer <token>\"",
+                "The MCP server at {} refused the request (HTTP {status}){auth_hint}: pass credentials with --header-env NAME, where the variable NAME holds \"Authorization: Bearer <token>\"",
                 self.url
             ),
             404 if had_session => {
