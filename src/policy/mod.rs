@@ -9,6 +9,7 @@ pub mod error;
 pub mod limits;
 pub mod model;
 pub mod names;
+pub mod schema;
 mod yaml;
 
 use std::path::Path;
