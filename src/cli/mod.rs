@@ -6,6 +6,7 @@ mod init;
 mod proxy;
 mod replay;
 mod scan;
+mod schema;
 mod status;
 mod validate;
 
@@ -52,6 +53,8 @@ enum Command {
     Replay(replay::Args),
     /// Summarise the audit log: instances, totals, top deny rules, recent denials.
     Status(status::Args),
+    /// Print the JSON Schema of the policy file, for editors.
+    Schema(schema::Args),
 }
 
 /// A policy file argument shared by the subcommands.
@@ -191,6 +194,7 @@ fn run_command(cmd: Command, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         Command::Init(args) => init::run(&args, out, err),
         Command::Replay(args) => replay::run(&args, out, err),
         Command::Status(args) => status::run(&args, out),
+        Command::Schema(args) => schema::run(&args, out),
     };
     finish(result, err)
 }

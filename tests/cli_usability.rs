@@ -1,0 +1,119 @@
+//! The command line's rough edges: the policy named by `--policy` or `INTERCEPT_POLICY` (for
+//! launchers that own `-c` or `--`), a server command without `--`, `check` of a tool the
+//! policy does not name, a closed output pipe, help text, shell completions, the policy
+//! schema, and a start that fails before its server runs.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::{Value, json};
+use support::raw_session::{RawSession, is_denial, text};
+
+/// `intercept` with no `INTERCEPT_*` variable from the environment the tests run in.
+fn intercept() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_intercept"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("INTERCEPT_") {
+            cmd.env_remove(name);
+        }
+    }
+    cmd
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("run intercept")
+}
+
+fn text_of(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+const EVERYTHING: &str = "node_modules/@modelcontextprotocol/server-everything/dist/index.js";
+
+/// A policy for server-everything: `get-sum` denied, `get-env` hidden.
+fn everything_policy(dir: &Path) -> PathBuf {
+    let path = dir.join("p.yaml");
+    std::fs::write(
+        &path,
+        "hide: [get-env]\ntools:\n  get-sum:\n    rules:\n      - action: deny\n        on_deny: no sums here\n",
+    )
+    .unwrap();
+    path
+}
+
+/// The answer to request `id`, past the server's notifications.
+fn answer(s: &RawSession, id: u64) -> Value {
+    loop {
+        let message = s.next();
+        if message["id"] == id {
+            return message;
+        }
+        assert!(
+            message.get("id").is_none(),
+            "an answer to another request: {message}"
+        );
+    }
+}
+
+/// Lists the tools, makes one allowed and one denied call, and ends the session.
+fn allowed_and_denied(mut s: RawSession) {
+    assert!(s.initialize().get("result").is_some());
+    s.send(&[json!({"jsonrpc": "2.0", "method": "notifications/initialized"})]);
+    s.send(&[json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"})]);
+    let listing = answer(&s, 1);
+    let names: Vec<&str> = listing["result"]["tools"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{listing}"))
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"echo") && names.contains(&"get-sum"),
+        "{names:?}"
+    );
+    assert!(!names.contains(&"get-env"), "{names:?}");
+    s.send(&[json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": "echo", "arguments": {"message": "hi"}}})]);
+    let echoed = answer(&s, 2);
+    assert_eq!(text(&echoed), "Echo: hi", "{echoed}");
+    s.send(&[json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+        "params": {"name": "get-sum", "arguments": {"a": 1, "b": 2}}})]);
+    let denied = answer(&s, 3);
+    assert!(is_denial(&denied), "{denied}");
+    assert!(text(&denied).contains("no sums here"), "{denied}");
+    s.close_input();
+    assert!(s.exit_status().success());
+}
+
+#[test]
+fn the_shipped_schema_is_the_one_intercept_prints() {
+    let out = run(intercept().arg("schema"));
+    assert_eq!(out.status.code(), Some(0));
+    let printed = text_of(&out.stdout);
+    let shipped = std::fs::read_to_string(repo("schema/policy.schema.json")).unwrap();
+    assert!(
+        printed == shipped,
+        "schema/policy.schema.json is out of date: run `cargo run -- schema > schema/policy.schema.json`"
+    );
+    let schema: Value = serde_json::from_str(&printed).unwrap();
+    assert_eq!(schema["title"], "Intercept policy");
+    assert_eq!(schema["additionalProperties"], false);
+    // Shipped in the npm package.
+    let package: Value =
+        serde_json::from_str(&std::fs::read_to_string(repo("package.json")).unwrap()).unwrap();
+    assert!(
+        package["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f == "schema/" || f == "schema/policy.schema.json"),
+        "{}",
+        package["files"]
+    );
+}
