@@ -92,6 +92,73 @@ fn allowed_and_denied(mut s: RawSession) {
 }
 
 #[test]
+fn completion_scripts_know_every_command() {
+    let commands = [
+        "validate",
+        "check",
+        "audit",
+        "scan",
+        "init",
+        "replay",
+        "status",
+        "completions",
+        "schema",
+    ];
+    for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
+        let out = run(intercept().args(["completions", shell]));
+        assert_eq!(out.status.code(), Some(0), "{shell}");
+        let script = text_of(&out.stdout);
+        assert!(script.len() > 1000, "{shell}: {script}");
+        for c in commands {
+            assert!(script.contains(c), "{shell} lacks {c}");
+        }
+        assert!(script.contains("state-fail-mode"), "{shell}");
+    }
+    let out = run(intercept().args(["completions", "tcsh"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text_of(&out.stderr).contains("invalid value 'tcsh'"));
+}
+
+#[cfg(unix)]
+#[test]
+fn the_bash_completion_script_is_valid_shell_and_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("intercept.bash");
+    std::fs::write(
+        &script,
+        run(intercept().args(["completions", "bash"])).stdout,
+    )
+    .unwrap();
+    let syntax = Command::new("bash")
+        .arg("-n")
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(syntax.status.success(), "{}", text_of(&syntax.stderr));
+    // Loaded and asked, it completes a subcommand and an option.
+    let ask = |line: &str| {
+        let words: Vec<&str> = line.split(' ').collect();
+        let probe = format!(
+            "source \"$0\"; COMP_WORDS=({}); COMP_CWORD={}; COMP_LINE='{line}'; COMP_POINT=${{#COMP_LINE}}; _intercept intercept \"${{COMP_WORDS[COMP_CWORD]}}\" \"${{COMP_WORDS[COMP_CWORD-1]}}\"; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            words
+                .iter()
+                .map(|w| format!("'{w}'"))
+                .collect::<Vec<_>>()
+                .join(" "),
+            words.len() - 1
+        );
+        let out = Command::new("bash")
+            .args(["-c", &probe])
+            .arg(&script)
+            .output()
+            .unwrap();
+        text_of(&out.stdout)
+    };
+    assert!(ask("intercept val").lines().any(|l| l == "validate"));
+    assert!(ask("intercept check --too").lines().any(|l| l == "--tool"));
+}
+
+#[test]
 fn the_shipped_schema_is_the_one_intercept_prints() {
     let out = run(intercept().arg("schema"));
     assert_eq!(out.status.code(), Some(0));

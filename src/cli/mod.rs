@@ -2,6 +2,7 @@
 
 mod audit;
 mod check;
+mod completions;
 mod init;
 mod proxy;
 mod replay;
@@ -14,7 +15,7 @@ use std::ffi::OsString;
 use std::io::Write;
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// Exit code for a usage error or an unusable policy.
 pub const EXIT_USAGE: i32 = 2;
@@ -53,6 +54,8 @@ enum Command {
     Replay(replay::Args),
     /// Summarise the audit log: instances, totals, top deny rules, recent denials.
     Status(status::Args),
+    /// Print a shell completion script (bash, zsh, fish, powershell or elvish).
+    Completions(completions::Args),
     /// Print the JSON Schema of the policy file, for editors.
     Schema(schema::Args),
 }
@@ -63,6 +66,11 @@ struct PolicyArg {
     /// Policy file (YAML).
     #[arg(short = 'c', long = "config", value_name = "FILE")]
     config: PathBuf,
+}
+
+/// The command line as clap knows it.
+pub(crate) fn command() -> clap::Command {
+    Cli::command()
 }
 
 /// Runs the command line and returns the process exit code (the native binary's entry).
@@ -194,6 +202,7 @@ fn run_command(cmd: Command, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         Command::Init(args) => init::run(&args, out, err),
         Command::Replay(args) => replay::run(&args, out, err),
         Command::Status(args) => status::run(&args, out),
+        Command::Completions(args) => completions::run(&args, out),
         Command::Schema(args) => schema::run(&args, out),
     };
     finish(result, err)
