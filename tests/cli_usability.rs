@@ -91,6 +91,45 @@ fn allowed_and_denied(mut s: RawSession) {
     assert!(s.exit_status().success());
 }
 
+/// clap writes `[env: NAME=]` for an unset variable and `[env: NAME=value]` for a set one.
+#[test]
+fn help_names_environment_variables_without_a_value() {
+    let helps: [&[&str]; 10] = [
+        &["--help"],
+        &["validate", "--help"],
+        &["check", "--help"],
+        &["scan", "--help"],
+        &["init", "--help"],
+        &["replay", "--help"],
+        &["status", "--help"],
+        &["audit", "verify", "--help"],
+        &["completions", "--help"],
+        &["schema", "--help"],
+    ];
+    for set in [false, true] {
+        for args in helps {
+            let mut cmd = intercept();
+            if set {
+                cmd.env("INTERCEPT_IDENTITY", "alice-secret")
+                    .env("INTERCEPT_LOG_LEVEL", "debug");
+            }
+            let out = run(cmd.args(args));
+            assert_eq!(out.status.code(), Some(0), "{args:?}");
+            let help = text_of(&out.stdout);
+            assert!(!help.contains("=]"), "{args:?}: {help}");
+            assert!(!help.contains("alice-secret"), "{args:?}: {help}");
+        }
+    }
+    // Help is wrapped to the terminal's width: compare words, not lines.
+    let help = text_of(&run(intercept().arg("--help")).stdout)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    for env in ["[env: INTERCEPT_IDENTITY]", "[env: INTERCEPT_STATE_DSN]"] {
+        assert!(help.contains(env), "{env}: {help}");
+    }
+}
+
 #[test]
 fn completion_scripts_know_every_command() {
     let commands = [

@@ -15,7 +15,7 @@ use std::ffi::OsString;
 use std::io::Write;
 use std::path::PathBuf;
 
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// Exit code for a usage error or an unusable policy.
 pub const EXIT_USAGE: i32 = 2;
@@ -68,9 +68,20 @@ struct PolicyArg {
     config: PathBuf,
 }
 
-/// The command line as clap knows it.
+/// The command line as clap knows it. Environment values are never shown in help: an unset
+/// variable would read `[env: NAME=]`, and a set one may hold a secret.
 pub(crate) fn command() -> clap::Command {
-    Cli::command()
+    fn hide_env_values(cmd: clap::Command) -> clap::Command {
+        cmd.mut_args(|arg| {
+            if arg.get_env().is_some() {
+                arg.hide_env_values(true)
+            } else {
+                arg
+            }
+        })
+        .mut_subcommands(hide_env_values)
+    }
+    hide_env_values(Cli::command())
 }
 
 /// Runs the command line and returns the process exit code (the native binary's entry).
@@ -157,15 +168,17 @@ where
     T: Into<OsString> + Clone,
 {
     let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    let mut cmd = command();
     if args.len() <= 1 {
         // Bare `intercept` is a request for help, not a mistake.
-        let help = <Cli as clap::CommandFactory>::command()
-            .render_help()
-            .to_string();
+        let help = cmd.render_help().to_string();
         let _ = writeln!(out, "{help}");
         return Parsed::Exit(0);
     }
-    match Cli::try_parse_from(args) {
+    match cmd
+        .try_get_matches_from_mut(args)
+        .and_then(|mut m| Cli::from_arg_matches_mut(&mut m))
+    {
         Ok(Cli {
             command: Some(cmd), ..
         }) => Parsed::Command(cmd),
@@ -174,9 +187,7 @@ where
             proxy,
         }) if proxy.is_set() => Parsed::Proxy(Box::new(proxy)),
         Ok(Cli { command: None, .. }) => {
-            let help = <Cli as clap::CommandFactory>::command()
-                .render_help()
-                .to_string();
+            let help = cmd.render_help().to_string();
             let _ = writeln!(out, "{help}");
             Parsed::Exit(0)
         }
