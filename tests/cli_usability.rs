@@ -91,6 +91,90 @@ fn allowed_and_denied(mut s: RawSession) {
     assert!(s.exit_status().success());
 }
 
+#[test]
+fn policy_is_an_alias_of_config_for_the_proxy() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = everything_policy(dir.path());
+    let mut cmd = intercept();
+    cmd.arg("--policy")
+        .arg(&policy)
+        .args([
+            "--state",
+            "memory",
+            "--no-audit",
+            "--log-level",
+            "error",
+            "--",
+        ])
+        .arg("node")
+        .arg(repo(EVERYTHING))
+        .stderr(Stdio::null());
+    allowed_and_denied(RawSession::spawn(cmd));
+}
+
+#[test]
+fn subcommands_take_the_policy_as_policy_or_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = everything_policy(dir.path());
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "hidden: [x]\n").unwrap();
+
+    let out = run(intercept()
+        .args(["check", "--tool", "get-sum", "--policy"])
+        .arg(&policy));
+    assert_eq!(
+        text_of(&out.stdout),
+        "deny (rule get-sum#0): no sums here\n"
+    );
+    let out = run(intercept()
+        .env("INTERCEPT_POLICY", &policy)
+        .args(["check", "--tool", "get-sum"]));
+    assert_eq!(
+        text_of(&out.stdout),
+        "deny (rule get-sum#0): no sums here\n"
+    );
+    assert_eq!(out.status.code(), Some(1));
+    // The command line wins over the environment.
+    let allow_all = dir.path().join("allow.yaml");
+    std::fs::write(&allow_all, "tools: {}\n").unwrap();
+    let out = run(intercept()
+        .env("INTERCEPT_POLICY", &policy)
+        .args(["check", "--tool", "get-sum", "-c"])
+        .arg(&allow_all));
+    assert_eq!(text_of(&out.stdout), "allow\n");
+
+    let out = run(intercept().args(["validate", "--policy"]).arg(&bad));
+    assert_eq!(out.status.code(), Some(1));
+    let out = run(intercept().env("INTERCEPT_POLICY", &bad).arg("validate"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text_of(&out.stdout).contains("unknown field \"hidden\""));
+    // Files named on the command line are checked, and only they.
+    let out = run(intercept()
+        .env("INTERCEPT_POLICY", &bad)
+        .arg("validate")
+        .arg(&policy));
+    assert_eq!(out.status.code(), Some(0), "{}", text_of(&out.stdout));
+    assert_eq!(text_of(&out.stdout), "Policy file is valid.\n");
+
+    let out = run(intercept().arg("validate"));
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text_of(&out.stderr),
+        "Error: no policy file given: use -c FILE (or set INTERCEPT_POLICY)\n"
+    );
+
+    let out = run(intercept()
+        .args(["replay", "--policy"])
+        .arg(&policy)
+        .arg(dir.path().join("none.jsonl")));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text_of(&out.stderr).contains("cannot open"),
+        "{}",
+        text_of(&out.stderr)
+    );
+}
+
 /// clap writes `[env: NAME=]` for an unset variable and `[env: NAME=value]` for a set one.
 #[test]
 fn help_names_environment_variables_without_a_value() {
@@ -125,7 +209,12 @@ fn help_names_environment_variables_without_a_value() {
         .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ");
-    for env in ["[env: INTERCEPT_IDENTITY]", "[env: INTERCEPT_STATE_DSN]"] {
+    for env in [
+        "[env: INTERCEPT_POLICY]",
+        "[env: INTERCEPT_IDENTITY]",
+        "[env: INTERCEPT_STATE_DSN]",
+        "[alias: --policy]",
+    ] {
         assert!(help.contains(env), "{env}: {help}");
     }
 }
@@ -151,7 +240,12 @@ fn completion_scripts_know_every_command() {
         for c in commands {
             assert!(script.contains(c), "{shell} lacks {c}");
         }
-        assert!(script.contains("state-fail-mode"), "{shell}");
+        // Options, as each shell spells them (fish: `-l policy`).
+        assert!(
+            (script.contains("--policy") || script.contains("-l policy"))
+                && script.contains("state-fail-mode"),
+            "{shell}"
+        );
     }
     let out = run(intercept().args(["completions", "tcsh"]));
     assert_eq!(out.status.code(), Some(2));

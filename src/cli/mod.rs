@@ -60,11 +60,20 @@ enum Command {
     Schema(schema::Args),
 }
 
+/// The environment variable read when no policy is given with `-c`/`--config`/`--policy`.
+pub const POLICY_ENV: &str = "INTERCEPT_POLICY";
+
 /// A policy file argument shared by the subcommands.
 #[derive(Debug, clap::Args)]
 struct PolicyArg {
     /// Policy file (YAML).
-    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    #[arg(
+        short = 'c',
+        long = "config",
+        visible_alias = "policy",
+        env = POLICY_ENV,
+        value_name = "FILE"
+    )]
     config: PathBuf,
 }
 

@@ -20,7 +20,13 @@ const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 #[derive(Debug, Default, clap::Args)]
 pub struct Args {
     /// Policy file (YAML).
-    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    #[arg(
+        short = 'c',
+        long = "config",
+        visible_alias = "policy",
+        env = super::POLICY_ENV,
+        value_name = "FILE"
+    )]
     pub config: Option<PathBuf>,
     /// Where counters live: `sqlite` (persistent, shared by every intercept on this machine),
     /// `memory` (gone when intercept exits), `sqlite:PATH`, or a Redis DSN (see --state-dsn).
@@ -128,7 +134,10 @@ impl Args {
 pub async fn run(args: Args) -> anyhow::Result<i32> {
     init_logging(&args.log_level);
     let Some(config) = &args.config else {
-        bail!("a policy is required: intercept -c policy.yaml -- <server command>");
+        bail!(
+            "a policy is required: intercept -c policy.yaml -- <server command> (or set {})",
+            super::POLICY_ENV
+        );
     };
     if args.upstream.is_some() && !args.command.is_empty() {
         bail!("cannot specify both an upstream command (after --) and --upstream URL");
