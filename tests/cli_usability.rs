@@ -91,6 +91,25 @@ fn allowed_and_denied(mut s: RawSession) {
     assert!(s.exit_status().success());
 }
 
+/// What the MCP Inspector CLI hands intercept (it consumes every `--` on its line): the
+/// policy in the environment, the server command straight after intercept's options, with
+/// arguments of its own that intercept must not read.
+#[test]
+fn with_the_policy_in_the_environment_the_server_command_needs_no_separator() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = everything_policy(dir.path());
+    let mut cmd = intercept();
+    cmd.env("INTERCEPT_POLICY", &policy)
+        .args(["--state", "memory", "--no-audit", "--log-level", "error"])
+        .arg("node")
+        .arg(repo(EVERYTHING))
+        // server-everything's transport argument, then one that is also an intercept option:
+        // both are the server's.
+        .args(["stdio", "--shadow"])
+        .stderr(Stdio::null());
+    allowed_and_denied(RawSession::spawn(cmd));
+}
+
 #[test]
 fn policy_is_an_alias_of_config_for_the_proxy() {
     let dir = tempfile::tempdir().unwrap();
@@ -173,6 +192,34 @@ fn subcommands_take_the_policy_as_policy_or_from_the_environment() {
         "{}",
         text_of(&out.stderr)
     );
+}
+
+#[test]
+fn a_server_command_without_separator_gets_the_line_to_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = everything_policy(dir.path());
+    let p = policy.display().to_string();
+    for flag in ["-c", "--config", "--policy"] {
+        let out = run(intercept().args([flag, &p, "node", "srv.js", "--token", "s3cret"]));
+        assert_eq!(out.status.code(), Some(2));
+        assert_eq!(
+            text_of(&out.stderr),
+            format!(
+                "Error: the server command must follow `--`, so that its arguments are never read as intercept's: intercept {flag} {p} -- node srv.js --token [REDACTED]\n"
+            )
+        );
+        assert_eq!(text_of(&out.stdout), "");
+    }
+    // Also when the environment has a policy too: the one on the command line asks for `--`.
+    let out = run(intercept()
+        .env("INTERCEPT_POLICY", &policy)
+        .args(["--state", "memory", "-c", &p, "srv"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text_of(&out.stderr).contains(&format!("intercept --state memory -c {p} -- srv")));
+    // Without any policy, a word that is no command is clap's to report.
+    let out = run(intercept().arg("frobnicate"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text_of(&out.stderr).contains("unexpected argument 'frobnicate'"));
 }
 
 /// clap writes `[env: NAME=]` for an unset variable and `[env: NAME=value]` for a set one.

@@ -8,6 +8,7 @@ mod proxy;
 mod replay;
 mod scan;
 mod schema;
+mod separator;
 mod status;
 mod validate;
 
@@ -26,7 +27,7 @@ pub const EXIT_USAGE: i32 = 2;
     version = crate::VERSION,
     about = "Policy enforcement for MCP tool calls: allow, deny, rate-limit and audit every call an agent makes.",
     override_usage = "intercept -c policy.yaml [OPTIONS] -- <SERVER COMMAND>...\n       intercept <COMMAND> [OPTIONS]",
-    after_help = "Examples:\n  intercept -c policy.yaml -- npx -y @modelcontextprotocol/server-github\n  intercept validate -c policy.yaml\n  intercept check -c policy.yaml --tool create_issue --args '{\"title\":\"x\"}'"
+    after_help = "Examples:\n  intercept -c policy.yaml -- npx -y @modelcontextprotocol/server-github\n  intercept validate -c policy.yaml\n  intercept check -c policy.yaml --tool create_issue --args '{\"title\":\"x\"}'\n  INTERCEPT_POLICY=policy.yaml intercept node server.js   # for launchers that keep `--` for themselves"
 )]
 #[command(args_conflicts_with_subcommands = true)]
 struct Cli {
@@ -176,13 +177,28 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    let mut args: Vec<OsString> = args.into_iter().map(Into::into).collect();
     let mut cmd = command();
     if args.len() <= 1 {
         // Bare `intercept` is a request for help, not a mistake.
         let help = cmd.render_help().to_string();
         let _ = writeln!(out, "{help}");
         return Parsed::Exit(0);
+    }
+    if let Some(found) = separator::command_without_separator(&mut cmd, &args) {
+        if found.policy_given {
+            let _ = writeln!(
+                err,
+                "Error: the server command must follow `--`, so that its arguments are never read as intercept's: {}",
+                separator::suggestion(&args, found.at)
+            );
+            return Parsed::Exit(EXIT_USAGE);
+        }
+        if std::env::var_os(POLICY_ENV).is_some_and(|p| !p.is_empty()) {
+            // A launcher that consumes `--` itself (the MCP Inspector CLI) can only hand us
+            // the command directly; the policy then comes from the environment.
+            args.insert(found.at, "--".into());
+        }
     }
     match cmd
         .try_get_matches_from_mut(args)

@@ -119,7 +119,8 @@ pub struct Args {
     /// is logged as shadow_deny (for trying a policy out on real traffic).
     #[arg(long)]
     pub shadow: bool,
-    /// The MCP server command and its arguments, after `--`.
+    /// The MCP server command and its arguments, after `--` (which may be left out when
+    /// the policy comes from INTERCEPT_POLICY).
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,
 }
