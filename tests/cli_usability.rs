@@ -222,6 +222,60 @@ fn a_server_command_without_separator_gets_the_line_to_type() {
     assert!(text_of(&out.stderr).contains("unexpected argument 'frobnicate'"));
 }
 
+#[test]
+fn check_says_when_the_policy_names_no_such_tool() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("p.yaml");
+    std::fs::write(
+        &policy,
+        "default: deny\ntools:\n  create_issue:\n    rules:\n      - rate_limit: 5/hour\n  'get_*': {}\n",
+    )
+    .unwrap();
+    let check = |tool: &str, extra: &[&str]| {
+        run(intercept()
+            .args(["check", "--tool", tool, "-c"])
+            .arg(&policy)
+            .args(extra))
+    };
+
+    let out = check("create_isue", &[]);
+    assert_eq!(out.status.code(), Some(1));
+    // stdout keeps the decision line alone, for scripts.
+    assert_eq!(
+        text_of(&out.stdout),
+        "deny (rule (default deny)): Tool \"create_isue\" is not permitted by policy\n",
+    );
+    assert_eq!(
+        text_of(&out.stderr),
+        "note: no tools key of the policy names \"create_isue\" (did you mean \"create_issue\"?); it is decided by the default (deny) alone\n"
+    );
+    let out = check("create_isue", &["--json"]);
+    let decision: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(decision["decision"], "deny");
+    assert!(text_of(&out.stderr).contains("did you mean \"create_issue\""));
+
+    // Named exactly, or through a glob key: no note.
+    for tool in ["create_issue", "get_user"] {
+        let out = check(tool, &[]);
+        assert_eq!(text_of(&out.stderr), "", "{tool}");
+    }
+    // Nothing close: the note without a guess, and what decides instead.
+    let wildcard = dir.path().join("w.yaml");
+    std::fs::write(
+        &wildcard,
+        "tools:\n  '*':\n    rules:\n      - rate_limit: 100/day\n",
+    )
+    .unwrap();
+    let out = run(intercept()
+        .args(["check", "--tool", "deploy", "-c"])
+        .arg(&wildcard));
+    assert_eq!(text_of(&out.stdout), "allow\n");
+    assert_eq!(
+        text_of(&out.stderr),
+        "note: no tools key of the policy names \"deploy\"; it is decided by the rules of \"*\" and the default (allow) alone\n"
+    );
+}
+
 /// clap writes `[env: NAME=]` for an unset variable and `[env: NAME=value]` for a set one.
 #[test]
 fn help_names_environment_variables_without_a_value() {

@@ -58,6 +58,11 @@ pub fn load_file_hashed(path: &Path) -> Result<LoadedFile, LoadError> {
     })
 }
 
+/// The known name closest to a misspelt one, if it is close enough to be a likely typo.
+pub fn suggest<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
+    decode::suggest(name, known)
+}
+
 /// Every error in a policy text, sorted by position; empty when it is valid.
 pub fn validate(text: &str) -> Vec<PolicyError> {
     let mut errors = Vec::new();
