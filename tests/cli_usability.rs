@@ -276,6 +276,53 @@ fn check_says_when_the_policy_names_no_such_tool() {
     );
 }
 
+/// `intercept validate --json … | head -c1`: the reader stops after one byte.
+#[cfg(unix)]
+#[test]
+fn a_closed_output_pipe_ends_a_command_quietly_with_its_own_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    // Many errors: more output than a pipe holds, so writing meets the closed pipe.
+    let body: String = (0..3000).map(|i| format!("unknown_{i}: x\n")).collect();
+    std::fs::write(&bad, body).unwrap();
+    let good = dir.path().join("good.yaml");
+    std::fs::write(&good, "tools: {}\n").unwrap();
+    let bin = env!("CARGO_BIN_EXE_intercept");
+    for (args, status) in [
+        (format!("validate --json {}", bad.display()), 1),
+        (format!("validate {}", bad.display()), 1),
+        (
+            format!("validate --json {} {}", good.display(), good.display()),
+            0,
+        ),
+        ("schema".to_string(), 0),
+        ("completions bash".to_string(), 0),
+    ] {
+        // The shell reports intercept's own status (PIPESTATUS) and stderr; `head` reads
+        // one byte and closes the pipe; `sleep` makes sure it is closed before the rest
+        // is written.
+        let script = format!(
+            "{{ sleep 0.2; exec \"$0\" {args}; }} 2>\"$1\" | head -c1 >/dev/null; echo \"${{PIPESTATUS[0]}}\""
+        );
+        let err_file = dir.path().join("stderr");
+        let out = Command::new("bash")
+            .args(["-c", &script, bin])
+            .arg(&err_file)
+            .output()
+            .unwrap();
+        let stderr = std::fs::read_to_string(&err_file).unwrap();
+        assert_eq!(
+            text_of(&out.stdout).trim(),
+            status.to_string(),
+            "{args}: {stderr}"
+        );
+        assert!(
+            !stderr.contains("Broken pipe") && !stderr.contains("panicked"),
+            "{args}: {stderr}"
+        );
+    }
+}
+
 /// clap writes `[env: NAME=]` for an unset variable and `[env: NAME=value]` for a set one.
 #[test]
 fn help_names_environment_variables_without_a_value() {

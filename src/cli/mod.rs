@@ -4,6 +4,7 @@ mod audit;
 mod check;
 mod completions;
 mod init;
+mod output;
 mod proxy;
 mod replay;
 mod scan;
@@ -230,6 +231,10 @@ where
 }
 
 fn run_command(cmd: Command, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    // A reader that goes away (`intercept validate --json … | head -c1`) is not an error:
+    // the command finishes with its own exit status, its remaining output dropped.
+    let out = &mut output::UntilClosed::new(out);
+    let err = &mut output::UntilClosed::new(err);
     let result = match cmd {
         Command::Validate(args) => validate::run(&args, out, err),
         Command::Check(args) => check::run(&args, out, err),
