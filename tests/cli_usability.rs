@@ -465,3 +465,76 @@ fn the_shipped_schema_is_the_one_intercept_prints() {
         package["files"]
     );
 }
+
+/// A start that fails because its server cannot run creates no audit log; one that fails
+/// later (a missing `#!` interpreter) leaves a complete, verifiable log saying why.
+#[cfg(unix)]
+#[test]
+fn a_failed_start_leaves_no_empty_audit_log() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("p.yaml");
+    std::fs::write(&policy, "tools: {}\n").unwrap();
+    let events = dir.path().join("events");
+    let start = |server: &Path| {
+        run(intercept()
+            .arg("-c")
+            .arg(&policy)
+            .args(["--state", "memory", "--log-level", "error", "--audit-dir"])
+            .arg(&events)
+            .arg("--")
+            .arg(server))
+    };
+
+    let out = start(Path::new("no-such-command-xyz"));
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text_of(&out.stderr),
+        "Error: cannot find the upstream command \"no-such-command-xyz\" on PATH\n"
+    );
+    assert!(
+        !events.exists(),
+        "{:?}",
+        std::fs::read_dir(&events).map(|d| d.count())
+    );
+    // An explicit --audit-log is not created either.
+    let log = dir.path().join("a.jsonl");
+    let out = run(intercept()
+        .arg("-c")
+        .arg(&policy)
+        .args(["--state", "memory", "--log-level", "error", "--audit-log"])
+        .arg(&log)
+        .args(["--", "no-such-command-xyz"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!log.exists());
+
+    let script = dir.path().join("server.sh");
+    std::fs::write(&script, "#!/no/such/interpreter\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = start(&script);
+    assert_eq!(out.status.code(), Some(2));
+    let logs: Vec<PathBuf> = std::fs::read_dir(&events)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .collect();
+    assert_eq!(logs.len(), 1, "{logs:?}");
+    let lines: Vec<Value> = std::fs::read_to_string(&logs[0])
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let types: Vec<&str> = lines.iter().map(|l| l["type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["startup", "shutdown", "seal"]);
+    assert_eq!(lines[1]["exit_code"], 2);
+    assert!(
+        lines[1]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("cannot start the upstream command"),
+        "{}",
+        lines[1]
+    );
+    let verify = run(intercept().args(["audit", "verify"]).arg(&logs[0]));
+    assert_eq!(verify.status.code(), Some(0), "{}", text_of(&verify.stdout));
+}
