@@ -403,6 +403,7 @@ fn file_errors_at_start_up_name_their_cause_once() {
     let policy = write(dir.path(), "p.yaml", "tools: {}\n");
     let not_a_dir = write(dir.path(), "file", "");
     let audit = format!("{not_a_dir}/events/a.jsonl");
+    // A server that exists (it is never started: the log comes first).
     let out = intercept(&[
         "-c",
         &policy,
@@ -413,7 +414,7 @@ fn file_errors_at_start_up_name_their_cause_once() {
         "--log-level",
         "error",
         "--",
-        "no-such-command-xyz",
+        env!("CARGO_BIN_EXE_intercept"),
     ]);
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(

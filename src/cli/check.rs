@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::PolicyArg;
 use crate::engine::{self, Call, Decision, Engine};
-use crate::policy;
+use crate::policy::{self, CompiledPolicy};
 use crate::state;
 
 #[derive(Debug, clap::Args)]
@@ -55,6 +55,10 @@ pub fn run(a: &Args, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result
         }
     };
     let args: Value = serde_json::from_str(&a.args).context("--args is not valid JSON")?;
+    if let Some(note) = unlisted_tool_note(&policy, &a.tool) {
+        // stderr: stdout keeps one decision per line for scripts.
+        writeln!(err, "{note}")?;
+    }
     let redis = state::RedisOptions {
         prefix: a.state_prefix.clone(),
         ..Default::default()
@@ -82,6 +86,29 @@ pub fn run(a: &Args, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result
         engine.rollback(r)?;
     }
     Ok(if last_allowed { 0 } else { 1 })
+}
+
+/// When `tool` is not a key of `tools` (exactly or through a glob), says so, with the key it
+/// was probably meant to be: a misspelt name is decided by `"*"` and the default alone,
+/// which is easy to mistake for the tool's own rules.
+fn unlisted_tool_note(policy: &CompiledPolicy, tool: &str) -> Option<String> {
+    if policy.is_listed(tool) || policy.hide.contains(tool) {
+        return None;
+    }
+    let mut known: Vec<&str> = policy.plans.keys().map(String::as_str).collect();
+    known.sort_unstable();
+    let hint = policy::suggest(tool, &known)
+        .map(|k| format!(" (did you mean \"{k}\"?)"))
+        .unwrap_or_default();
+    let default = if policy.default_deny { "deny" } else { "allow" };
+    let decided_by = if policy.wildcard_rules.is_empty() {
+        format!("the default ({default})")
+    } else {
+        format!("the rules of \"*\" and the default ({default})")
+    };
+    Some(format!(
+        "note: no tools key of the policy names \"{tool}\"{hint}; it is decided by {decided_by} alone"
+    ))
 }
 
 /// The decision as the JSON the Node API also returns.

@@ -2,10 +2,14 @@
 
 mod audit;
 mod check;
+mod completions;
 mod init;
+mod output;
 mod proxy;
 mod replay;
 mod scan;
+mod schema;
+mod separator;
 mod status;
 mod validate;
 
@@ -13,7 +17,7 @@ use std::ffi::OsString;
 use std::io::Write;
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// Exit code for a usage error or an unusable policy.
 pub const EXIT_USAGE: i32 = 2;
@@ -24,7 +28,7 @@ pub const EXIT_USAGE: i32 = 2;
     version = crate::VERSION,
     about = "Policy enforcement for MCP tool calls: allow, deny, rate-limit and audit every call an agent makes.",
     override_usage = "intercept -c policy.yaml [OPTIONS] -- <SERVER COMMAND>...\n       intercept <COMMAND> [OPTIONS]",
-    after_help = "Examples:\n  intercept -c policy.yaml -- npx -y @modelcontextprotocol/server-github\n  intercept validate -c policy.yaml\n  intercept check -c policy.yaml --tool create_issue --args '{\"title\":\"x\"}'"
+    after_help = "Examples:\n  intercept -c policy.yaml -- npx -y @modelcontextprotocol/server-github\n  intercept validate -c policy.yaml\n  intercept check -c policy.yaml --tool create_issue --args '{\"title\":\"x\"}'\n  INTERCEPT_POLICY=policy.yaml intercept node server.js   # for launchers that keep `--` for themselves"
 )]
 #[command(args_conflicts_with_subcommands = true)]
 struct Cli {
@@ -52,14 +56,43 @@ enum Command {
     Replay(replay::Args),
     /// Summarise the audit log: instances, totals, top deny rules, recent denials.
     Status(status::Args),
+    /// Print a shell completion script (bash, zsh, fish, powershell or elvish).
+    Completions(completions::Args),
+    /// Print the JSON Schema of the policy file, for editors.
+    Schema(schema::Args),
 }
+
+/// The environment variable read when no policy is given with `-c`/`--config`/`--policy`.
+pub const POLICY_ENV: &str = "INTERCEPT_POLICY";
 
 /// A policy file argument shared by the subcommands.
 #[derive(Debug, clap::Args)]
 struct PolicyArg {
     /// Policy file (YAML).
-    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    #[arg(
+        short = 'c',
+        long = "config",
+        visible_alias = "policy",
+        env = POLICY_ENV,
+        value_name = "FILE"
+    )]
     config: PathBuf,
+}
+
+/// The command line as clap knows it. Environment values are never shown in help: an unset
+/// variable would read `[env: NAME=]`, and a set one may hold a secret.
+pub(crate) fn command() -> clap::Command {
+    fn hide_env_values(cmd: clap::Command) -> clap::Command {
+        cmd.mut_args(|arg| {
+            if arg.get_env().is_some() {
+                arg.hide_env_values(true)
+            } else {
+                arg
+            }
+        })
+        .mut_subcommands(hide_env_values)
+    }
+    hide_env_values(Cli::command())
 }
 
 /// Runs the command line and returns the process exit code (the native binary's entry).
@@ -145,16 +178,33 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    let mut args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    let mut cmd = command();
     if args.len() <= 1 {
         // Bare `intercept` is a request for help, not a mistake.
-        let help = <Cli as clap::CommandFactory>::command()
-            .render_help()
-            .to_string();
+        let help = cmd.render_help().to_string();
         let _ = writeln!(out, "{help}");
         return Parsed::Exit(0);
     }
-    match Cli::try_parse_from(args) {
+    if let Some(found) = separator::command_without_separator(&mut cmd, &args) {
+        if found.policy_given {
+            let _ = writeln!(
+                err,
+                "Error: the server command must follow `--`, so that its arguments are never read as intercept's: {}",
+                separator::suggestion(&args, found.at)
+            );
+            return Parsed::Exit(EXIT_USAGE);
+        }
+        if std::env::var_os(POLICY_ENV).is_some_and(|p| !p.is_empty()) {
+            // A launcher that consumes `--` itself (the MCP Inspector CLI) can only hand us
+            // the command directly; the policy then comes from the environment.
+            args.insert(found.at, "--".into());
+        }
+    }
+    match cmd
+        .try_get_matches_from_mut(args)
+        .and_then(|mut m| Cli::from_arg_matches_mut(&mut m))
+    {
         Ok(Cli {
             command: Some(cmd), ..
         }) => Parsed::Command(cmd),
@@ -163,9 +213,7 @@ where
             proxy,
         }) if proxy.is_set() => Parsed::Proxy(Box::new(proxy)),
         Ok(Cli { command: None, .. }) => {
-            let help = <Cli as clap::CommandFactory>::command()
-                .render_help()
-                .to_string();
+            let help = cmd.render_help().to_string();
             let _ = writeln!(out, "{help}");
             Parsed::Exit(0)
         }
@@ -183,6 +231,10 @@ where
 }
 
 fn run_command(cmd: Command, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    // A reader that goes away (`intercept validate --json … | head -c1`) is not an error:
+    // the command finishes with its own exit status, its remaining output dropped.
+    let out = &mut output::UntilClosed::new(out);
+    let err = &mut output::UntilClosed::new(err);
     let result = match cmd {
         Command::Validate(args) => validate::run(&args, out, err),
         Command::Check(args) => check::run(&args, out, err),
@@ -191,6 +243,8 @@ fn run_command(cmd: Command, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         Command::Init(args) => init::run(&args, out, err),
         Command::Replay(args) => replay::run(&args, out, err),
         Command::Status(args) => status::run(&args, out),
+        Command::Completions(args) => completions::run(&args, out),
+        Command::Schema(args) => schema::run(&args, out),
     };
     finish(result, err)
 }

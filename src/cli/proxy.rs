@@ -14,6 +14,7 @@ use crate::engine::Engine;
 use crate::policy;
 use crate::proxy::{Proxy, ProxyOptions};
 use crate::state::{self, FailMode, MemoryStore, RedisOptions, RedisStore, SqliteStore, Store};
+use crate::transport::TransportError;
 use crate::transport::child::{self, ChildOptions};
 use crate::transport::http::{self, RemoteOptions};
 
@@ -22,7 +23,13 @@ const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 #[derive(Debug, Default, clap::Args)]
 pub struct Args {
     /// Policy file (YAML).
-    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    #[arg(
+        short = 'c',
+        long = "config",
+        visible_alias = "policy",
+        env = super::POLICY_ENV,
+        value_name = "FILE"
+    )]
     pub config: Option<PathBuf>,
     /// Where counters live: `sqlite` (persistent, shared by every intercept on this machine),
     /// `memory` (gone when intercept exits), `sqlite:PATH`, or a Redis DSN (see --state-dsn).
@@ -121,7 +128,8 @@ pub struct Args {
     /// is logged as shadow_deny (for trying a policy out on real traffic).
     #[arg(long)]
     pub shadow: bool,
-    /// The MCP server command and its arguments, after `--`.
+    /// The MCP server command and its arguments, after `--` (which may be left out when
+    /// the policy comes from INTERCEPT_POLICY).
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,
 }
@@ -136,7 +144,10 @@ impl Args {
 pub async fn run(args: Args) -> anyhow::Result<i32> {
     init_logging(&args.log_level);
     let Some(config) = &args.config else {
-        bail!("a policy is required: intercept -c policy.yaml -- <server command>");
+        bail!(
+            "a policy is required: intercept -c policy.yaml -- <server command> (or set {})",
+            super::POLICY_ENV
+        );
     };
     if args.upstream.is_some() && !args.command.is_empty() {
         bail!("cannot specify both an upstream command (after --) and --upstream URL");
@@ -170,7 +181,14 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
     let store = open_store(&args)?;
     check_store(&*store, fail_mode);
     let session = session_id();
-    let audit = open_audit(&args, &session[..8])?;
+    let audit_plan = plan_audit(&args, &session[..8])?;
+    // Before the audit log is created: a start that fails for want of its server leaves no
+    // empty log behind. (The flags above are checked first, whatever the command.)
+    if let Some(program) = args.command.first() {
+        crate::transport::program::locate(program)
+            .map_err(|why| TransportError::unrunnable(program, why))?;
+    }
+    let audit = audit_plan.map(AuditPlan::open).transpose()?.flatten();
     tracing::info!(
         policy = %config.display(),
         state = %store.describe(),
@@ -246,7 +264,7 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         shutdown_timeout: Duration::from_secs_f64(args.shutdown_timeout),
         request_timeout: Duration::from_secs_f64(args.request_timeout),
     };
-    let code = match &args.upstream {
+    let served = match &args.upstream {
         Some(url) => {
             let remote = RemoteOptions {
                 url: url.clone(),
@@ -255,9 +273,29 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
                 request_timeout: Duration::from_secs_f64(args.request_timeout),
                 connect_timeout: Duration::from_secs(10),
             };
-            http::serve(proxy, remote, child::process_stdio()).await?
+            http::serve(proxy, remote, child::process_stdio()).await
         }
-        None => child::serve(proxy, options, child::process_stdio()).await?,
+        None => child::serve(proxy, options, child::process_stdio()).await,
+    };
+    let code = match served {
+        Ok(code) => code,
+        Err(e) => {
+            // The server could not be reached or started (a `#!` interpreter that is missing,
+            // a bad URL): the log keeps its `startup` event and says why it ends, rather than
+            // losing what was queued.
+            if let Some(audit) = &audit {
+                audit.record(
+                    "shutdown",
+                    serde_json::json!({
+                        "exit_code": super::EXIT_USAGE,
+                        "error": crate::redact::redact_text(&e.to_string()),
+                    }),
+                );
+                let audit = audit.clone();
+                let _ = tokio::task::spawn_blocking(move || audit.close()).await;
+            }
+            return Err(e.into());
+        }
     };
     if let (Some(audit), Some(snapshots)) = (&audit, &snapshots) {
         snapshots.record().await;
@@ -271,11 +309,21 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
 /// How often the value of every counter goes into the audit log.
 const COUNTER_SNAPSHOT_INTERVAL: Duration = Duration::from_secs(60);
 
+/// Where the audit log goes and how it is written, decided (its flags and key checked)
+/// before anything is created.
+struct AuditPlan {
+    path: PathBuf,
+    instance: String,
+    options: AuditOptions,
+    /// The log was asked for: failing to open it stops intercept.
+    must: bool,
+}
+
 /// The audit log, on unless `--no-audit`: `--audit-log PATH`, or `<DIR>/<instance>.jsonl`
 /// with `--audit-dir DIR` (default `~/.intercept/events`). If the default place cannot be
 /// used, intercept runs without a log and says so, unless the log was asked for
 /// explicitly or is required.
-fn open_audit(args: &Args, instance: &str) -> anyhow::Result<Option<Arc<AuditLog>>> {
+fn plan_audit(args: &Args, instance: &str) -> anyhow::Result<Option<AuditPlan>> {
     if args.no_audit {
         return Ok(None);
     }
@@ -320,14 +368,26 @@ fn open_audit(args: &Args, instance: &str) -> anyhow::Result<Option<Arc<AuditLog
         retention,
         key,
     };
-    match AuditLog::open_with(&path, instance, options) {
-        Ok(log) => Ok(Some(Arc::new(log))),
-        Err(e) if must => Err(e.into()),
-        Err(e) => {
-            tracing::warn!(
-                "{e}: running without an audit log (--audit-dir DIR to keep one elsewhere, --no-audit to silence this)"
-            );
-            Ok(None)
+    Ok(Some(AuditPlan {
+        path,
+        instance: instance.to_string(),
+        options,
+        must,
+    }))
+}
+
+impl AuditPlan {
+    /// Creates (or continues) the log.
+    fn open(self) -> anyhow::Result<Option<Arc<AuditLog>>> {
+        match AuditLog::open_with(&self.path, &self.instance, self.options) {
+            Ok(log) => Ok(Some(Arc::new(log))),
+            Err(e) if self.must => Err(e.into()),
+            Err(e) => {
+                tracing::warn!(
+                    "{e}: running without an audit log (--audit-dir DIR to keep one elsewhere, --no-audit to silence this)"
+                );
+                Ok(None)
+            }
         }
     }
 }

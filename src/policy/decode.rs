@@ -94,7 +94,7 @@ pub struct RawGrant {
     pub hide: Vec<Spanned<String>>,
 }
 
-const TOP_KEYS: &[&str] = &[
+pub(super) const TOP_KEYS: &[&str] = &[
     "version",
     "description",
     "default",
@@ -103,8 +103,8 @@ const TOP_KEYS: &[&str] = &[
     "identities",
     "grants",
 ];
-const TOOL_KEYS: &[&str] = &["rules"];
-const RULE_KEYS: &[&str] = &[
+pub(super) const TOOL_KEYS: &[&str] = &["rules"];
+pub(super) const RULE_KEYS: &[&str] = &[
     "name",
     "action",
     "conditions",
@@ -116,11 +116,11 @@ const RULE_KEYS: &[&str] = &[
     "approval_timeout",
     "mode",
 ];
-const CONDITION_KEYS: &[&str] = &["path", "op", "value"];
-const STATE_KEYS: &[&str] = &["counter", "window", "increment", "increment_from"];
-const ROLLING_KEYS: &[&str] = &["max", "window"];
-const IDENTITY_KEYS: &[&str] = &["token_env", "token_sha256", "description"];
-const GRANT_KEYS: &[&str] = &["tools", "hide"];
+pub(super) const CONDITION_KEYS: &[&str] = &["path", "op", "value"];
+pub(super) const STATE_KEYS: &[&str] = &["counter", "window", "increment", "increment_from"];
+pub(super) const ROLLING_KEYS: &[&str] = &["max", "window"];
+pub(super) const IDENTITY_KEYS: &[&str] = &["token_env", "token_sha256", "description"];
+pub(super) const GRANT_KEYS: &[&str] = &["tools", "hide"];
 
 /// Collects errors while walking the tree.
 pub struct Decoder<'e> {

@@ -9,6 +9,7 @@ pub mod error;
 pub mod limits;
 pub mod model;
 pub mod names;
+pub mod schema;
 mod yaml;
 
 use std::path::Path;
@@ -55,6 +56,11 @@ pub fn load_file_hashed(path: &Path) -> Result<LoadedFile, LoadError> {
         policy: parse(&text, &path.display().to_string())?,
         sha256: crate::audit::sha256_hex(text.as_bytes()),
     })
+}
+
+/// The known name closest to a misspelt one, if it is close enough to be a likely typo.
+pub fn suggest<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
+    decode::suggest(name, known)
 }
 
 /// Every error in a policy text, sorted by position; empty when it is valid.

@@ -8,7 +8,7 @@ use super::super::model::*;
 use super::super::yaml::{Kind, Node, Pos};
 use super::Compiler;
 
-const OPERATORS: &[&str] = &[
+pub(in crate::policy) const OPERATORS: &[&str] = &[
     "eq", "neq", "in", "not_in", "lt", "lte", "gt", "gte", "regex", "contains", "exists",
 ];
 

@@ -21,10 +21,13 @@ use super::model::*;
 use super::names::{self, NamePattern};
 use super::yaml::Pos;
 use crate::state::{CalendarUnit, Window};
+/// For the tests that keep the JSON Schema in step with the compiler.
+#[cfg(test)]
+pub(super) use conditions::OPERATORS;
 use conditions::{ParsedPath, arg_path};
 
 /// The values of a rule's `mode`.
-const MODES: &[&str] = &["enforce", "shadow"];
+pub(super) const MODES: &[&str] = &["enforce", "shadow"];
 
 /// The `state.` owner name of the `"*"` key.
 pub const GLOBAL_OWNER: &str = "_global";
