@@ -269,7 +269,7 @@ fn check_says_when_the_policy_names_no_such_tool() {
     let out = run(intercept()
         .args(["check", "--tool", "deploy", "-c"])
         .arg(&wildcard));
-    assert_eq!(text_of(&out.stdout), "allow\n");
+    assert_eq!(text_of(&out.stdout), "allow (rule *#0)\n");
     assert_eq!(
         text_of(&out.stderr),
         "note: no tools key of the policy names \"deploy\"; it is decided by the rules of \"*\" and the default (allow) alone\n"
