@@ -179,9 +179,13 @@ test('a text-or-path argument that looks like a path is read as one, and a missi
   assert.throws(() => engine.reload('policy.yml'), { code: 'INTERCEPT_POLICY_NOT_FOUND', message: /engine\.reload\(policyOrPath\) reads a single line/ })
   assert.throws(() => evaluate('policy', { tool: 't' }), { code: 'INTERCEPT_POLICY_NOT_FOUND', message: /evaluate\(policyPathOrYaml, call\) reads a single line/ })
 
-  // One-line policies are still policies; an empty one is valid.
-  for (const text of ['tools: {}', '{}', '{tools: {}}', 'default: deny', 'tools:', '', '# nothing yet', 'null', '~', '---']) {
+  // One-line policies are still policies.
+  for (const text of ['tools: {}', '{}', '{tools: {}}', 'default: deny', 'tools:']) {
     assert.deepEqual(validate(text), { valid: true, errors: [] }, JSON.stringify(text))
+  }
+  // An empty document is text too, and refused as a policy (not looked for as a file).
+  for (const text of ['', '# nothing yet', 'null', '~', '---']) {
+    assert.equal(validate(text).errors[0]?.line, 1, JSON.stringify(text))
   }
   // YAML that is not a mapping is a YAML error, not a missing file.
   assert.equal(validate('[read_file]').errors[0].message, 'the policy must be a mapping, got a list')
@@ -286,4 +290,36 @@ tools:
 
   const refund = engine.evaluate({ tool: 'refund', args: { amount: 51 }, identity: 'bot' })
   assert.deepEqual([refund.decision, refund.reason, refund.message], ['deny', 'budget', 'Refund cap reached; ask a human'])
+})
+
+const EMPTY =
+  'the policy is empty, and an empty policy would allow every call: write its rules, or write `tools: {}` to allow every call on purpose'
+
+test('an empty policy is refused everywhere: it would allow every call', () => {
+  const dir = tempDir()
+  const error = { message: EMPTY, line: 1, column: 1, path: '' }
+  const refused = (origin) => (e) => {
+    assert.equal(e.code, 'INTERCEPT_INVALID_POLICY')
+    assert.deepEqual(e.errors, [error])
+    assert.equal(e.message, `policy validation failed with 1 error(s):\n  ${origin}:1:1: ${EMPTY}`)
+    return true
+  }
+  for (const text of ['', ' \n\t\n', '# nothing yet\n', 'null', '~', '---', '---\n...\n']) {
+    const name = JSON.stringify(text)
+    assert.deepEqual(validate(text), { valid: false, errors: [error] }, name)
+    assert.throws(() => new Engine({ policy: text }), refused('<policy>'), name)
+    assert.throws(() => evaluate(text, { tool: 't' }), refused('<policy>'), name)
+    const file = writeIn(dir, 'empty.yaml', text)
+    assert.deepEqual(validate(file), { valid: false, errors: [error] }, name)
+    assert.throws(() => new Engine({ policyFile: file }), refused(file), name)
+    assert.throws(() => evaluate(file, { tool: 't' }), refused(file), name)
+
+    // A reload to it keeps the policy in force.
+    const engine = new Engine({ policy: 'default: deny\n' })
+    assert.throws(() => engine.reload(file), refused(file), name)
+    assert.throws(() => engine.reload(text), refused('<policy>'), name)
+    assert.equal(engine.evaluate({ tool: 't' }).decision, 'deny', name)
+  }
+  // Allowing everything on purpose is written out.
+  assert.equal(evaluate('tools: {}', { tool: 't' }).decision, 'allow')
 })

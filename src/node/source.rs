@@ -103,7 +103,8 @@ impl<'a> Source<'a> {
 /// that no policy could be written as. A policy is a YAML mapping, so a single line without
 /// mapping syntax (`policy`, `./p.yaml`, `policies/x.yml`, `C:\p.yaml`) is a path, and a
 /// missing one is reported as a missing file rather than parsed; `tools: {}`, `{}`, an empty
-/// string, a comment or `null` are (valid, possibly empty) policies.
+/// string, a comment or `null` are policy text (the empty ones then refused as empty policies,
+/// not looked for as files).
 fn is_path(input: &str) -> bool {
     !input.contains('\n') && (Path::new(input).is_file() || !could_be_policy_text(input))
 }
