@@ -323,3 +323,39 @@ test('an empty policy is refused everywhere: it would allow every call', () => {
   // Allowing everything on purpose is written out.
   assert.equal(evaluate('tools: {}', { tool: 't' }).decision, 'allow')
 })
+
+test('call.args that JSON cannot represent is an argument error: thrown, or rejected by evaluateAsync', async () => {
+  const engine = new Engine({ policy: POLICY })
+  const cycle = { a: [1] }
+  cycle.a.push({ back: cycle })
+  let deep = {}
+  for (let i = 0; i < 200; i++) deep = { d: deep }
+  const cases = [
+    [{ n: 1n }, 'call.args.n is a BigInt'],
+    [{ list: [1, () => 2] }, 'call.args.list[1] is a function'],
+    [{ 'a key': Symbol('s') }, 'call.args["a key"] is a symbol'],
+    [{ x: { y: [1, undefined] } }, 'call.args.x.y[1] is undefined'],
+    [{ n: NaN }, 'call.args.n is NaN'],
+    [{ n: -Infinity }, 'call.args.n is -Infinity'],
+    [cycle, 'call.args.a[1].back refers back to call.args'],
+    [deep, 'call.args is nested more than 128 levels deep'],
+  ]
+  for (const [args, why] of cases) {
+    const message = `call.args must be JSON-representable (${why})`
+    invalid(() => engine.evaluate({ tool: 't', args }), message)
+    invalid(() => evaluate(POLICY, { tool: 't', args }), message)
+    let promise
+    assert.doesNotThrow(() => {
+      promise = engine.evaluateAsync({ tool: 't', args })
+    }, why)
+    await assert.rejects(promise, (e) => {
+      assert.ok(e instanceof TypeError, `a TypeError: ${e}`)
+      assert.equal(e.code, 'INTERCEPT_INVALID_ARGUMENT')
+      assert.equal(e.message, message)
+      return true
+    })
+  }
+  // Nothing was counted for the refused calls, and a property left undefined is simply absent.
+  assert.equal(engine.evaluate({ tool: 't', args: { a: undefined } }).decision, 'allow')
+  assert.equal((await engine.evaluateAsync({ tool: 't', args: { when: new Date(0) } })).decision, 'allow')
+})
