@@ -22,15 +22,8 @@ const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 
 #[derive(Debug, Default, clap::Args)]
 pub struct Args {
-    /// Policy file (YAML).
-    #[arg(
-        short = 'c',
-        long = "config",
-        visible_alias = "policy",
-        env = super::POLICY_ENV,
-        value_name = "FILE"
-    )]
-    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub policy: super::policy_arg::PolicyArg,
     /// Where counters live: `sqlite` (persistent, shared by every intercept on this machine),
     /// `memory` (gone when intercept exits), `sqlite:PATH`, or a Redis DSN (see --state-dsn).
     #[arg(long, value_name = "STORE", default_value = "sqlite")]
@@ -136,14 +129,14 @@ pub struct Args {
 
 impl Args {
     pub fn is_set(&self) -> bool {
-        self.config.is_some() || !self.command.is_empty() || self.upstream.is_some()
+        self.policy.file().is_some() || !self.command.is_empty() || self.upstream.is_some()
     }
 }
 
 /// Runs the proxy until the server exits or the client goes away; returns the exit code.
 pub async fn run(args: Args) -> anyhow::Result<i32> {
     init_logging(&args.log_level);
-    let Some(config) = &args.config else {
+    let Some(config) = &args.policy.file() else {
         bail!(
             "a policy is required: intercept -c policy.yaml -- <server command> (or set {})",
             super::POLICY_ENV

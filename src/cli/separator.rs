@@ -81,7 +81,7 @@ fn command_at(
 }
 
 fn is_policy(arg: &clap::Arg) -> bool {
-    arg.get_id() == "config"
+    arg.get_id() == super::policy_arg::ID
 }
 
 fn takes_value(arg: &clap::Arg) -> bool {
