@@ -339,7 +339,8 @@ function bind(native) {
 
   function shutdown(signal) {
     if (signal !== undefined && signal !== null && !Number.isInteger(signal)) {
-      throw invalidArgument(`shutdown(signal) needs a signal number or nothing, got ${describe(signal)}`)
+      const got = typeof signal === 'number' ? String(signal) : describe(signal)
+      throw invalidArgument(`shutdown(signal) needs a signal number (an integer) or nothing, got ${got}`)
     }
     native.shutdown(signal)
   }

@@ -45,7 +45,9 @@ test('a missing argument says what was expected', () => {
   invalid(() => engine.rollback(null), 'engine.rollback(decision) needs the decision returned by evaluate, got null')
   invalid(() => engine.commit({ reservation: '1' }), 'decision.reservation must be the number evaluate returned, got string')
   invalid(() => engine.commit({ reservation: null }), 'decision.reservation must be the number evaluate returned, got null')
-  invalid(() => shutdown('SIGTERM'), 'shutdown(signal) needs a signal number or nothing, got string')
+  invalid(() => shutdown('SIGTERM'), 'shutdown(signal) needs a signal number (an integer) or nothing, got string')
+  invalid(() => shutdown(1.5), 'shutdown(signal) needs a signal number (an integer) or nothing, got 1.5')
+  invalid(() => shutdown(NaN), 'shutdown(signal) needs a signal number (an integer) or nothing, got NaN')
 })
 
 test('unknown options and call fields are errors, with a did-you-mean', () => {
