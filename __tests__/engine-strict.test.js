@@ -176,7 +176,9 @@ test('a text-or-path argument that looks like a path is read as one, and a missi
       return true
     })
   }
-  assert.throws(() => validate('policy'), { message: new RegExp(`^Policy file "policy" not found \\(looked for ${join(cwd, 'policy')}\\)\\. `) })
+  assert.throws(() => validate('policy'), {
+    message: `Policy file "policy" not found; looked for ${join(cwd, 'policy')}. validate(textOrPath) reads a single line without YAML mapping syntax as a file path: pass the path of an existing file, or the policy as YAML text such as "tools: {}".`,
+  })
   const engine = new Engine({ policy: POLICY })
   assert.throws(() => engine.reload('policy.yml'), { code: 'INTERCEPT_POLICY_NOT_FOUND', message: /engine\.reload\(policyOrPath\) reads a single line/ })
   assert.throws(() => evaluate('policy', { tool: 't' }), { code: 'INTERCEPT_POLICY_NOT_FOUND', message: /evaluate\(policyPathOrYaml, call\) reads a single line/ })
