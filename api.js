@@ -163,14 +163,73 @@ function checkDecision(decision, where) {
   }
 }
 
-/** Runs a check for a method that returns a promise: a bad argument rejects it. */
-function rejecting(check, run) {
+/** Runs a method that returns a promise: a bad argument, or anything else thrown, rejects it. */
+function rejecting(run) {
   try {
-    check()
+    return run()
   } catch (error) {
     return Promise.reject(error)
   }
-  return run()
+}
+
+/** How a key reads in a path: `.name`, or `["a key"]`. */
+function member(key) {
+  return /^[A-Za-z_$][\w$]*$/.test(key) ? `.${key}` : `[${JSON.stringify(key)}]`
+}
+
+// napi's limit when it converts `args` to JSON.
+const MAX_ARGS_DEPTH = 128
+
+/**
+ * Why `value` (at `path`) has no JSON form, as the addon's conversion sees it, or undefined.
+ * Runs only after the addon refused a call, so evaluations that succeed never pay for it.
+ */
+function notJson(value, path, depth, ancestors) {
+  switch (typeof value) {
+    case 'bigint':
+      return `${path} is a BigInt`
+    case 'function':
+      return `${path} is a function`
+    case 'symbol':
+      return `${path} is a symbol`
+    case 'undefined':
+      return `${path} is undefined`
+    case 'number':
+      return Number.isFinite(value) ? undefined : `${path} is ${value}`
+    case 'object': {
+      if (value === null) return undefined
+      const back = ancestors.get(value)
+      if (back !== undefined) return `${path} refers back to ${back}`
+      if (depth >= MAX_ARGS_DEPTH) return `call.args is nested more than ${MAX_ARGS_DEPTH} levels deep`
+      ancestors.set(value, path)
+      let why
+      if (Array.isArray(value)) {
+        for (let i = 0; i < value.length && why === undefined; i++) why = notJson(value[i], `${path}[${i}]`, depth + 1, ancestors)
+      } else {
+        for (const key in value) {
+          // A property left undefined is simply absent.
+          if (value[key] !== undefined) why = notJson(value[key], path + member(key), depth + 1, ancestors)
+          if (why !== undefined) break
+        }
+      }
+      ancestors.delete(value)
+      return why
+    }
+    default:
+      return undefined
+  }
+}
+
+/**
+ * The error for a call the addon refused. Every field but `args` was checked before, so a
+ * conversion error (napi's code `InvalidArg`) is about `args`; the addon's own errors pass.
+ */
+function callError(error, call) {
+  if (error === null || typeof error !== 'object' || error.code !== 'InvalidArg') return error
+  const why =
+    notJson(call.args, 'call.args', 0, new Map()) ??
+    String(error.message).replace(/ on ToolCall\.args$/, '').replace(/serde_json::Value/g, 'JSON')
+  return invalidArgument(`call.args must be JSON-representable (${why})`)
 }
 
 /** The API over a loaded addon. */
@@ -184,15 +243,23 @@ function bind(native) {
     }
 
     evaluate(call) {
-      return this.#native.evaluate(checkCall(call, 'engine.evaluate(call)'))
+      const checked = checkCall(call, 'engine.evaluate(call)')
+      try {
+        return this.#native.evaluate(checked)
+      } catch (error) {
+        throw callError(error, checked)
+      }
     }
 
     evaluateAsync(call) {
-      let checked
-      return rejecting(
-        () => (checked = checkCall(call, 'engine.evaluateAsync(call)')),
-        () => this.#native.evaluateAsync(checked),
-      )
+      return rejecting(() => {
+        const checked = checkCall(call, 'engine.evaluateAsync(call)')
+        try {
+          return this.#native.evaluateAsync(checked)
+        } catch (error) {
+          throw callError(error, checked)
+        }
+      })
     }
 
     commit(decision) {
@@ -206,17 +273,17 @@ function bind(native) {
     }
 
     commitAsync(decision) {
-      return rejecting(
-        () => checkDecision(decision, 'engine.commitAsync(decision)'),
-        () => this.#native.commitAsync(decision),
-      )
+      return rejecting(() => {
+        checkDecision(decision, 'engine.commitAsync(decision)')
+        return this.#native.commitAsync(decision)
+      })
     }
 
     rollbackAsync(decision) {
-      return rejecting(
-        () => checkDecision(decision, 'engine.rollbackAsync(decision)'),
-        () => this.#native.rollbackAsync(decision),
-      )
+      return rejecting(() => {
+        checkDecision(decision, 'engine.rollbackAsync(decision)')
+        return this.#native.rollbackAsync(decision)
+      })
     }
 
     reload(policyOrPath) {
@@ -253,7 +320,12 @@ function bind(native) {
 
   function evaluate(policyPathOrYaml, call) {
     checkString(policyPathOrYaml, 'evaluate(policyPathOrYaml, call)', 'the policy', 'a string (YAML text or a file path)')
-    return native.evaluate(policyPathOrYaml, checkCall(call, 'evaluate(policyPathOrYaml, call)'))
+    const checked = checkCall(call, 'evaluate(policyPathOrYaml, call)')
+    try {
+      return native.evaluate(policyPathOrYaml, checked)
+    } catch (error) {
+      throw callError(error, checked)
+    }
   }
 
   function run(argv) {
@@ -261,12 +333,14 @@ function bind(native) {
       if (!Array.isArray(argv) || !argv.every((a) => typeof a === 'string')) {
         throw invalidArgument(`run(argv) needs an array of strings (the arguments without the program name), got ${describe(argv)}`)
       }
-    }, () => native.run(argv))
+      return native.run(argv)
+    })
   }
 
   function shutdown(signal) {
     if (signal !== undefined && signal !== null && !Number.isInteger(signal)) {
-      throw invalidArgument(`shutdown(signal) needs a signal number or nothing, got ${describe(signal)}`)
+      const got = typeof signal === 'number' ? String(signal) : describe(signal)
+      throw invalidArgument(`shutdown(signal) needs a signal number (an integer) or nothing, got ${got}`)
     }
     native.shutdown(signal)
   }

@@ -29,7 +29,11 @@ export interface EngineOptions {
 export interface ToolCall {
   /** The tool name, as in `tools/call` `params.name`. */
   tool: string
-  /** The tool arguments (`params.arguments`); anything but a JSON object (or null) is denied. */
+  /**
+   * The tool arguments (`params.arguments`); anything but a JSON object (or null) is denied.
+   * Must be JSON-representable: a BigInt, function, symbol, NaN, Infinity, `undefined` in an
+   * array, a cycle or more than 128 levels of nesting is an `INTERCEPT_INVALID_ARGUMENT` error.
+   */
   args?: unknown
   identity?: string | null
   session?: string | null
@@ -130,7 +134,7 @@ export interface ToolList<T> {
 /** A compiled policy with its counter store. */
 export declare class Engine {
   /**
-   * Throws `INTERCEPT_INVALID_POLICY` (with `errors`) if the policy is invalid,
+   * Throws `INTERCEPT_INVALID_POLICY` (with `errors`) if the policy is invalid or empty,
    * `INTERCEPT_POLICY_NOT_FOUND` / `INTERCEPT_POLICY_UNREADABLE` for `policyFile`,
    * `INTERCEPT_INVALID_STATE` / `INTERCEPT_STATE_UNAVAILABLE` for `state`, and
    * `INTERCEPT_INVALID_ARGUMENT` for unknown options and wrong types.

@@ -45,7 +45,9 @@ test('a missing argument says what was expected', () => {
   invalid(() => engine.rollback(null), 'engine.rollback(decision) needs the decision returned by evaluate, got null')
   invalid(() => engine.commit({ reservation: '1' }), 'decision.reservation must be the number evaluate returned, got string')
   invalid(() => engine.commit({ reservation: null }), 'decision.reservation must be the number evaluate returned, got null')
-  invalid(() => shutdown('SIGTERM'), 'shutdown(signal) needs a signal number or nothing, got string')
+  invalid(() => shutdown('SIGTERM'), 'shutdown(signal) needs a signal number (an integer) or nothing, got string')
+  invalid(() => shutdown(1.5), 'shutdown(signal) needs a signal number (an integer) or nothing, got 1.5')
+  invalid(() => shutdown(NaN), 'shutdown(signal) needs a signal number (an integer) or nothing, got NaN')
 })
 
 test('unknown options and call fields are errors, with a did-you-mean', () => {
@@ -174,14 +176,20 @@ test('a text-or-path argument that looks like a path is read as one, and a missi
       return true
     })
   }
-  assert.throws(() => validate('policy'), { message: new RegExp(`^Policy file "policy" not found \\(looked for ${join(cwd, 'policy')}\\)\\. `) })
+  assert.throws(() => validate('policy'), {
+    message: `Policy file "policy" not found; looked for ${join(cwd, 'policy')}. validate(textOrPath) reads a single line without YAML mapping syntax as a file path: pass the path of an existing file, or the policy as YAML text such as "tools: {}".`,
+  })
   const engine = new Engine({ policy: POLICY })
   assert.throws(() => engine.reload('policy.yml'), { code: 'INTERCEPT_POLICY_NOT_FOUND', message: /engine\.reload\(policyOrPath\) reads a single line/ })
   assert.throws(() => evaluate('policy', { tool: 't' }), { code: 'INTERCEPT_POLICY_NOT_FOUND', message: /evaluate\(policyPathOrYaml, call\) reads a single line/ })
 
-  // One-line policies are still policies; an empty one is valid.
-  for (const text of ['tools: {}', '{}', '{tools: {}}', 'default: deny', 'tools:', '', '# nothing yet', 'null', '~', '---']) {
+  // One-line policies are still policies.
+  for (const text of ['tools: {}', '{}', '{tools: {}}', 'default: deny', 'tools:']) {
     assert.deepEqual(validate(text), { valid: true, errors: [] }, JSON.stringify(text))
+  }
+  // An empty document is text too, and refused as a policy (not looked for as a file).
+  for (const text of ['', '# nothing yet', 'null', '~', '---']) {
+    assert.equal(validate(text).errors[0]?.line, 1, JSON.stringify(text))
   }
   // YAML that is not a mapping is a YAML error, not a missing file.
   assert.equal(validate('[read_file]').errors[0].message, 'the policy must be a mapping, got a list')
@@ -286,4 +294,72 @@ tools:
 
   const refund = engine.evaluate({ tool: 'refund', args: { amount: 51 }, identity: 'bot' })
   assert.deepEqual([refund.decision, refund.reason, refund.message], ['deny', 'budget', 'Refund cap reached; ask a human'])
+})
+
+const EMPTY =
+  'the policy is empty, and an empty policy would allow every call: write its rules, or write `tools: {}` to allow every call on purpose'
+
+test('an empty policy is refused everywhere: it would allow every call', () => {
+  const dir = tempDir()
+  const error = { message: EMPTY, line: 1, column: 1, path: '' }
+  const refused = (origin) => (e) => {
+    assert.equal(e.code, 'INTERCEPT_INVALID_POLICY')
+    assert.deepEqual(e.errors, [error])
+    assert.equal(e.message, `policy validation failed with 1 error(s):\n  ${origin}:1:1: ${EMPTY}`)
+    return true
+  }
+  for (const text of ['', ' \n\t\n', '# nothing yet\n', 'null', '~', '---', '---\n...\n']) {
+    const name = JSON.stringify(text)
+    assert.deepEqual(validate(text), { valid: false, errors: [error] }, name)
+    assert.throws(() => new Engine({ policy: text }), refused('<policy>'), name)
+    assert.throws(() => evaluate(text, { tool: 't' }), refused('<policy>'), name)
+    const file = writeIn(dir, 'empty.yaml', text)
+    assert.deepEqual(validate(file), { valid: false, errors: [error] }, name)
+    assert.throws(() => new Engine({ policyFile: file }), refused(file), name)
+    assert.throws(() => evaluate(file, { tool: 't' }), refused(file), name)
+
+    // A reload to it keeps the policy in force.
+    const engine = new Engine({ policy: 'default: deny\n' })
+    assert.throws(() => engine.reload(file), refused(file), name)
+    assert.throws(() => engine.reload(text), refused('<policy>'), name)
+    assert.equal(engine.evaluate({ tool: 't' }).decision, 'deny', name)
+  }
+  // Allowing everything on purpose is written out.
+  assert.equal(evaluate('tools: {}', { tool: 't' }).decision, 'allow')
+})
+
+test('call.args that JSON cannot represent is an argument error: thrown, or rejected by evaluateAsync', async () => {
+  const engine = new Engine({ policy: POLICY })
+  const cycle = { a: [1] }
+  cycle.a.push({ back: cycle })
+  let deep = {}
+  for (let i = 0; i < 200; i++) deep = { d: deep }
+  const cases = [
+    [{ n: 1n }, 'call.args.n is a BigInt'],
+    [{ list: [1, () => 2] }, 'call.args.list[1] is a function'],
+    [{ 'a key': Symbol('s') }, 'call.args["a key"] is a symbol'],
+    [{ x: { y: [1, undefined] } }, 'call.args.x.y[1] is undefined'],
+    [{ n: NaN }, 'call.args.n is NaN'],
+    [{ n: -Infinity }, 'call.args.n is -Infinity'],
+    [cycle, 'call.args.a[1].back refers back to call.args'],
+    [deep, 'call.args is nested more than 128 levels deep'],
+  ]
+  for (const [args, why] of cases) {
+    const message = `call.args must be JSON-representable (${why})`
+    invalid(() => engine.evaluate({ tool: 't', args }), message)
+    invalid(() => evaluate(POLICY, { tool: 't', args }), message)
+    let promise
+    assert.doesNotThrow(() => {
+      promise = engine.evaluateAsync({ tool: 't', args })
+    }, why)
+    await assert.rejects(promise, (e) => {
+      assert.ok(e instanceof TypeError, `a TypeError: ${e}`)
+      assert.equal(e.code, 'INTERCEPT_INVALID_ARGUMENT')
+      assert.equal(e.message, message)
+      return true
+    })
+  }
+  // Nothing was counted for the refused calls, and a property left undefined is simply absent.
+  assert.equal(engine.evaluate({ tool: 't', args: { a: undefined } }).decision, 'allow')
+  assert.equal((await engine.evaluateAsync({ tool: 't', args: { when: new Date(0) } })).decision, 'allow')
 })

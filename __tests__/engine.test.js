@@ -184,7 +184,12 @@ test('new Engine throws with every validation error, line and column', () => {
   assert.throws(() => new Engine({}), /exactly one of options\.policy \(YAML text\) and options\.policyFile \(a path\), got neither/)
   assert.throws(() => new Engine({ policyFile: '/nonexistent/policy.yaml' }), {
     code: 'INTERCEPT_POLICY_NOT_FOUND',
-    message: 'Policy file "/nonexistent/policy.yaml" not found (options.policyFile).',
+    message: 'Policy file "/nonexistent/policy.yaml" (options.policyFile) not found.',
+  })
+  // A relative path: where it was looked for, in the same sentence.
+  assert.throws(() => new Engine({ policyFile: 'nope.yaml' }), {
+    code: 'INTERCEPT_POLICY_NOT_FOUND',
+    message: `Policy file "nope.yaml" (options.policyFile) not found; looked for ${require('node:path').join(process.cwd(), 'nope.yaml')}.`,
   })
 })
 

@@ -10,7 +10,8 @@
 //! A new version is read, validated and compiled off the hot path, then swapped in with one
 //! atomic store (see [`Engine::replace_policy`]): calls already being evaluated finish with
 //! the policy they loaded, later ones see the new one. An invalid version is never put in
-//! force: every error is logged with its line and column and the previous policy stays.
+//! force: every error is logged with its line and column and the previous policy stays. So
+//! is an empty one (it would allow every call), without a `config_reload` event.
 //! Counters live in the store, which a reload does not touch.
 
 use std::path::{Path, PathBuf};
@@ -174,13 +175,6 @@ impl Reloader {
                 return;
             }
         };
-        // An editor that truncates and then writes leaves the file empty for a moment, and an
-        // empty policy allows everything: never put that in force; the write's own event
-        // brings the content. (A policy meant to allow everything says so: `tools: {}`.)
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            tracing::debug!("{shown} is empty for now; the policy in force stays");
-            return;
-        }
         let sha = sha256_hex(&bytes);
         if sha == self.in_force {
             if self.rejected.take().is_some() {
@@ -213,6 +207,13 @@ impl Reloader {
                     "policy_sha256": self.in_force,
                     "previous_sha256": previous,
                 }));
+            }
+            // An editor that truncates and then writes leaves the file empty for a moment; the
+            // write's own event brings the content. An empty policy is refused like any invalid
+            // one, but it is not recorded as a failed reload: it is most often that moment.
+            Err(errors) if policy::is_empty_policy(&errors) => {
+                tracing::warn!("{shown}:{}; the policy in force stays", errors[0]);
+                self.rejected = Some(sha);
             }
             Err(errors) => self.reject(&shown, &errors, Some(sha)),
         }

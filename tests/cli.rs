@@ -432,3 +432,34 @@ fn file_errors_at_start_up_name_their_cause_once() {
         format!("Error: reading config file {missing}: No such file or directory (os error 2)\n")
     );
 }
+
+#[test]
+fn an_empty_policy_is_refused_by_validate_and_at_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let message = "the policy is empty, and an empty policy would allow every call: write its rules, or write `tools: {}` to allow every call on purpose";
+    for (name, body) in [
+        ("empty.yaml", ""),
+        ("comments.yaml", "# todo\n"),
+        ("null.yaml", "~\n"),
+    ] {
+        let file = write(dir.path(), name, body);
+        let out = intercept(&["validate", "-c", &file]);
+        assert_eq!(out.status.code(), Some(1), "{name}");
+        assert_eq!(text(&out.stdout), format!("{file}:1:1: {message}\n"));
+
+        let out = intercept(&[
+            "-c",
+            &file,
+            "--state",
+            "memory",
+            "--no-audit",
+            "--",
+            env!("CARGO_BIN_EXE_intercept"),
+        ]);
+        assert_eq!(out.status.code(), Some(2), "{name}");
+        assert_eq!(
+            text(&out.stderr),
+            format!("Error: policy validation failed with 1 error(s):\n  {file}:1:1: {message}\n")
+        );
+    }
+}

@@ -194,6 +194,94 @@ fn subcommands_take_the_policy_as_policy_or_from_the_environment() {
     );
 }
 
+/// Every subcommand, run with `INTERCEPT_POLICY` as `value` (`None`: unset): what each prints
+/// and its exit code must not depend on a variable it does not read, nor on one set empty.
+fn every_subcommand(dir: &Path, policy: &Path, value: Option<&std::ffi::OsStr>) -> Vec<String> {
+    let d = dir.display().to_string();
+    let p = policy.display().to_string();
+    let missing = dir.join("missing.jsonl").display().to_string();
+    let lines: [&[&str]; 7] = [
+        &["validate", &p],
+        &["validate", "-c", &p],
+        &["check", "-c", &p, "--tool", "get-sum"],
+        &["status", "--audit-dir", &d],
+        &["schema"],
+        &["completions", "bash"],
+        &["audit", "verify", &missing],
+    ];
+    lines
+        .iter()
+        .map(|args| {
+            let mut cmd = intercept();
+            if let Some(value) = value {
+                cmd.env("INTERCEPT_POLICY", value);
+            }
+            let out = run(cmd.args(*args));
+            let stderr = text_of(&out.stderr);
+            assert!(
+                !stderr.contains("a value is required"),
+                "{args:?}: {stderr}"
+            );
+            // Only the start of long outputs (schema, completions): enough to tell them apart.
+            let stdout: String = text_of(&out.stdout).chars().take(200).collect();
+            format!("{args:?} -> {:?}\n{stdout}{stderr}", out.status.code())
+        })
+        .collect()
+}
+
+#[test]
+fn an_empty_intercept_policy_is_unset_for_every_subcommand() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = everything_policy(dir.path());
+    let other = dir.path().join("other.yaml");
+    std::fs::write(&other, "default: deny\n").unwrap();
+    let unset = every_subcommand(dir.path(), &policy, None);
+    assert!(unset[0].contains("Policy file is valid."), "{}", unset[0]);
+    assert!(unset[2].contains("deny (rule get-sum#0)"), "{}", unset[2]);
+    // Set empty, or to another file: a policy given on the command line is the one used.
+    assert_eq!(
+        every_subcommand(dir.path(), &policy, Some("".as_ref())),
+        unset
+    );
+    assert_eq!(
+        every_subcommand(dir.path(), &policy, Some(other.as_os_str())),
+        unset
+    );
+
+    // Set empty, it names no policy.
+    for args in [&["validate"][..], &["check", "--tool", "t"]] {
+        let out = run(intercept().env("INTERCEPT_POLICY", "").args(args));
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert_eq!(
+            text_of(&out.stderr),
+            "Error: no policy file given: use -c FILE (or set INTERCEPT_POLICY)\n",
+            "{args:?}"
+        );
+    }
+    let out = run(intercept().env("INTERCEPT_POLICY", "").args([
+        "--state",
+        "memory",
+        "--no-audit",
+        "--",
+        "node",
+    ]));
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text_of(&out.stderr),
+        "Error: a policy is required: intercept -c policy.yaml -- <server command> (or set INTERCEPT_POLICY)\n"
+    );
+    // Set to a file, it is the policy of a command that names none.
+    let out = run(intercept()
+        .env("INTERCEPT_POLICY", &other)
+        .args(["check", "--tool", "t"]));
+    assert_eq!(
+        text_of(&out.stdout),
+        "deny (rule (default deny)): Tool \"t\" is not permitted by policy\n"
+    );
+    let out = run(intercept().env("INTERCEPT_POLICY", &other).arg("validate"));
+    assert_eq!(text_of(&out.stdout), "Policy file is valid.\n");
+}
+
 #[test]
 fn a_server_command_without_separator_gets_the_line_to_type() {
     let dir = tempfile::tempdir().unwrap();

@@ -474,10 +474,32 @@ fn yaml_problems_are_errors_with_positions() {
     );
 }
 
+/// What `validate` and every loader say of a policy with nothing in it.
+const EMPTY: &str = "the policy is empty, and an empty policy would allow every call: write its rules, or write `tools: {}` to allow every call on purpose";
+
 #[test]
-fn an_empty_policy_is_valid_and_allows_everything() {
-    valid("");
-    valid("# nothing yet\n");
+fn an_empty_policy_is_refused_at_its_first_line() {
+    for text in [
+        "",
+        "\n  \n\t\n",
+        "# nothing yet\n",
+        "~",
+        "null",
+        "---",
+        "---\n...\n",
+        "# a\n\n---\n# b\n~\n",
+    ] {
+        single_error(text, EMPTY, 1, 1);
+        let e = policy::parse(text, "p.yaml").expect_err(text);
+        assert_eq!(
+            e.to_string(),
+            format!("policy validation failed with 1 error(s):\n  p.yaml:1:1: {EMPTY}")
+        );
+    }
+    // Allowing everything on purpose is written out.
+    valid("tools: {}\n");
+    valid("{}");
+    valid("tools:\n");
 }
 
 #[test]

@@ -206,7 +206,7 @@ fn a_replaced_policy_is_seen_at_once_and_engines_never_see_each_others() {
 }
 
 #[test]
-fn an_emptied_file_is_not_put_in_force() {
+fn an_emptied_file_or_an_empty_policy_is_not_put_in_force() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("events.jsonl");
     let audit = Arc::new(AuditLog::open(&log, "test", false).unwrap());
@@ -221,6 +221,13 @@ fn an_emptied_file_is_not_put_in_force() {
         Verdict::Deny,
         "the policy in force stays"
     );
+    // Nor a file of comments only, or a document that is only `~`: saved on purpose, they
+    // would still allow every call.
+    for text in ["# every rule removed\n", "---\n~\n"] {
+        std::fs::write(&path, text).unwrap();
+        std::thread::sleep(Duration::from_millis(800));
+        assert_eq!(verdict(&engine, "u"), Verdict::Deny, "{text:?}");
+    }
     // The next real save is applied, and it is the only reload recorded.
     std::fs::write(&path, ALLOW_ALL).unwrap();
     wait_for("the new policy", || verdict(&engine, "u") == Verdict::Allow);

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use serde_json::{Value, json};
 
-use super::PolicyArg;
+use super::policy_arg::PolicyArg;
 use crate::engine::{self, Call, Decision, Engine};
 use crate::policy::{self, CompiledPolicy};
 use crate::state;
@@ -47,7 +47,7 @@ pub struct Args {
 }
 
 pub fn run(a: &Args, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<i32> {
-    let policy = match policy::load_file(&a.policy.config) {
+    let policy = match policy::load_file(&a.policy.required()?) {
         Ok(p) => p,
         Err(e) => {
             writeln!(err, "Error: {e}")?;

@@ -5,6 +5,7 @@ mod check;
 mod completions;
 mod init;
 mod output;
+mod policy_arg;
 mod proxy;
 mod replay;
 mod scan;
@@ -15,7 +16,6 @@ mod validate;
 
 use std::ffi::OsString;
 use std::io::Write;
-use std::path::PathBuf;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
@@ -62,22 +62,7 @@ enum Command {
     Schema(schema::Args),
 }
 
-/// The environment variable read when no policy is given with `-c`/`--config`/`--policy`.
-pub const POLICY_ENV: &str = "INTERCEPT_POLICY";
-
-/// A policy file argument shared by the subcommands.
-#[derive(Debug, clap::Args)]
-struct PolicyArg {
-    /// Policy file (YAML).
-    #[arg(
-        short = 'c',
-        long = "config",
-        visible_alias = "policy",
-        env = POLICY_ENV,
-        value_name = "FILE"
-    )]
-    config: PathBuf,
-}
+pub use policy_arg::POLICY_ENV;
 
 /// The command line as clap knows it. Environment values are never shown in help: an unset
 /// variable would read `[env: NAME=]`, and a set one may hold a secret.
@@ -195,7 +180,7 @@ where
             );
             return Parsed::Exit(EXIT_USAGE);
         }
-        if std::env::var_os(POLICY_ENV).is_some_and(|p| !p.is_empty()) {
+        if policy_arg::from_env().is_some() {
             // A launcher that consumes `--` itself (the MCP Inspector CLI) can only hand us
             // the command directly; the policy then comes from the environment.
             args.insert(found.at, "--".into());

@@ -14,23 +14,15 @@ use crate::engine::Engine;
 use crate::policy;
 use crate::proxy::{Proxy, ProxyOptions};
 use crate::state::{self, FailMode, MemoryStore, RedisOptions, RedisStore, SqliteStore, Store};
-use crate::transport::TransportError;
-use crate::transport::child::{self, ChildOptions};
+use crate::transport::child::{self, ChildOptions, ServerCommand};
 use crate::transport::http::{self, RemoteOptions};
 
 const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 
 #[derive(Debug, Default, clap::Args)]
 pub struct Args {
-    /// Policy file (YAML).
-    #[arg(
-        short = 'c',
-        long = "config",
-        visible_alias = "policy",
-        env = super::POLICY_ENV,
-        value_name = "FILE"
-    )]
-    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub policy: super::policy_arg::PolicyArg,
     /// Where counters live: `sqlite` (persistent, shared by every intercept on this machine),
     /// `memory` (gone when intercept exits), `sqlite:PATH`, or a Redis DSN (see --state-dsn).
     #[arg(long, value_name = "STORE", default_value = "sqlite")]
@@ -136,14 +128,14 @@ pub struct Args {
 
 impl Args {
     pub fn is_set(&self) -> bool {
-        self.config.is_some() || !self.command.is_empty() || self.upstream.is_some()
+        self.policy.file().is_some() || !self.command.is_empty() || self.upstream.is_some()
     }
 }
 
 /// Runs the proxy until the server exits or the client goes away; returns the exit code.
 pub async fn run(args: Args) -> anyhow::Result<i32> {
     init_logging(&args.log_level);
-    let Some(config) = &args.config else {
+    let Some(config) = &args.policy.file() else {
         bail!(
             "a policy is required: intercept -c policy.yaml -- <server command> (or set {})",
             super::POLICY_ENV
@@ -184,10 +176,10 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
     let audit_plan = plan_audit(&args, &session[..8])?;
     // Before the audit log is created: a start that fails for want of its server leaves no
     // empty log behind. (The flags above are checked first, whatever the command.)
-    if let Some(program) = args.command.first() {
-        crate::transport::program::locate(program)
-            .map_err(|why| TransportError::unrunnable(program, why))?;
-    }
+    let server = match &args.upstream {
+        Some(url) => Server::Remote(url.clone()),
+        None => Server::Command(ServerCommand::locate(args.command.clone())?),
+    };
     let audit = audit_plan.map(AuditPlan::open).transpose()?.flatten();
     tracing::info!(
         policy = %config.display(),
@@ -258,16 +250,19 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         }
         tokio::spawn(snapshots.clone().every(COUNTER_SNAPSHOT_INTERVAL));
     }
-    let options = ChildOptions {
-        command: args.command.clone(),
-        max_message_bytes: args.max_message_bytes,
-        shutdown_timeout: Duration::from_secs_f64(args.shutdown_timeout),
-        request_timeout: Duration::from_secs_f64(args.request_timeout),
-    };
-    let served = match &args.upstream {
-        Some(url) => {
+    let served = match server {
+        Server::Command(server) => {
+            let options = ChildOptions {
+                server,
+                max_message_bytes: args.max_message_bytes,
+                shutdown_timeout: Duration::from_secs_f64(args.shutdown_timeout),
+                request_timeout: Duration::from_secs_f64(args.request_timeout),
+            };
+            child::serve(proxy, options, child::process_stdio()).await
+        }
+        Server::Remote(url) => {
             let remote = RemoteOptions {
-                url: url.clone(),
+                url,
                 headers,
                 max_message_bytes: args.max_message_bytes,
                 request_timeout: Duration::from_secs_f64(args.request_timeout),
@@ -275,7 +270,6 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
             };
             http::serve(proxy, remote, child::process_stdio()).await
         }
-        None => child::serve(proxy, options, child::process_stdio()).await,
     };
     let code = match served {
         Ok(code) => code,
@@ -304,6 +298,14 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         let _ = tokio::task::spawn_blocking(move || audit.close()).await;
     }
     Ok(code)
+}
+
+/// What intercept stands in front of.
+enum Server {
+    /// A command it starts, speaking stdio.
+    Command(ServerCommand),
+    /// A remote server's URL (`--upstream`).
+    Remote(String),
 }
 
 /// How often the value of every counter goes into the audit log.

@@ -10,13 +10,13 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
 use serde_json::{Value, json};
 
-use super::PolicyArg;
+use super::policy_arg::PolicyArg;
 use crate::audit::time::parse_rfc3339;
 use crate::engine::{self, Call, Decision, Engine};
 use crate::policy;
@@ -57,7 +57,8 @@ struct Summary {
 }
 
 pub fn run(a: &Args, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<i32> {
-    let candidate = match policy::load_file(&a.policy.config) {
+    let candidate_path = a.policy.required()?;
+    let candidate = match policy::load_file(&candidate_path) {
         Ok(p) => p,
         Err(e) => {
             writeln!(err, "Error: {e}")?;
@@ -110,7 +111,7 @@ pub fn run(a: &Args, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result
 
     if a.json {
         let report = json!({
-            "candidate": a.policy.config.display().to_string(),
+            "candidate": candidate_path.display().to_string(),
             "replayed": summary.replayed,
             "skipped": summary.skipped,
             "unreadable": summary.unreadable,
@@ -123,7 +124,7 @@ pub fn run(a: &Args, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result
         });
         writeln!(out, "{report}")?;
     } else {
-        print_text(out, a, &summary)?;
+        print_text(out, &candidate_path, &summary)?;
     }
     Ok(0)
 }
@@ -268,12 +269,12 @@ fn mentions_redacted(v: &Value) -> bool {
     }
 }
 
-fn print_text(out: &mut dyn Write, a: &Args, s: &Summary) -> std::io::Result<()> {
+fn print_text(out: &mut dyn Write, candidate: &Path, s: &Summary) -> std::io::Result<()> {
     writeln!(
         out,
         "Replayed {} call(s) against {}",
         s.replayed,
-        a.policy.config.display()
+        candidate.display()
     )?;
     if s.skipped > 0 {
         writeln!(

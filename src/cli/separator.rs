@@ -7,6 +7,8 @@
 
 use std::ffi::OsString;
 
+use crate::redact::REDACTED;
+
 /// A server command that starts at `args[at]`, with no `--` before it.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Found {
@@ -81,22 +83,39 @@ fn command_at(
 }
 
 fn is_policy(arg: &clap::Arg) -> bool {
-    arg.get_id() == "config"
+    arg.get_id() == super::policy_arg::ID
 }
 
 fn takes_value(arg: &clap::Arg) -> bool {
     arg.get_action().takes_values()
 }
 
-/// The command line with `--` where it belongs, quoted for a shell, secrets hidden.
+/// The command line with `--` where it belongs, secrets hidden, quoted for a shell. Hidden
+/// first: a secret option's value is found word by word, and quotes around a word would
+/// hide `--password=…` from the redaction, or leave part of the value outside it.
 pub fn suggestion(args: &[OsString], at: usize) -> String {
     let words: Vec<String> = std::iter::once("intercept".to_string())
         .chain(args[1..at].iter().map(|a| a.to_string_lossy().into_owned()))
         .chain(std::iter::once("--".to_string()))
         .chain(args[at..].iter().map(|a| a.to_string_lossy().into_owned()))
-        .map(|w| super::scan::shell_words(std::slice::from_ref(&w)))
         .collect();
-    crate::redact::redact_command(&words)
+    crate::redact::redact_words(&words)
+        .iter()
+        .map(|word| shell_word(word))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A word as a shell reads it. `[REDACTED]` is left bare where the rest of the word needs no
+/// quotes: it marks a value to type in, not text to paste.
+fn shell_word(word: &str) -> String {
+    let quote = |w: &str| super::scan::shell_words(&[w.to_string()]);
+    let filled = word.replace(REDACTED, "x");
+    if quote(&filled) == filled {
+        word.to_string()
+    } else {
+        quote(word)
+    }
 }
 
 #[cfg(test)]
@@ -144,6 +163,32 @@ mod tests {
         assert_eq!(
             suggestion(&args, 3),
             "intercept -c 'my policy.yaml' -- npx srv --api-key [REDACTED]"
+        );
+    }
+
+    #[test]
+    fn secrets_are_hidden_before_the_words_are_quoted() {
+        let line = |words: &[&str]| {
+            let args: Vec<OsString> = ["intercept", "-c", "p.yaml", "srv"]
+                .iter()
+                .chain(words)
+                .map(OsString::from)
+                .collect();
+            suggestion(&args, 3)
+        };
+        // A secret in a word that needs quotes: no quote or part of the value is left.
+        assert_eq!(
+            line(&["--password=hunter2 x"]),
+            "intercept -c p.yaml -- srv --password=[REDACTED]"
+        );
+        assert_eq!(
+            line(&["--api-key=it's", "--token", "a b'c"]),
+            "intercept -c p.yaml -- srv --api-key=[REDACTED] --token [REDACTED]"
+        );
+        // Words without secrets are quoted as before; a secret inside one stays hidden.
+        assert_eq!(
+            line(&["it's", "https://u:hunter2@example.com/a b"]),
+            "intercept -c p.yaml -- srv 'it'\\''s' 'https://u:[REDACTED]@example.com/a b'"
         );
     }
 }

@@ -9,15 +9,8 @@ use crate::policy::{self, LoadError, PolicyError};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Policy file to check (may be repeated). With no file given, the one named by
-    /// INTERCEPT_POLICY.
-    #[arg(
-        short = 'c',
-        long = "config",
-        visible_alias = "policy",
-        value_name = "FILE"
-    )]
-    config: Vec<PathBuf>,
+    #[command(flatten)]
+    policy: super::policy_arg::PolicyArg<true>,
     /// More policy files to check.
     #[arg(value_name = "FILES")]
     files: Vec<PathBuf>,
@@ -27,23 +20,7 @@ pub struct Args {
 }
 
 pub fn run(args: &Args, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<i32> {
-    // The environment names the policy only when the command line names none: a file
-    // given to check is never joined by another one the caller did not mention.
-    let from_env: Vec<PathBuf> = std::env::var_os(super::POLICY_ENV)
-        .filter(|p| !p.is_empty())
-        .map(PathBuf::from)
-        .into_iter()
-        .collect();
-    let mut files: Vec<&PathBuf> = args.config.iter().chain(&args.files).collect();
-    if files.is_empty() {
-        files = from_env.iter().collect();
-    }
-    if files.is_empty() {
-        anyhow::bail!(
-            "no policy file given: use -c FILE (or set {})",
-            super::POLICY_ENV
-        );
-    }
+    let files = args.policy.files(&args.files)?;
     let mut total = 0usize;
     let mut reports = Vec::new();
     for file in &files {

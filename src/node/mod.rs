@@ -190,6 +190,8 @@ pub struct SettleTask {
     inner: engine::Engine,
     reservation: Option<Reservation>,
     keep: bool,
+    /// Why settling failed, kept for `reject`: the error `compute` returns holds text only.
+    failure: Option<Failure>,
 }
 
 /// Keeps (`commit`) or gives back (`rollback`) a reservation; `false` if there was none.
@@ -210,17 +212,24 @@ impl Task for SettleTask {
     type JsValue = bool;
 
     fn compute(&mut self) -> Result<bool> {
-        // The error crosses threads as text; `reject` gives it its code back.
-        settle(&self.inner, self.reservation.take(), self.keep)
-            .map_err(|f| Error::new(Status::GenericFailure, f.message))
+        settle(&self.inner, self.reservation.take(), self.keep).map_err(|f| {
+            let error = Error::new(Status::GenericFailure, f.message.clone());
+            self.failure = Some(f);
+            error
+        })
     }
 
     fn resolve(&mut self, _env: Env, output: bool) -> Result<bool> {
         Ok(output)
     }
 
+    /// The failure `compute` kept, with its code; the store's, had it kept none.
     fn reject(&mut self, env: Env, err: Error) -> Result<bool> {
-        Err(Failure::new(code::STATE_UNAVAILABLE, err.reason).into_js(&env))
+        let failure = self
+            .failure
+            .take()
+            .unwrap_or_else(|| Failure::new(code::STATE_UNAVAILABLE, err.reason));
+        Err(failure.into_js(&env))
     }
 }
 
@@ -372,6 +381,7 @@ impl Engine {
             inner: self.inner.clone(),
             reservation: self.take(decision)?,
             keep,
+            failure: None,
         }))
     }
 }

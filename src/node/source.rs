@@ -68,20 +68,26 @@ impl<'a> Source<'a> {
         }
     }
 
-    /// The message for a policy file that does not exist.
+    /// The message for a policy file that does not exist: `Policy file "p.yaml"
+    /// (options.policyFile) not found; looked for /cwd/p.yaml.` A text-or-path argument is
+    /// named in the sentence that follows, which says why its input was read as a path.
     pub fn not_found(&self, path: &Path) -> String {
-        let mut message = format!("Policy file \"{}\" not found", path.display());
+        let mut message = format!("Policy file \"{}\"", path.display());
+        if self.kind != Kind::TextOrPath {
+            message.push_str(&format!(" ({})", self.argument));
+        }
+        message.push_str(" not found");
         if path.is_relative()
             && let Ok(cwd) = std::env::current_dir()
         {
-            message.push_str(&format!(" (looked for {})", cwd.join(path).display()));
+            message.push_str(&format!("; looked for {}", cwd.join(path).display()));
         }
-        match self.kind {
-            Kind::TextOrPath => message.push_str(&format!(
-                ". {} reads a single line without YAML mapping syntax as a file path: pass the path of an existing file, or the policy as YAML text such as \"tools: {{}}\".",
+        message.push('.');
+        if self.kind == Kind::TextOrPath {
+            message.push_str(&format!(
+                " {} reads a single line without YAML mapping syntax as a file path: pass the path of an existing file, or the policy as YAML text such as \"tools: {{}}\".",
                 self.argument
-            )),
-            _ => message.push_str(&format!(" ({}).", self.argument)),
+            ));
         }
         message
     }
@@ -103,7 +109,8 @@ impl<'a> Source<'a> {
 /// that no policy could be written as. A policy is a YAML mapping, so a single line without
 /// mapping syntax (`policy`, `./p.yaml`, `policies/x.yml`, `C:\p.yaml`) is a path, and a
 /// missing one is reported as a missing file rather than parsed; `tools: {}`, `{}`, an empty
-/// string, a comment or `null` are (valid, possibly empty) policies.
+/// string, a comment or `null` are policy text (the empty ones then refused as empty policies,
+/// not looked for as files).
 fn is_path(input: &str) -> bool {
     !input.contains('\n') && (Path::new(input).is_file() || !could_be_policy_text(input))
 }

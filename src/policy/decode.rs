@@ -153,10 +153,8 @@ impl Decoder<'_> {
     }
 
     pub fn policy(&mut self, root: &Node) -> RawPolicy {
+        // An empty document never gets here: `compile_text` refuses it first.
         let mut policy = RawPolicy::default();
-        if matches!(root.kind, Kind::Null) {
-            return policy;
-        }
         let Some(entries) = self.mapping(root, "", TOP_KEYS) else {
             return policy;
         };

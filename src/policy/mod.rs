@@ -71,6 +71,28 @@ pub fn validate(text: &str) -> Vec<PolicyError> {
     errors
 }
 
+/// The message for a policy with nothing in it: see [`is_empty_policy`].
+pub const EMPTY_POLICY: &str = "the policy is empty, and an empty policy would allow every call: write its rules, or write `tools: {}` to allow every call on purpose";
+
+/// A policy with nothing in it (no text, only blanks or comments, or a document that is only
+/// `~`, `null` or `---`) would allow every call. That is what a truncated file, a file
+/// cleared by mistake or an unset template reads as, never what anyone meant: it is refused,
+/// at 1:1, by every loader (`validate`, start-up, hot reload, the Node API). Allowing
+/// everything on purpose is written out: `tools: {}`.
+fn empty_policy() -> PolicyError {
+    PolicyError {
+        message: EMPTY_POLICY.to_string(),
+        path: String::new(),
+        line: 1,
+        column: 1,
+    }
+}
+
+/// Whether these are the errors of an empty policy, and of nothing else.
+pub fn is_empty_policy(errors: &[PolicyError]) -> bool {
+    matches!(errors, [e] if *e == empty_policy())
+}
+
 fn compile_text(text: &str, errors: &mut Vec<PolicyError>) -> Option<CompiledPolicy> {
     if text.len() as u64 > limits::MAX_POLICY_BYTES {
         errors.push(limits::too_large());
@@ -88,6 +110,10 @@ fn compile_text(text: &str, errors: &mut Vec<PolicyError>) -> Option<CompiledPol
             return None;
         }
     };
+    if matches!(root.kind, yaml::Kind::Null) {
+        errors.push(empty_policy());
+        return None;
+    }
     let raw = decode::Decoder { errors }.policy(&root);
     compile::compile(raw, errors)
 }

@@ -377,6 +377,12 @@ fn looks_like_credential(value: &str) -> bool {
 /// A command line as one string, the value after each secret-looking option hidden
 /// (`--token X`, `--api-key=X`, `-p X`) and every word redacted as text.
 pub fn redact_command<S: AsRef<str>>(words: &[S]) -> String {
+    redact_words(words).join(" ")
+}
+
+/// The words of a command line, redacted as [`redact_command`] does, still one by one (to
+/// be quoted for a shell: quoting first would let a value hide from the option before it).
+pub fn redact_words<S: AsRef<str>>(words: &[S]) -> Vec<Cow<'_, str>> {
     let mut out: Vec<Cow<'_, str>> = Vec::with_capacity(words.len());
     let mut hide_next = false;
     for word in words.iter().map(AsRef::as_ref) {
@@ -400,7 +406,7 @@ pub fn redact_command<S: AsRef<str>>(words: &[S]) -> String {
         }
         out.push(redact_text(word));
     }
-    out.join(" ")
+    out
 }
 
 /// Tool arguments as the audit log records them: the value of every secret-looking key

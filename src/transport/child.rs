@@ -8,6 +8,7 @@
 //! The server's exit ends the proxy with the server's exit code.
 
 use std::io::Read;
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
@@ -25,13 +26,40 @@ use crate::proxy::{Proxy, RequestFailure};
 
 #[derive(Debug, Clone)]
 pub struct ChildOptions {
-    /// The server command and its arguments.
-    pub command: Vec<String>,
+    /// The server command and its arguments, its program found.
+    pub server: ServerCommand,
     pub max_message_bytes: usize,
     /// How long to wait at each step of the shutdown sequence.
     pub shutdown_timeout: Duration,
     /// How long a request may await the server's answer before it gets an error.
     pub request_timeout: Duration,
+}
+
+/// A server command whose program has been found: looked up once, before anything starts
+/// (a start that fails for want of its server leaves no audit log behind), and started as
+/// found.
+#[derive(Debug, Clone)]
+pub struct ServerCommand {
+    /// The command and its arguments as given, for logs and messages.
+    words: Vec<String>,
+    /// Where its program is.
+    program: PathBuf,
+}
+
+impl ServerCommand {
+    /// Finds the program of `words` (the command and its arguments): a bare name on `PATH`,
+    /// a path as it is, if it can be run.
+    pub fn locate(words: Vec<String>) -> Result<Self, TransportError> {
+        let name = words.first().ok_or(TransportError::NoCommand)?;
+        let program =
+            super::program::locate(name).map_err(|why| TransportError::unrunnable(name, why))?;
+        Ok(ServerCommand { words, program })
+    }
+
+    /// The command and its arguments as given.
+    pub fn words(&self) -> &[String] {
+        &self.words
+    }
 }
 
 /// The client's side of the conversation: where its messages come from and go to.
@@ -62,8 +90,8 @@ pub async fn serve<R: Read + Send + 'static>(
     client: ClientStreams<R>,
 ) -> Result<i32, TransportError> {
     let group = ProcessGroup::start().map_err(TransportError::Watchdog)?;
-    let mut child = spawn(&options.command, &group)?;
-    tracing::info!(pid = child.id(), command = %crate::redact::redact_command(&options.command), "started MCP server");
+    let mut child = spawn(&options.server, &group)?;
+    tracing::info!(pid = child.id(), command = %crate::redact::redact_command(options.server.words()), "started MCP server");
     let server_in = sink(child.stdin.take().expect("stdin is piped"));
     let server_out = child.stdout.take().expect("stdout is piped");
     let to_client = client.output;
@@ -344,11 +372,12 @@ async fn stop(
     exited.await.map_err(|_| TransportError::Lost)
 }
 
-fn spawn(command: &[String], group: &ProcessGroup) -> Result<Child, TransportError> {
-    let (program, args) = command.split_first().ok_or(TransportError::NoCommand)?;
-    let path =
-        super::program::locate(program).map_err(|why| TransportError::unrunnable(program, why))?;
-    let mut cmd = Command::new(&path);
+fn spawn(server: &ServerCommand, group: &ProcessGroup) -> Result<Child, TransportError> {
+    let (name, args) = server
+        .words
+        .split_first()
+        .expect("ServerCommand::locate found a program");
+    let mut cmd = Command::new(&server.program);
     // The audit key is what keeps the log's chain from being recomputed: the server (and
     // the agent's tools it runs) must not inherit it.
     cmd.env_remove(crate::audit::KEY_ENV);
@@ -365,7 +394,7 @@ fn spawn(command: &[String], group: &ProcessGroup) -> Result<Child, TransportErr
     let _ = group;
     die_with_parent(&mut cmd);
     cmd.spawn().map_err(|e| TransportError::Spawn {
-        command: program.clone(),
+        command: name.clone(),
         cause: e,
     })
 }
@@ -443,4 +472,54 @@ pub fn exit_code(status: ExitStatus) -> i32 {
         }
     }
     1
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use crate::engine::Engine;
+    use crate::proxy::ProxyOptions;
+    use crate::state::MemoryStore;
+
+    #[test]
+    fn a_program_that_cannot_run_is_refused_before_anything_starts() {
+        let found = ServerCommand::locate(vec!["sh".into(), "-c".into(), "exit 0".into()]);
+        assert!(found.is_ok_and(|s| s.program.is_absolute()));
+        assert_eq!(
+            ServerCommand::locate(vec!["no-such-server-xyz".into()])
+                .unwrap_err()
+                .to_string(),
+            "cannot find the upstream command \"no-such-server-xyz\" on PATH"
+        );
+        assert!(matches!(
+            ServerCommand::locate(Vec::new()),
+            Err(TransportError::NoCommand)
+        ));
+    }
+
+    /// The program found is the one started: it is not looked up again (where `PATH` or the
+    /// files on it may have changed meanwhile).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_program_found_is_the_one_started() {
+        let server = ServerCommand {
+            words: vec!["no-such-server-xyz".into(), "-c".into(), "exit 7".into()],
+            program: PathBuf::from("/bin/sh"),
+        };
+        let policy = crate::policy::parse("tools: {}\n", "test").expect("valid policy");
+        let engine = Engine::new(Arc::new(policy), Arc::new(MemoryStore::new()));
+        let proxy = Arc::new(Proxy::new(engine, ProxyOptions::default()));
+        let options = ChildOptions {
+            server,
+            max_message_bytes: 1 << 20,
+            shutdown_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(5),
+        };
+        // A client that sends nothing and stays connected while the server runs.
+        let (client_input, _client_writes) = std::io::pipe().unwrap();
+        let client = ClientStreams {
+            input: client_input,
+            output: sink(std::io::sink()),
+        };
+        assert_eq!(serve(proxy, options, client).await.unwrap(), 7);
+    }
 }

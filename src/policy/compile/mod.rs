@@ -254,6 +254,8 @@ impl Compiler<'_> {
         let shadow = self.mode(raw, path);
         let mut counter = None;
         let mut limit_default: Option<String> = None;
+        // A state block's window: always a calendar one.
+        let mut budget_window = None;
 
         if let Some(rl) = &raw.rate_limit {
             let pos = match rl {
@@ -329,8 +331,10 @@ impl Compiler<'_> {
             }
             if let Some(state) = &raw.state
                 && !matches!(action, Action::Deny | Action::RequireApproval)
+                && let Some((index, unit)) = self.state_block(state, &owner, scope, id, path)
             {
-                counter = self.state_block(state, &owner, scope, id, path);
+                counter = Some(index);
+                budget_window = Some(unit);
             }
         }
         if scope.is_some() && counter.is_none() && raw.rate_limit.is_none() && raw.state.is_none() {
@@ -409,10 +413,12 @@ impl Compiler<'_> {
             Some(m) => Arc::from(m.as_str()),
             None => Arc::from(format!("Denied by rule \"{name}\"")),
         };
-        let limit_message: Arc<str> = match (&on_deny, limit_default, counter) {
+        let limit_message: Arc<str> = match (&on_deny, limit_default, counter.zip(budget_window)) {
             (Some(m), _, _) => Arc::from(m.as_str()),
             (None, Some(d), _) => Arc::from(d),
-            (None, None, Some(ci)) => Arc::from(budget_message(&self.counters[ci], &name)),
+            (None, None, Some((ci, unit))) => {
+                Arc::from(budget_message(&self.counters[ci], unit, &name))
+            }
             // No counter: never shown.
             (None, None, None) => Arc::from(format!("Denied by rule \"{name}\"")),
         };
@@ -566,7 +572,7 @@ impl Compiler<'_> {
         scope: Option<Scope>,
         rule: RuleId,
         rule_path: &str,
-    ) -> Option<usize> {
+    ) -> Option<(usize, CalendarUnit)> {
         let path = join(rule_path, "state");
         let mut ok = true;
         let name = state.counter.as_ref().map(|c| c.value.trim()).unwrap_or("");
@@ -649,10 +655,11 @@ impl Compiler<'_> {
             return None;
         }
         let index = self.counters.len();
+        let unit = window?;
         self.counters.push(PendingCounter {
             owner: owner.clone(),
             name: name.to_string(),
-            window: Window::Calendar(window?),
+            window: Window::Calendar(unit),
             amount,
             scope: scope.unwrap_or(Scope::Global),
             kind: CounterKind::Budget,
@@ -661,7 +668,7 @@ impl Compiler<'_> {
             rule_path: rule_path.to_string(),
             pos: state.pos,
         });
-        Some(index)
+        Some((index, unit))
     }
 
     fn resolve_state_conditions(&mut self) {
@@ -751,13 +758,11 @@ impl Compiler<'_> {
 
 /// The default message of a `state` counter over its limit: the limit, the window, the
 /// scope and the counter, so that the agent (and whoever reads the log) knows which budget
-/// ran out. A counter without a limit is an error reported elsewhere.
-fn budget_message(c: &PendingCounter, rule: &str) -> String {
+/// ran out. A counter without a limit is an error reported elsewhere. State counters count
+/// in calendar windows only: `window` is the counter's.
+fn budget_message(c: &PendingCounter, window: CalendarUnit, rule: &str) -> String {
     let limit = c.limit.unwrap_or(0);
-    let window = match c.window {
-        Window::Calendar(unit) => unit.as_str().to_string(),
-        Window::Rolling { seconds } => format!("{seconds} seconds"),
-    };
+    let window = window.as_str();
     let scope = match c.scope {
         Scope::Global => "",
         Scope::Identity => " for each identity",
