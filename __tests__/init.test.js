@@ -14,9 +14,9 @@ const { BINARY, LAUNCHER, SERVERS, startEverything } = require('./mcp.js')
 
 const FIXTURE = join(__dirname, 'fixtures', 'scan-server.js')
 
-function intercept(args, env) {
+function intercept(args, env, options = {}) {
   return new Promise((resolve) => {
-    execFile(BINARY, args, { env, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
+    execFile(BINARY, args, { env, maxBuffer: 16 * 1024 * 1024, ...options }, (error, stdout, stderr) => {
       resolve({ code: error ? error.code : 0, stdout, stderr })
     })
   })
@@ -403,4 +403,14 @@ test('--header-env: an unset or malformed variable stops intercept with an error
   r = await intercept(['-c', policy, '--header-env', 'API_AUTH', '--', 'node', 'x.js'], { ...process.env, API_AUTH: 'A: b' })
   assert.notEqual(r.code, 0)
   assert.match(r.stderr, /--header-env requires --upstream/)
+})
+
+test('init: an empty HOME is an error, not the current directory', async () => {
+  const cwd = tempDir()
+  const project = tempDir()
+  write(join(project, '.mcp.json'), JSON.stringify({ mcpServers: { a: { command: 'a-server' } } }) + '\n')
+  const r = await intercept(['init', '--dry-run', '--project', project], { ...process.env, HOME: '', USERPROFILE: '' }, { cwd })
+  assert.equal(r.code, 2, `${r.stdout}\n${r.stderr}`)
+  assert.match(r.stderr, /cannot tell the home directory: HOME is not set \(or empty\)/)
+  assert.deepEqual(readdirSync(cwd), [])
 })

@@ -76,10 +76,7 @@ struct FileRecord {
 }
 
 fn home() -> anyhow::Result<PathBuf> {
-    std::env::var_os("HOME")
-        .or_else(|| std::env::var_os("USERPROFILE"))
-        .map(PathBuf::from)
-        .context("cannot tell the home directory: HOME is not set")
+    super::proxy::home_dir().context("cannot tell the home directory: HOME is not set (or empty)")
 }
 
 fn state_dir(home: &Path) -> PathBuf {
