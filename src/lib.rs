@@ -24,6 +24,7 @@ pub mod proxy;
 pub mod redact;
 pub mod reload;
 pub mod scan;
+mod shell_words;
 pub mod shutdown;
 pub mod state;
 pub mod transport;

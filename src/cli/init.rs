@@ -20,9 +20,10 @@ use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::scan::{block_on, now_seconds, parse_duration, shell_words};
+use super::scan::{block_on, now_seconds, parse_duration};
 use crate::audit::sha256_hex;
 use crate::scan::{self, Target, scaffold};
+use crate::shell_words;
 use clients::{ConfigFile, Location};
 use document::Document;
 use wrap::Kind;
@@ -214,7 +215,7 @@ pub fn run(args: &Args, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Res
                 continue;
             };
             let shown = match &target {
-                Target::Command(c) => shell_words(c),
+                Target::Command(c) => shell_words::join(c),
                 Target::Url { url, .. } => url.clone(),
             };
             let (policy, exists) = planner.path_for(&loc.name, &shown);
@@ -270,7 +271,7 @@ pub fn run(args: &Args, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Res
     writeln!(
         out,
         "Rewritten entries start intercept with: {} ({})\n",
-        shell_words(&launcher.command),
+        shell_words::join(&launcher.command),
         launcher.why
     )?;
     if args.dry_run {

@@ -1,0 +1,34 @@
+//! Command lines shown to people (tables, policy headers, suggestions), quoted so that a
+//! POSIX shell would read back the same words when they are pasted.
+
+/// The words as one line, each quoted only when a shell would otherwise split or expand it.
+pub(crate) fn join<S: AsRef<str>>(words: &[S]) -> String {
+    words
+        .iter()
+        .map(|w| {
+            let w = w.as_ref();
+            let safe = !w.is_empty()
+                && w.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./:@=,+%~".contains(c));
+            if safe {
+                w.to_string()
+            } else {
+                format!("'{}'", w.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_words_a_shell_would_change_are_quoted() {
+        assert_eq!(
+            join(&["npx", "-y", "a b", "it's", "", "$HOME", "k=v"]),
+            r"npx -y 'a b' 'it'\''s' '' '$HOME' k=v"
+        );
+    }
+}
