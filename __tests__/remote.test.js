@@ -87,10 +87,10 @@ async function fakeHttp(handler) {
   return { url: `http://127.0.0.1:${server.address().port}/mcp`, close: () => server.close() }
 }
 
-async function firstAnswer(url, extra = []) {
+async function firstAnswer(url, extra = [], env = process.env) {
   const dir = tempDir()
   const policy = writeIn(dir, 'p.yaml', 'tools: {}\n')
-  const p = rawProcess(BINARY, ['-c', policy, '--state', 'memory', '--log-level', 'error', '--upstream', url, '--request-timeout', '2', ...extra])
+  const p = rawProcess(BINARY, ['-c', policy, '--state', 'memory', '--log-level', 'error', '--upstream', url, '--request-timeout', '2', ...extra], { env })
   p.send(INIT)
   const answer = await p.next((m) => m.id === 'init', 10000)
   p.close()
@@ -124,6 +124,15 @@ test('every HTTP failure reaches the client as a JSON-RPC error on its request',
   a = await firstAnswer(fake.url, ['--header', 'Authorization: Bearer t0k'])
   assert.equal(a.result.serverInfo.name, 'f')
   assert.equal(seenAuth, 'Bearer t0k')
+  // A --header-env header replaces a --header of the same name, wherever each is given.
+  for (const extra of [
+    ['--header', 'Authorization: Bearer argv', '--header-env', 'API_AUTH'],
+    ['--header-env', 'API_AUTH', '--header', 'Authorization: Bearer argv'],
+  ]) {
+    a = await firstAnswer(fake.url, extra, { ...process.env, API_AUTH: 'Authorization: Bearer from-env' })
+    assert.equal(a.result.serverInfo.name, 'f')
+    assert.equal(seenAuth, 'Bearer from-env', extra.join(' '))
+  }
   fake.close()
 
   // An HTML error page is summarised, not relayed into the JSON-RPC stream.

@@ -278,6 +278,48 @@ test('Streamable HTTP: JSON replies, session id and protocol version on every re
   }
 })
 
+test('--header-env: scan reads headers from the environment as the proxy does, and a --header-env header replaces a --header of the same name', async () => {
+  const srv = await fakeHttpServer('session')
+  try {
+    const env = { ...process.env, API_AUTH: 'Authorization: Bearer s3cret-env', TENANT: 'X-Tenant: from-env' }
+    for (const args of [
+      ['--header-env', 'API_AUTH', '--header', 'X-Tenant: argv', '--header-env', 'TENANT'],
+      ['--header-env', 'TENANT', '--header', 'X-Tenant: argv', '--header-env', 'API_AUTH'],
+    ]) {
+      srv.seen.length = 0
+      const r = await intercept(['scan', '--format', 'json', '--upstream', srv.url, ...args], { env })
+      assert.equal(r.code, 0, r.stderr)
+      const posts = srv.seen.filter((s) => s.method === 'POST')
+      assert.ok(posts.length > 0)
+      for (const p of posts) {
+        assert.equal(p.headers.authorization, 'Bearer s3cret-env')
+        assert.equal(p.headers['x-tenant'], 'from-env', args.join(' '))
+      }
+      assert.ok(!r.stderr.includes('s3cret'), r.stderr)
+    }
+    // The proxy's errors: the variable named, its value never shown; nothing is contacted.
+    srv.seen.length = 0
+    let r = await intercept(['scan', '--upstream', srv.url, '--header-env', 'NOT_SET_ANYWHERE'])
+    assert.equal(r.code, 2)
+    assert.match(r.stderr, /--header-env NOT_SET_ANYWHERE: the environment variable NOT_SET_ANYWHERE is not set/)
+    r = await intercept(['scan', '--upstream', srv.url, '--header-env', 'API_AUTH'], { env: { ...process.env, API_AUTH: 'Bearer hunter2' } })
+    assert.equal(r.code, 2)
+    assert.match(r.stderr, /--header-env API_AUTH: the value of API_AUTH is not a header line "Name: value": there is no colon/)
+    assert.ok(!r.stderr.includes('hunter2'), r.stderr)
+    assert.equal(srv.seen.length, 0)
+    // A malformed --header is refused without quoting its value either.
+    r = await intercept(['scan', '--upstream', srv.url, '--header', 'Authorization: Bearer hunter2\r\nX: 1'])
+    assert.notEqual(r.code, 0)
+    assert.match(r.stderr, /Error: the header "authorization" is not valid: the value has a line break or another character not allowed in a header; give one "Name: value" line \(the value is not shown\)/)
+    assert.ok(!r.stderr.includes('hunter2'), r.stderr)
+    r = await intercept(['scan', '--header-env', 'API_AUTH', '--', 'node', 'x.js'])
+    assert.equal(r.code, 2)
+    assert.match(r.stderr, /--upstream/)
+  } finally {
+    srv.close()
+  }
+})
+
 test('Streamable HTTP: a stateless-only server is scanned with the 2026-07-28 revision', async () => {
   const srv = await fakeHttpServer('stateless')
   try {
@@ -295,7 +337,7 @@ test('Streamable HTTP: 401 means credentials, with the challenge', async () => {
   try {
     const r = await intercept(['scan', '--upstream', srv.url])
     assert.equal(r.code, 1)
-    assert.match(r.stderr, /Error: the server needs credentials: .* answered HTTP 401 Unauthorized \(WWW-Authenticate: Bearer resource_metadata=.*\); pass them with --header "Authorization: Bearer <token>"/)
+    assert.match(r.stderr, /Error: the server needs credentials: .* answered HTTP 401 Unauthorized \(WWW-Authenticate: Bearer resource_metadata=.*\); pass them with --header-env NAME, where the variable NAME holds "Authorization: Bearer <token>"/)
   } finally {
     srv.close()
   }

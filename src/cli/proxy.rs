@@ -1,7 +1,5 @@
 //! The main job: `intercept -c policy.yaml [flags] -- CMD ARGS...`.
 
-mod header_env;
-
 use std::hash::{BuildHasher, Hasher};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -152,7 +150,7 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
     }
     // Read before anything starts, so a missing credential stops intercept at once.
     let mut headers = args.headers.clone();
-    headers.extend(header_env::read_all(&args.header_envs)?);
+    headers.extend(crate::transport::header::from_env_all(&args.header_envs)?);
     if args.command.is_empty() && args.upstream.is_none() {
         bail!(
             "specify the MCP server command after -- (or --upstream URL), e.g. intercept -c policy.yaml -- npx -y @modelcontextprotocol/server-everything"

@@ -9,10 +9,11 @@ use anyhow::{Context, bail};
 use crate::scan::{self, Target, scaffold};
 /// Kept under its former name for the modules that still import it from here.
 pub(crate) use crate::shell_words::join as shell_words;
+use crate::transport::header;
 
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  intercept scan -- npx -y @modelcontextprotocol/server-filesystem ~/project\n  intercept scan -o github.yaml -- npx -y @modelcontextprotocol/server-github\n  intercept scan --upstream https://mcp.example.com/mcp --header \"Authorization: Bearer $TOKEN\"\n  intercept scan --format json -- uvx mcp-server-time"
+    after_help = "Examples:\n  intercept scan -- npx -y @modelcontextprotocol/server-filesystem ~/project\n  intercept scan -o github.yaml -- npx -y @modelcontextprotocol/server-github\n  intercept scan --upstream https://mcp.example.com/mcp --header-env API_AUTH   # API_AUTH=\"Authorization: Bearer <token>\"\n  intercept scan --format json -- uvx mcp-server-time"
 )]
 pub struct Args {
     /// Write the result to this file (parent directories are created) instead of stdout.
@@ -30,9 +31,15 @@ pub struct Args {
     /// Remote MCP server (Streamable HTTP or legacy SSE) instead of a command.
     #[arg(long, value_name = "URL")]
     pub upstream: Option<String>,
-    /// Header for requests to --upstream, as "Name: Value" (repeatable).
+    /// Header for requests to --upstream, as "Name: Value" (repeatable). Visible to every
+    /// user of the machine in the process list: prefer --header-env for credentials.
     #[arg(long = "header", value_name = "HEADER", requires = "upstream")]
     pub headers: Vec<String>,
+    /// Header for requests to --upstream, read from the environment variable NAME, whose
+    /// value is one header line "Name: value" (repeatable; keeps credentials out of the
+    /// process list).
+    #[arg(long = "header-env", value_name = "NAME", requires = "upstream")]
+    pub header_envs: Vec<String>,
     /// Record this package in the header, e.g. "npm @scope/name@1.2.3".
     #[arg(long, value_name = "SPEC")]
     pub package: Option<String>,
@@ -75,10 +82,15 @@ impl Args {
     pub fn target(&self) -> anyhow::Result<Target> {
         match (&self.upstream, self.command.is_empty()) {
             (Some(_), false) => bail!("give either a command after -- or --upstream URL, not both"),
-            (Some(url), true) => Ok(Target::Url {
-                url: url.clone(),
-                headers: self.headers.clone(),
-            }),
+            (Some(url), true) => {
+                // As the proxy: a `--header-env` header replaces a `--header` of the same name.
+                let mut headers = self.headers.clone();
+                headers.extend(header::from_env_all(&self.header_envs)?);
+                Ok(Target::Url {
+                    url: url.clone(),
+                    headers,
+                })
+            }
             (None, false) => Ok(Target::Command(self.command.clone())),
             (None, true) => bail!(
                 "nothing to scan: give the server command after -- (intercept scan -- npx -y <server>) or --upstream URL"

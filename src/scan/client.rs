@@ -663,7 +663,8 @@ struct HttpConn {
 impl HttpConn {
     fn new(url: &str, headers: &[String], timeout: Duration) -> Result<Self, ScanError> {
         let parsed = crate::transport::http::parse_url(url)?;
-        let headers = crate::transport::http::parse_headers(headers)?;
+        let headers =
+            crate::transport::header::parse_lines(headers).map_err(TransportError::from)?;
         let http = crate::transport::http::client(timeout.min(Duration::from_secs(10)), timeout)?;
         Ok(HttpConn {
             http,
@@ -865,7 +866,7 @@ impl HttpConn {
         if matches!(status.as_u16(), 401 | 403) {
             return ScanError::Credentials {
                 detail: format!(
-                    "{} answered HTTP {status}{}; pass them with --header \"Authorization: Bearer <token>\"",
+                    "{} answered HTTP {status}{}; pass them with --header-env NAME, where the variable NAME holds \"Authorization: Bearer <token>\"",
                     self.url,
                     challenge
                         .map(|c| format!(" (WWW-Authenticate: {c})"))

@@ -12,7 +12,7 @@ use std::io::Read;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap};
 use reqwest::{Client, StatusCode, Url};
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -35,22 +35,6 @@ pub struct RemoteOptions {
     /// Longest a single request may take (tool calls can be slow).
     pub request_timeout: Duration,
     pub connect_timeout: Duration,
-}
-
-/// Parses `Name: Value` headers.
-pub fn parse_headers(headers: &[String]) -> Result<HeaderMap, TransportError> {
-    let mut map = HeaderMap::new();
-    for h in headers {
-        let (name, value) = h
-            .split_once(':')
-            .ok_or_else(|| TransportError::Header(h.clone()))?;
-        let name = HeaderName::from_bytes(name.trim().as_bytes())
-            .map_err(|_| TransportError::Header(h.clone()))?;
-        let value =
-            HeaderValue::from_str(value.trim()).map_err(|_| TransportError::Header(h.clone()))?;
-        map.insert(name, value);
-    }
-    Ok(map)
 }
 
 /// An HTTP client for MCP servers (also used by `intercept scan`).
@@ -92,7 +76,7 @@ pub async fn serve<R: Read + Send + 'static>(
     client: ClientStreams<R>,
 ) -> Result<i32, TransportError> {
     let url = parse_url(&options.url)?;
-    let headers = parse_headers(&options.headers)?;
+    let headers = super::header::parse_lines(&options.headers)?;
     let http = self::client(options.connect_timeout, options.request_timeout)?;
     let remote = Arc::new(Remote {
         proxy: proxy.clone(),

@@ -2,6 +2,7 @@
 //! returns. They know nothing of policy.
 
 pub mod child;
+pub mod header;
 pub mod http;
 pub mod lines;
 pub mod process_group;
@@ -81,8 +82,8 @@ pub enum TransportError {
     Thread(std::io::Error),
     #[error("lost track of the upstream server process")]
     Lost,
-    #[error("invalid header (expected \"Name: Value\"): {0}")]
-    Header(String),
+    #[error(transparent)]
+    Header(#[from] header::HeaderError),
     #[error("invalid --upstream URL \"{0}\": {1}")]
     Url(String, String),
     #[error("cannot set up the HTTP client: {0}")]
