@@ -20,8 +20,8 @@ pub struct Args {
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// `yaml`: a policy scaffold; `json`: the classified tool list.
-    #[arg(long, value_name = "FORMAT", default_value = "yaml", value_parser = ["yaml", "json"])]
-    pub format: String,
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = Format::Yaml)]
+    pub format: Format,
     /// Give up after this long (e.g. 30s, 2m; plain numbers are seconds).
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub timeout: Duration,
@@ -52,6 +52,13 @@ pub struct Args {
     /// The MCP server command and its arguments, after `--`.
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,
+}
+
+/// What `intercept scan` prints (told apart in the option's help).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Yaml,
+    Json,
 }
 
 /// Parses `30s`, `2m`, `1h`, `500ms` or a number of seconds.
@@ -146,7 +153,7 @@ pub fn run(args: &Args, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Res
         scanned_at: now_seconds(),
         strict: args.strict,
     };
-    let text = if args.format == "json" {
+    let text = if args.format == Format::Json {
         let mut s = serde_json::to_string_pretty(&scaffold::tools_json(&discovery, &tools, &meta))?;
         s.push('\n');
         s
