@@ -21,7 +21,7 @@ pub const LAUNCHER_ENV: &str = "INTERCEPT_NPM_LAUNCHER";
 pub const ADDON_ENV: &str = "INTERCEPT_NPM_ADDON";
 
 /// The npm package, as npx names it.
-const PACKAGE: &str = "@policylayer/intercept";
+pub const PACKAGE: &str = "@policylayer/intercept";
 
 /// How this process was started, as far as the choice goes.
 #[derive(Debug, Clone, PartialEq, Eq)]

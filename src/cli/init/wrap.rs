@@ -1,8 +1,11 @@
 //! Rewriting one server entry so that it runs through intercept, and recognising one that
 //! already does.
 
+use std::path::Path;
+
 use serde_json::{Map, Value, json};
 
+use super::launcher::PACKAGE;
 use crate::scan::Target;
 
 /// What an entry starts, as far as intercept is concerned.
@@ -115,7 +118,7 @@ fn is_wrapped(obj: &Map<String, Value>) -> bool {
         .iter()
         .take_while(|a| a.as_str() != "--" && a.as_str() != "--upstream");
     let runs_intercept = matches!(base(command).as_str(), "intercept" | "intercept.exe")
-        || own.clone().any(|a| a.starts_with("@policylayer/intercept"))
+        || own.clone().any(|a| is_package_spec(a))
         || own.take(1).any(|a| base(a) == "intercept.js");
     runs_intercept
         && args
@@ -125,86 +128,140 @@ fn is_wrapped(obj: &Map<String, Value>) -> bool {
 }
 
 /// A wrapped entry brought up to date, if it needs it: a stale way of starting intercept is
-/// replaced by `launcher` (a version-less `npx -y @policylayer/intercept`, which fetches
-/// whatever is latest at every start, as earlier versions of init wrote it; or an absolute
-/// path that no longer exists, intercept having been reinstalled elsewhere), and headers
-/// given with `--header` move into the entry's `env` (`--header-env`), out of the process
-/// list. `exists` tells whether a path exists (a seam for tests).
+/// replaced by `launcher` ([`relaunch`]), and headers given with `--header` move into the
+/// entry's `env` ([`headers_to_env`]). `exists` tells whether a path exists (a seam for
+/// tests).
 pub fn refresh(entry: &Value, launcher: &[String], exists: &dyn Fn(&str) -> bool) -> Option<Value> {
     let obj = entry.as_object()?;
     if !is_wrapped(obj) {
         return None;
     }
+    let relaunched = relaunch(obj, launcher, exists);
+    let moved = headers_to_env(relaunched.as_ref().unwrap_or(obj));
+    moved.or(relaunched).map(Value::Object)
+}
+
+/// The words that start intercept and are not intercept's own: `npx -y
+/// @policylayer/intercept@1.2.3`, `node …/bin/intercept.js`, or the executable alone.
+/// Only words before the server's (`--`) are looked at: a server's own arguments may name
+/// any package.
+fn launcher_words(args: &[&str]) -> usize {
+    let own = args
+        .iter()
+        .take_while(|a| **a != "--" && **a != "--upstream")
+        .copied();
+    if let Some(i) = own.clone().position(is_package_spec) {
+        i + 1
+    } else if own.take(1).any(|a| a.ends_with("intercept.js")) {
+        1
+    } else {
+        0
+    }
+}
+
+/// `@policylayer/intercept`, with or without a version (not another package of the scope).
+fn is_package_spec(word: &str) -> bool {
+    word == PACKAGE || word.starts_with(&format!("{PACKAGE}@"))
+}
+
+/// The entry started by `launcher` instead, when the way it starts intercept is stale: a
+/// version-less `npx -y @policylayer/intercept` (or a tag), which fetches whatever is
+/// latest at every start, as earlier versions of init wrote it; or an absolute path that
+/// no longer exists, intercept having been reinstalled elsewhere.
+fn relaunch(
+    obj: &Map<String, Value>,
+    launcher: &[String],
+    exists: &dyn Fn(&str) -> bool,
+) -> Option<Map<String, Value>> {
     let command = obj.get("command")?.as_str()?;
     let args = obj.get("args")?.as_array()?;
     let words: Vec<&str> = args.iter().map(|a| a.as_str().unwrap_or("")).collect();
-    let absolute = |p: &str| std::path::Path::new(p).is_absolute() || p.starts_with('/');
-    // How many arguments belong to the launcher, and whether it is stale.
-    let (own, stale) = if let Some(i) = words
-        .iter()
-        .position(|a| a.starts_with("@policylayer/intercept"))
-    {
-        let spec = words[i];
-        let versioned = spec
-            .strip_prefix("@policylayer/intercept@")
-            .is_some_and(|v| v.starts_with(|c: char| c.is_ascii_digit()));
-        (i + 1, !versioned)
-    } else if words.first().is_some_and(|a| a.ends_with("intercept.js")) {
-        (
-            1,
-            [command, words[0]]
-                .iter()
-                .any(|p| absolute(p) && !exists(p)),
-        )
-    } else {
-        (0, absolute(command) && !exists(command))
+    let own = launcher_words(&words);
+    let gone = |p: &str| (Path::new(p).is_absolute() || p.starts_with('/')) && !exists(p);
+    let stale = match words[..own].last() {
+        Some(spec) if is_package_spec(spec) => !spec
+            .strip_prefix(PACKAGE)
+            .and_then(|v| v.strip_prefix('@'))
+            .is_some_and(|v| v.starts_with(|c: char| c.is_ascii_digit())),
+        _ => std::iter::once(command)
+            .chain(words[..own].iter().copied())
+            .any(gone),
     };
     let current: Vec<&str> = std::iter::once(command)
         .chain(words[..own].iter().copied())
         .collect();
-    let relaunch = stale && current != launcher.iter().map(String::as_str).collect::<Vec<_>>();
-    let intercepts = || words[own..].iter().take_while(|a| **a != "--");
-    let in_args =
-        intercepts().any(|a| *a == "--header") && intercepts().any(|a| *a == "--upstream");
-    if !relaunch && !in_args {
+    if !stale || current == launcher.iter().map(String::as_str).collect::<Vec<_>>() {
         return None;
     }
     let mut out = obj.clone();
-    let mut new_args: Vec<Value> = if relaunch {
-        out.insert("command".into(), json!(launcher[0]));
-        launcher[1..].iter().map(|s| json!(s)).collect()
-    } else {
-        args[..own].to_vec()
-    };
-    let mut env = obj
-        .get("env")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
-    let mut rest = args[own..].iter();
+    out.insert("command".into(), json!(launcher[0]));
+    let new_args = launcher[1..]
+        .iter()
+        .map(|s| json!(s))
+        .chain(args[own..].iter().cloned())
+        .collect();
+    out.insert("args".into(), Value::Array(new_args));
+    Some(out)
+}
+
+/// The entry with each `--header LINE` of intercept's own arguments (a URL entry wrapped by
+/// an earlier version of init) replaced by `--header-env NAME`, the line going into `env`,
+/// out of the process list. None when there is none.
+fn headers_to_env(obj: &Map<String, Value>) -> Option<Map<String, Value>> {
+    let args = obj.get("args")?.as_array()?;
+    // Intercept's own arguments end where the server's begin.
+    let end = args
+        .iter()
+        .position(|a| a.as_str() == Some("--"))
+        .unwrap_or(args.len());
+    let is = |v: &Value, s: &str| v.as_str() == Some(s);
+    let own = &args[..end];
+    if !(own.iter().any(|a| is(a, "--header")) && own.iter().any(|a| is(a, "--upstream"))) {
+        return None;
+    }
+    let mut env = env_of(obj);
+    let mut new_args = Vec::with_capacity(args.len());
+    let mut rest = own.iter();
     while let Some(arg) = rest.next() {
-        // Only intercept's own arguments: what follows `--` belongs to the server.
-        if arg.as_str() == Some("--") {
-            new_args.push(arg.clone());
-            new_args.extend(rest.by_ref().cloned());
-            break;
-        }
-        match (arg.as_str(), rest.clone().next().and_then(Value::as_str)) {
-            (Some("--header"), Some(line)) => {
+        match rest.clone().next().and_then(Value::as_str) {
+            Some(line) if is(arg, "--header") => {
                 rest.next();
-                let name = header_variable(line, &env);
-                new_args.push(json!("--header-env"));
-                new_args.push(json!(name));
-                env.insert(name, json!(line));
+                new_args.extend(header_env_args([line], &mut env));
             }
             _ => new_args.push(arg.clone()),
         }
     }
+    new_args.extend(args[end..].iter().cloned());
+    let mut out = obj.clone();
     out.insert("args".into(), Value::Array(new_args));
-    if !env.is_empty() {
-        out.insert("env".into(), Value::Object(env));
+    out.insert("env".into(), Value::Object(env));
+    Some(out)
+}
+
+/// The entry's `env`, or an empty one.
+fn env_of(obj: &Map<String, Value>) -> Map<String, Value> {
+    obj.get("env")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Puts each header line into `env` under a variable of its own and returns the arguments
+/// that name them: `--header-env INTERCEPT_HEADER_<NAME>`. Headers often carry
+/// credentials: the environment is readable by the process's owner only, arguments by
+/// every user (`ps`).
+fn header_env_args<'a>(
+    lines: impl IntoIterator<Item = &'a str>,
+    env: &mut Map<String, Value>,
+) -> Vec<Value> {
+    let mut args = Vec::new();
+    for line in lines {
+        let name = header_variable(line, env);
+        args.push(json!("--header-env"));
+        args.push(json!(name));
+        env.insert(name, json!(line));
     }
-    Some(Value::Object(out))
+    args
 }
 
 /// The entry, rewritten to run through intercept with `policy`. Unrelated fields (`env`,
@@ -243,19 +300,11 @@ pub fn wrap(entry: &Value, launcher: &[String], policy: &str) -> Option<Value> {
         Kind::Remote { url, headers } => {
             args.push(json!("--upstream"));
             args.push(json!(url));
-            // Headers often carry credentials: they go into the entry's environment, not
-            // into arguments any user can read in the process list.
-            let mut env = obj
-                .get("env")
-                .and_then(Value::as_object)
-                .cloned()
-                .unwrap_or_default();
-            for line in &headers {
-                let name = header_variable(line, &env);
-                args.push(json!("--header-env"));
-                args.push(json!(name));
-                env.insert(name, json!(line));
-            }
+            let mut env = env_of(obj);
+            args.extend(header_env_args(
+                headers.iter().map(String::as_str),
+                &mut env,
+            ));
             for (k, v) in obj {
                 match k.as_str() {
                     // The client now starts intercept, which speaks HTTP to the server.
@@ -532,9 +581,38 @@ mod tests {
             unwrap(&new).unwrap()["headers"],
             json!({"Authorization": "Bearer t", "X-Tenant": "a"})
         );
+        // Both at once: a version-less npx launcher replaced, and the header moved.
+        let older = json!({"command": "npx", "args": ["-y", "@policylayer/intercept", "-c", "/p.yaml", "--upstream", "https://h/mcp", "--header", "Authorization: Bearer t"], "env": {"K": "v"}});
+        assert_eq!(
+            refresh(&older, &native, &exists).unwrap(),
+            json!({"command": "/opt/intercept",
+                   "args": ["-c", "/p.yaml", "--upstream", "https://h/mcp", "--header-env", "INTERCEPT_HEADER_AUTHORIZATION"],
+                   "env": {"K": "v", "INTERCEPT_HEADER_AUTHORIZATION": "Authorization: Bearer t"}})
+        );
         // A server's own --header, after --, is the server's.
         let stdio = json!({"command": "/opt/intercept", "args": ["-c", "/p.yaml", "--", "srv", "--upstream", "u", "--header", "A: b"]});
         assert_eq!(refresh(&stdio, &native, &exists), None);
+    }
+
+    #[test]
+    fn a_servers_own_arguments_are_never_taken_for_the_launcher() {
+        let native = ["/usr/bin/intercept".to_string()];
+        let exists = |_: &str| false;
+        // The server is an npm package of the same scope: its name, after `--`, is the
+        // server's, not a launcher to replace.
+        let entry = json!({"command": "/opt/intercept", "args": ["-c", "/outer.yaml", "--", "npx", "-y", "@policylayer/intercept-mcp-demo", "--flag"]});
+        assert_eq!(
+            refresh(&entry, &native, &exists),
+            Some(
+                json!({"command": "/usr/bin/intercept", "args": ["-c", "/outer.yaml", "--", "npx", "-y", "@policylayer/intercept-mcp-demo", "--flag"]})
+            )
+        );
+        let exists = |_: &str| true;
+        assert_eq!(refresh(&entry, &native, &exists), None);
+        // Nor is another package of the scope before `--` a launcher of intercept.
+        let other = json!({"command": "npx", "args": ["-y", "@policylayer/intercept-tools", "-c", "p", "--", "x"]});
+        assert!(matches!(kind(&other), Kind::Stdio { .. }));
+        assert_eq!(refresh(&other, &native, &exists), None);
     }
 
     #[test]
