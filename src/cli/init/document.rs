@@ -4,7 +4,9 @@
 //! (JSONC). The file is read into a concrete syntax tree, and only the parts of an entry
 //! that change are rewritten: a property that keeps its value keeps its text, other keys
 //! keep their order, comments and indentation, and new text follows the file's own
-//! indentation and line endings.
+//! indentation and line endings. A file written on one line stays on one line (the
+//! parser lays out every object it adds a key to over several lines; that layout is
+//! folded back).
 
 use jsonc_parser::ParseOptions;
 use jsonc_parser::cst::{CstArray, CstInputValue, CstObject, CstObjectProp, CstRootNode};
@@ -25,10 +27,18 @@ pub enum DocumentError {
 #[derive(Debug)]
 pub struct Document {
     root: CstRootNode,
-    /// Written on one line as serde_json writes it compactly: rewritten the same way,
-    /// rather than growing one multi-line entry in the middle of a one-line file.
-    compact: bool,
-    trailing_newline: bool,
+    layout: Layout,
+}
+
+/// How the file was laid out, as far as new text must follow it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    /// Several lines (or comments): the parser's own layout of new text fits.
+    Lines,
+    /// One line of strict JSON, with blanks between its tokens.
+    OneLine,
+    /// One line of strict JSON without a blank outside its strings (`{"a":{"b":1}}`).
+    Packed,
 }
 
 impl Document {
@@ -38,14 +48,9 @@ impl Document {
         if root.object_value().is_none() {
             return Err(DocumentError::NotAnObject);
         }
-        let body = text.trim_end();
-        // Strict JSON on one line: nothing (no comment) would be lost by re-serialising it.
-        let compact =
-            !body.contains('\n') && serde_json::from_str::<serde::de::IgnoredAny>(body).is_ok();
         Ok(Document {
             root,
-            compact,
-            trailing_newline: text.ends_with('\n'),
+            layout: layout(text),
         })
     }
 
@@ -74,15 +79,78 @@ impl Document {
     }
 
     pub fn text(&self) -> String {
-        if self.compact {
-            let mut text = serde_json::to_string(&self.value()).expect("JSON values serialise");
-            if self.trailing_newline {
-                text.push('\n');
-            }
-            return text;
+        let text = self.root.to_string();
+        match self.layout {
+            Layout::Lines => text,
+            layout => fold(&text, layout),
         }
-        self.root.to_string()
     }
+}
+
+fn layout(text: &str) -> Layout {
+    let body = text.trim();
+    // Strict JSON only: it holds no comment, so its blanks are all outside strings or in
+    // them, never in a `//` comment that a folded line would run into.
+    if body.contains('\n') || serde_json::from_str::<serde::de::IgnoredAny>(body).is_err() {
+        return Layout::Lines;
+    }
+    if marked(body).any(|(c, outside)| outside && c.is_ascii_whitespace()) {
+        Layout::OneLine
+    } else {
+        Layout::Packed
+    }
+}
+
+/// The characters of the JSON `text`, each with whether it is outside a string.
+fn marked(text: &str) -> impl Iterator<Item = (char, bool)> + '_ {
+    let (mut in_string, mut escaped) = (false, false);
+    text.chars().map(move |c| {
+        if !in_string {
+            in_string = c == '"';
+            return (c, true);
+        }
+        match (escaped, c) {
+            (true, _) => escaped = false,
+            (false, '\\') => escaped = true,
+            (false, '"') => in_string = false,
+            _ => {}
+        }
+        (c, false)
+    })
+}
+
+/// `text` (a one-line file the parser spread over lines where it added keys) back on one
+/// line. A packed file loses every blank outside strings, as it had none; otherwise a line
+/// break and its indentation become nothing inside brackets and one space after a comma.
+/// The file's trailing newline is kept.
+fn fold(text: &str, layout: Layout) -> String {
+    let (body, end) = match text.strip_suffix("\r\n") {
+        Some(body) => (body, "\r\n"),
+        None => match text.strip_suffix('\n') {
+            Some(body) => (body, "\n"),
+            None => (text, ""),
+        },
+    };
+    let mut out = String::with_capacity(text.len());
+    let mut pending = String::new();
+    for (c, outside) in marked(body) {
+        if outside && c.is_ascii_whitespace() {
+            pending.push(c);
+            continue;
+        }
+        let blank = std::mem::take(&mut pending);
+        let before = out.chars().last();
+        if layout == Layout::Packed {
+            // No blank at all.
+        } else if !blank.contains('\n') {
+            out.push_str(&blank);
+        } else if !(matches!(before, Some('{' | '[')) || matches!(c, '}' | ']')) {
+            out.push(' ');
+        }
+        out.push(c);
+    }
+    out.push_str(end);
+    out
 }
 
 /// Gives `prop` the value `new`: objects are patched key by key and arrays element by
@@ -258,16 +326,41 @@ mod tests {
     }
 
     #[test]
-    fn a_one_line_file_stays_on_one_line() {
+    fn a_one_line_file_stays_on_one_line_and_keeps_its_spacing() {
+        // Spaces after the colons: kept where nothing changes.
         let out = edit(
-            r#"{"z":0,"mcpServers":{"a":{"command":"x","args":["1"]}}}"#,
+            r#"{"mcpServers": {"a": {"command": "x", "args": ["1"]}}, "z": 0}"#,
             &loc(&["mcpServers"], "a"),
             json!({"command": "i", "args": ["--", "x", "1"]}),
         );
         assert_eq!(
             out,
-            r#"{"z":0,"mcpServers":{"a":{"command":"i","args":["--","x","1"]}}}"#
+            r#"{"mcpServers": {"a": {"command": "i", "args": ["--", "x", "1"]}}, "z": 0}"#
         );
+        // No blank at all: none added, not even in a string's neighbourhood.
+        let out = edit(
+            "{\"z\":0,\"mcpServers\":{\"a\":{\"command\":\"x\",\"args\":[\"1\"]}}}\n",
+            &loc(&["mcpServers"], "a"),
+            json!({"command": "i", "args": ["--", "x y", "1"], "env": {"K": "a, b"}}),
+        );
+        assert_eq!(
+            out,
+            "{\"z\":0,\"mcpServers\":{\"a\":{\"command\":\"i\",\"args\":[\"--\",\"x y\",\"1\"],\"env\":{\"K\":\"a, b\"}}}}\n"
+        );
+        // Keys added and removed (a URL entry becomes a command): still one line.
+        let out = edit(
+            r#"{"mcpServers": {"r": {"type": "http", "url": "https://h/mcp", "headers": {"A": "b"}}}, "z": 0}"#,
+            &loc(&["mcpServers"], "r"),
+            json!({"type": "stdio", "command": "i", "args": ["--upstream", "https://h/mcp"], "env": {"E": "A: b"}}),
+        );
+        assert_eq!(
+            out,
+            r#"{"mcpServers": {"r": {"type": "stdio", "command": "i", "args": ["--upstream", "https://h/mcp"], "env": {"E": "A: b"}}}, "z": 0}"#
+        );
+        // A one-line file with a comment is JSONC: laid out over lines rather than risk a
+        // comment swallowing what follows it.
+        let doc = Document::parse("{\"mcpServers\": {\"a\": {\"url\": \"u\"}}} // mine\n").unwrap();
+        assert_eq!(doc.layout, Layout::Lines);
     }
 
     #[test]
