@@ -5,7 +5,7 @@ const test = require('node:test')
 const assert = require('node:assert/strict')
 const { execFile } = require('node:child_process')
 const http = require('node:http')
-const { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, readdirSync, realpathSync, writeFileSync } = require('node:fs')
+const { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, readdirSync, realpathSync, statSync, writeFileSync } = require('node:fs')
 const { join } = require('node:path')
 const { Client } = require('@modelcontextprotocol/sdk/client/index.js')
 const { StdioClientTransport } = require('@modelcontextprotocol/sdk/client/stdio.js')
@@ -338,10 +338,27 @@ test('init: a URL server\'s headers go into env, reach the server through --head
     const older = { command: 'npx', args: ['-y', '@policylayer/intercept', '-c', oldPolicy, '--upstream', server.url, '--header', `Authorization: Bearer ${token}`] }
     const text = JSON.stringify({ mcpServers: { remote: { type: 'http', url: server.url, headers: { Authorization: `Bearer ${token}` } }, older } }, null, 2) + '\n'
     const path = write(join(project, '.mcp.json'), text)
+    chmodSync(path, 0o600)
     const env = { ...process.env, HOME: home }
-    let r = await intercept(['init', '--project', project], env)
+    // The dry run's diff shows where the headers go, never their values.
+    let r = await intercept(['init', '--project', project, '--dry-run'], env)
+    assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`)
+    assert.ok(!r.stdout.includes(token), r.stdout)
+    assert.match(r.stdout, /^- +"Authorization": "\[REDACTED\]"$/m)
+    assert.match(r.stdout, /^\+ +"INTERCEPT_HEADER_AUTHORIZATION": "(Authorization: )?\[REDACTED\]"$/m)
+    r = await intercept(['init', '--project', project], env)
     assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`)
     assert.match(r.stdout, /older +intercept +already runs through intercept; updated/)
+    // The copy and the index hold the token: only their owner may read them, as the file.
+    const mode = (p) => statSync(p).mode & 0o777
+    const state = join(home, '.intercept', 'init')
+    const [backup] = readdirSync(join(state, 'backups'))
+    assert.ok(readFileSync(join(state, 'backups', backup), 'utf8').includes(token))
+    assert.ok(readFileSync(join(state, 'index.json'), 'utf8').includes(token))
+    assert.deepEqual(
+      [join(home, '.intercept'), state, join(state, 'backups'), join(state, 'backups', backup), join(state, 'index.json'), path].map(mode),
+      [0o700, 0o700, 0o700, 0o600, 0o600, 0o600],
+    )
     const updated = JSON.parse(readFileSync(path, 'utf8')).mcpServers.older
     assert.deepEqual(updated, {
       command: realpathSync(BINARY),

@@ -22,6 +22,7 @@ use serde_json::Value;
 
 use super::scan::{block_on, now_seconds, parse_duration};
 use crate::audit::sha256_hex;
+use crate::private_fs;
 use crate::scan::{self, Target, scaffold};
 use crate::shell_words;
 use clients::{ConfigFile, Location};
@@ -95,11 +96,18 @@ fn load_index(home: &Path) -> anyhow::Result<Index> {
     }
 }
 
+/// The index holds the original entries, credentials included: only its owner may read it.
 fn save_index(home: &Path, index: &Index) -> anyhow::Result<()> {
-    let dir = state_dir(home);
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let dir = private_dir(&state_dir(home))?;
     let text = serde_json::to_string_pretty(index)? + "\n";
-    write_atomic(&dir.join("index.json"), &text)
+    write_atomic(&dir.join("index.json"), &text, Mode::Private)
+}
+
+/// `dir`, created or closed to everyone but its owner.
+fn private_dir(dir: &Path) -> anyhow::Result<PathBuf> {
+    private_fs::ensure_private_dir(dir)
+        .with_context(|| format!("creating {} (mode 0700)", dir.display()))?;
+    Ok(dir.to_path_buf())
 }
 
 fn loc_key(loc: &Location) -> String {
@@ -108,23 +116,68 @@ fn loc_key(loc: &Location) -> String {
     parts.join("/")
 }
 
-/// Writes through a temporary file and a rename, keeping the original's permissions.
-fn write_atomic(path: &Path, text: &str) -> anyhow::Result<()> {
-    let tmp = path.with_extension("intercept-tmp");
-    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
-    if let Ok(meta) = std::fs::metadata(path) {
-        let _ = std::fs::set_permissions(&tmp, meta.permissions());
-    }
-    std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))
+/// Who may read a file [`write_atomic`] replaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// As the file it replaces (a client's config); only the owner for a new file.
+    Keep,
+    /// Only the owner, whatever it was.
+    Private,
 }
 
-fn diff(path: &Path, before: &str, after: &str) -> String {
+/// Replaces `path` with `text` through a temporary file and a rename, so that a reader
+/// never sees half a file. The temporary file is created afresh under a random name (never
+/// through a link planted in a cloned project) and readable by its owner only while the
+/// text, which may hold credentials, is written; it gets the original's permissions just
+/// before it takes its place.
+fn write_atomic(path: &Path, text: &str, mode: Mode) -> anyhow::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+    tmp.write_all(text.as_bytes())
+        .with_context(|| format!("writing {}", tmp.path().display()))?;
+    if mode == Mode::Keep
+        && let Ok(meta) = std::fs::metadata(path)
+    {
+        tmp.as_file()
+            .set_permissions(meta.permissions())
+            .with_context(|| format!("setting the permissions of {}", tmp.path().display()))?;
+    }
+    tmp.persist(path)
+        .map_err(|e| e.error)
+        .with_context(|| format!("replacing {}", path.display()))?;
+    Ok(())
+}
+
+/// The unified diff of a config file, as shown on the terminal: header values (in
+/// `headers`, in arguments, or moved into `env`) masked in every entry, and whatever else
+/// looks like a secret redacted.
+fn diff(path: &Path, key: &str, before: &str, after: &str) -> String {
     let name = path.display().to_string();
-    similar::TextDiff::from_lines(before, after)
+    let (before, after) = (shown(before, key), shown(after, key));
+    similar::TextDiff::from_lines(&before, &after)
         .unified_diff()
         .context_radius(3)
         .header(&name, &name)
         .to_string()
+}
+
+/// `text` with the header values of its entries masked and other secrets redacted (see
+/// [`diff`]).
+fn shown(text: &str, key: &str) -> String {
+    let masked = Document::parse(text).map(|doc| {
+        for (loc, entry) in clients::servers(&doc.value(), key) {
+            let hidden = wrap::masked(&entry);
+            if hidden != entry {
+                doc.set_entry(&loc, &hidden);
+            }
+        }
+        doc.text()
+    });
+    crate::redact::redact_text(masked.as_deref().unwrap_or(text)).into_owned()
 }
 
 pub fn run(args: &Args, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<i32> {
@@ -170,6 +223,13 @@ pub fn run(args: &Args, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Res
         return Ok(0);
     }
 
+    if !args.dry_run {
+        // Where policies, backups and (for the proxy) counters and audit logs go: private
+        // from the start, before the policy directory is created inside it.
+        let root = home.join(".intercept");
+        private_fs::create_private_dir(&root)
+            .with_context(|| format!("creating {}", root.display()))?;
+    }
     let mut index = load_index(&home)?;
     let mut planner = Planner {
         dir: policy_dir.clone(),
@@ -276,7 +336,11 @@ pub fn run(args: &Args, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Res
     )?;
     if args.dry_run {
         for c in &changes {
-            write!(out, "{}", diff(&c.file.path, &c.before, &c.after))?;
+            write!(
+                out,
+                "{}",
+                diff(&c.file.path, c.file.key, &c.before, &c.after)
+            )?;
         }
         writeln!(
             out,
@@ -284,8 +348,8 @@ pub fn run(args: &Args, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Res
         )?;
         return Ok(0);
     }
-    let backups = state_dir(&home).join("backups");
-    std::fs::create_dir_all(&backups).with_context(|| format!("creating {}", backups.display()))?;
+    private_dir(&state_dir(&home))?;
+    let backups = private_dir(&state_dir(&home).join("backups"))?;
     let mut servers = 0;
     for Change {
         file,
@@ -311,9 +375,13 @@ pub fn run(args: &Args, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Res
                 written_sha256: String::new(),
                 originals: BTreeMap::new(),
             });
-        if !record.backup.exists() {
-            std::fs::write(&record.backup, before)
-                .with_context(|| format!("writing the backup {}", record.backup.display()))?;
+        // The copy holds what the file holds, credentials included.
+        match private_fs::write_new_private(&record.backup, before.as_bytes()) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                return Err(e)
+                    .with_context(|| format!("writing the backup {}", record.backup.display()));
+            }
+            _ => {}
         }
         for (loc, original) in wrapped {
             record
@@ -324,7 +392,7 @@ pub fn run(args: &Args, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Res
         // Saved before the file changes: an interrupted run can still be undone.
         let previous = std::mem::replace(&mut record.written_sha256, sha256_hex(after.as_bytes()));
         save_index(&home, &index)?;
-        if let Err(e) = write_atomic(&file.path, after) {
+        if let Err(e) = write_atomic(&file.path, after, Mode::Keep) {
             if let Some(r) = index.files.get_mut(&key) {
                 r.written_sha256 = previous;
             }
@@ -540,6 +608,11 @@ fn undo(home: &Path, dry_run: bool, out: &mut dyn Write) -> anyhow::Result<i32> 
                 continue;
             }
         };
+        let key = if record.client == "VS Code" {
+            "servers"
+        } else {
+            "mcpServers"
+        };
         let restored = if sha256_hex(current.as_bytes()) == record.written_sha256 {
             std::fs::read_to_string(&record.backup)
                 .with_context(|| format!("reading the backup {}", record.backup.display()))?
@@ -554,11 +627,6 @@ fn undo(home: &Path, dry_run: bool, out: &mut dyn Write) -> anyhow::Result<i32> 
                     )?;
                     continue;
                 }
-            };
-            let key = if record.client == "VS Code" {
-                "servers"
-            } else {
-                "mcpServers"
             };
             for (loc, entry) in clients::servers(&doc.value(), key) {
                 if wrap::kind(&entry) != Kind::Wrapped {
@@ -576,11 +644,11 @@ fn undo(home: &Path, dry_run: bool, out: &mut dyn Write) -> anyhow::Result<i32> 
             doc.text()
         };
         if dry_run {
-            write!(out, "{}", diff(&path_buf, &current, &restored))?;
+            write!(out, "{}", diff(&path_buf, key, &current, &restored))?;
             continue;
         }
         if restored != current {
-            write_atomic(&path_buf, &restored)?;
+            write_atomic(&path_buf, &restored, Mode::Keep)?;
         }
         writeln!(out, "Restored {path}")?;
         done.push(path.clone());
@@ -599,6 +667,52 @@ fn undo(home: &Path, dry_run: bool, out: &mut dyn Write) -> anyhow::Result<i32> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn write_atomic_follows_no_planted_link_and_sets_who_may_read() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        // A cloned project may hold a link where a fixed temporary name would be.
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        std::os::unix::fs::symlink(&victim, dir.path().join(".mcp.intercept-tmp")).unwrap();
+        let config = dir.path().join(".mcp.json");
+        std::fs::write(&config, "{}").unwrap();
+        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o640)).unwrap();
+        write_atomic(&config, "{\"a\": 1}", Mode::Keep).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        assert!(std::fs::symlink_metadata(&config).unwrap().is_file());
+        assert_eq!(std::fs::read_to_string(&config).unwrap(), "{\"a\": 1}");
+        assert_eq!(mode(&config), 0o640, "the config keeps its mode");
+        // Private: a new file, and one an earlier version left readable, end up 0600.
+        let index = dir.path().join("index.json");
+        write_atomic(&index, "{}", Mode::Private).unwrap();
+        assert_eq!(mode(&index), 0o600);
+        std::fs::set_permissions(&index, std::fs::Permissions::from_mode(0o644)).unwrap();
+        write_atomic(&index, "{}", Mode::Private).unwrap();
+        assert_eq!(mode(&index), 0o600);
+        // A new file under Keep is private too; no temporary file is left behind.
+        let new = dir.path().join("new.json");
+        write_atomic(&new, "{}", Mode::Keep).unwrap();
+        assert_eq!(mode(&new), 0o600);
+        let mut names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                ".mcp.intercept-tmp",
+                ".mcp.json",
+                "index.json",
+                "new.json",
+                "victim"
+            ]
+        );
+    }
 
     #[test]
     fn one_policy_per_command_and_no_clobbering() {

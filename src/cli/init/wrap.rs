@@ -6,6 +6,7 @@ use std::path::Path;
 use serde_json::{Map, Value, json};
 
 use super::launcher::PACKAGE;
+use crate::redact::REDACTED;
 use crate::scan::Target;
 
 /// What an entry starts, as far as intercept is concerned.
@@ -358,6 +359,48 @@ fn header_variable(line: &str, env: &Map<String, Value>) -> String {
         .expect("an unused name")
 }
 
+/// The entry as it may be shown: every header value replaced by `[REDACTED]`, the header's
+/// name kept, wherever the value is: in `headers`, after `--header` in intercept's own
+/// arguments, or in the `env` variable a `--header-env` names.
+pub fn masked(entry: &Value) -> Value {
+    let Some(obj) = entry.as_object() else {
+        return entry.clone();
+    };
+    let hide = |line: &str| match line.split_once(':') {
+        Some((name, _)) => format!("{name}: {REDACTED}"),
+        None => REDACTED.to_string(),
+    };
+    let mut out = obj.clone();
+    if let Some(Value::Object(headers)) = out.get_mut("headers") {
+        for value in headers.values_mut() {
+            *value = json!(REDACTED);
+        }
+    }
+    let mut named = Vec::new();
+    if let Some(Value::Array(args)) = out.get_mut("args") {
+        let end = args
+            .iter()
+            .position(|a| a.as_str() == Some("--"))
+            .unwrap_or(args.len());
+        for i in 1..end {
+            match (args[i - 1].as_str(), args[i].as_str()) {
+                (Some("--header"), Some(line)) => args[i] = json!(hide(line)),
+                (Some("--header-env"), Some(name)) => named.push(name.to_string()),
+                _ => {}
+            }
+        }
+    }
+    if let Some(Value::Object(env)) = out.get_mut("env") {
+        for name in named {
+            if let Some(Value::String(line)) = env.get(&name) {
+                let hidden = hide(line);
+                env.insert(name, json!(hidden));
+            }
+        }
+    }
+    Value::Object(out)
+}
+
 /// Undoes [`wrap`] from the entry alone, when the original is not on record.
 pub fn unwrap(entry: &Value) -> Option<Value> {
     let obj = entry.as_object()?;
@@ -613,6 +656,30 @@ mod tests {
         let other = json!({"command": "npx", "args": ["-y", "@policylayer/intercept-tools", "-c", "p", "--", "x"]});
         assert!(matches!(kind(&other), Kind::Stdio { .. }));
         assert_eq!(refresh(&other, &native, &exists), None);
+    }
+
+    #[test]
+    fn header_values_are_masked_wherever_they_are() {
+        let remote = json!({"url": "https://h/mcp", "headers": {"Authorization": "Bearer s3cret", "X-Tenant": "acme"}, "env": {"KEEP": "1"}});
+        assert_eq!(
+            masked(&remote),
+            json!({"url": "https://h/mcp", "headers": {"Authorization": "[REDACTED]", "X-Tenant": "[REDACTED]"}, "env": {"KEEP": "1"}})
+        );
+        let wrapped = wrap(&remote, &["/bin/intercept".to_string()], "/p.yaml").unwrap();
+        let shown = masked(&wrapped);
+        assert_eq!(
+            shown["env"],
+            json!({"KEEP": "1", "INTERCEPT_HEADER_AUTHORIZATION": "Authorization: [REDACTED]", "INTERCEPT_HEADER_X_TENANT": "X-Tenant: [REDACTED]"})
+        );
+        assert_eq!(shown["args"], wrapped["args"]);
+        let older = json!({"command": "intercept", "args": ["-c", "/p.yaml", "--upstream", "https://h/mcp", "--header", "Authorization: Bearer s3cret"]});
+        assert_eq!(
+            masked(&older)["args"][5],
+            json!("Authorization: [REDACTED]")
+        );
+        // A server's own arguments and variables are not headers.
+        let stdio = json!({"command": "intercept", "args": ["-c", "p", "--", "srv", "--header", "A: b"], "env": {"A": "b"}});
+        assert_eq!(masked(&stdio), stdio);
     }
 
     #[test]
