@@ -267,15 +267,29 @@ test('init: entries start the native executable of the installation, or the exac
   // Run from npx's cache, which npm may clear: the exact version through npx.
   const npx = installPackages(join(tempDir(), '_npx', '4f2a1b'), true)
   cases.push({ how: npx.launcher, expect: ['npx', '-y', `@policylayer/intercept@${pkgVersion}`] })
+  // pnpm dlx's cache, likewise: the exact version through pnpm dlx.
+  const dlx = installPackages(join(tempDir(), 'pnpm', 'dlx', '5c1e', '195d-7f3a'), true)
+  cases.push({ how: dlx.launcher, expect: ['pnpm', 'dlx', `@policylayer/intercept@${pkgVersion}`] })
+  // An addon loaded from elsewhere (INTERCEPT_NATIVE_PATH) next to an `intercept` that is
+  // not the platform package's: never written; the launcher is.
+  const elsewhere = tempDir()
+  copyFileSync(installed.executable, join(elsewhere, 'intercept'))
+  chmodSync(join(elsewhere, 'intercept'), 0o755)
+  copyFileSync(join(root, `intercept.${require('../platform.js').platformTriple()}.node`), join(elsewhere, 'x.node'))
+  cases.push({ how: LAUNCHER, env: { INTERCEPT_NATIVE_PATH: join(elsewhere, 'x.node') }, expect: [process.execPath, realpathSync(LAUNCHER)] })
+  // The platform package's executable, but writable by its group: not written either.
+  const open = installPackages(tempDir(), true)
+  chmodSync(open.executable, 0o775)
+  cases.push({ how: open.launcher, expect: [process.execPath, realpathSync(open.launcher)] })
 
-  for (const { how, expect, works } of cases) {
+  for (const { how, expect, works, env: extra } of cases) {
     const home = tempDir()
     const project = tempDir()
     const path = write(
       join(project, '.mcp.json'),
       JSON.stringify({ mcpServers: { memory: { command: process.execPath, args: SERVERS.memory, env: { MEMORY_FILE_PATH: join(home, 'm.jsonl') } } } }, null, 2) + '\n',
     )
-    const env = { ...process.env, HOME: home }
+    const env = { ...process.env, HOME: home, ...extra }
     const r = await initVia(how, ['init', '--project', project], env)
     assert.equal(r.code, 0, `${how}: ${r.stdout}\n${r.stderr}`)
     const entry = JSON.parse(readFileSync(path, 'utf8')).mcpServers.memory

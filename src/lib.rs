@@ -17,6 +17,7 @@
 pub mod audit;
 pub mod cli;
 pub mod engine;
+mod host;
 mod json_text;
 pub mod policy;
 mod private_fs;

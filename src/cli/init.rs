@@ -203,9 +203,9 @@ pub fn run(args: &Args, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Res
             }
         }
         None => launcher::choose(
-            &launcher::Running::detect(),
+            &launcher::Running::detect(crate::host::under_node()),
             crate::VERSION,
-            &launcher::is_executable,
+            &launcher::OnDisk,
         ),
     };
     let policy_dir = args

@@ -441,6 +441,7 @@ pub fn evaluate(env: Env, policy_path_or_yaml: String, call: ToolCall) -> Result
 #[napi]
 pub async fn run(argv: Vec<String>) -> Result<i32> {
     clear_nonblocking_stdio();
+    crate::host::mark_under_node();
     let args = std::iter::once("intercept".to_string())
         .chain(argv)
         .collect();
