@@ -5,7 +5,7 @@ const test = require('node:test')
 const assert = require('node:assert/strict')
 const { execFile } = require('node:child_process')
 const http = require('node:http')
-const { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, readdirSync, realpathSync, statSync, writeFileSync } = require('node:fs')
+const { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, writeFileSync } = require('node:fs')
 const { join } = require('node:path')
 const { Client } = require('@modelcontextprotocol/sdk/client/index.js')
 const { StdioClientTransport } = require('@modelcontextprotocol/sdk/client/stdio.js')
@@ -82,7 +82,7 @@ test('init: dry-run diff, backup and rewrite, idempotence, undo', async () => {
     }
     const original = Object.fromEntries(Object.entries(files).map(([k, f]) => [k, readFileSync(f, 'utf8')]))
     const env = { ...process.env, HOME: home, XDG_CONFIG_HOME: '', APPDATA: '' }
-    const args = ['init', '--project', project, '--launcher', BINARY, '--timeout', '60s']
+    const args = ['init', '--project', project, '--trust-project', '--launcher', BINARY, '--timeout', '60s']
 
     // Dry run: the table and the diff, no change anywhere.
     let r = await intercept([...args, '--dry-run'], env)
@@ -194,7 +194,7 @@ test('init: JSONC is edited in place, comments and layout kept; an entry edited 
   ].join('\n')
   const vscode = write(join(project, '.vscode', 'mcp.json'), vscodeText)
   const env = { ...process.env, HOME: home }
-  let r = await intercept(['init', '--project', project, '--launcher', BINARY], env)
+  let r = await intercept(['init', '--project', project, '--trust-project', '--launcher', BINARY], env)
   assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`)
   const policy = join(home, '.intercept', 'policies', 'notes.yaml')
   const expected = vscodeText
@@ -290,7 +290,7 @@ test('init: entries start the native executable of the installation, or the exac
       JSON.stringify({ mcpServers: { memory: { command: process.execPath, args: SERVERS.memory, env: { MEMORY_FILE_PATH: join(home, 'm.jsonl') } } } }, null, 2) + '\n',
     )
     const env = { ...process.env, HOME: home, ...extra }
-    const r = await initVia(how, ['init', '--project', project], env)
+    const r = await initVia(how, ['init', '--project', project, '--trust-project'], env)
     assert.equal(r.code, 0, `${how}: ${r.stdout}\n${r.stderr}`)
     const entry = JSON.parse(readFileSync(path, 'utf8')).mcpServers.memory
     const policy = join(home, '.intercept', 'policies', 'memory.yaml')
@@ -355,12 +355,12 @@ test('init: a URL server\'s headers go into env, reach the server through --head
     chmodSync(path, 0o600)
     const env = { ...process.env, HOME: home }
     // The dry run's diff shows where the headers go, never their values.
-    let r = await intercept(['init', '--project', project, '--dry-run'], env)
+    let r = await intercept(['init', '--project', project, '--trust-project', '--dry-run'], env)
     assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`)
     assert.ok(!r.stdout.includes(token), r.stdout)
     assert.match(r.stdout, /^- +"Authorization": "\[REDACTED\]"$/m)
     assert.match(r.stdout, /^\+ +"INTERCEPT_HEADER_AUTHORIZATION": "(Authorization: )?\[REDACTED\]"$/m)
-    r = await intercept(['init', '--project', project], env)
+    r = await intercept(['init', '--project', project, '--trust-project'], env)
     assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`)
     assert.match(r.stdout, /older +intercept +already runs through intercept; updated/)
     // The copy and the index hold the token: only their owner may read them, as the file.
@@ -406,7 +406,7 @@ test('init: a URL server\'s headers go into env, reach the server through --head
     assert.equal(readFileSync(path, 'utf8'), text)
 
     // Undo entry by entry (the file was edited since): the headers come back too.
-    r = await intercept(['init', '--project', project], env)
+    r = await intercept(['init', '--project', project, '--trust-project'], env)
     assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`)
     writeFileSync(path, readFileSync(path, 'utf8').replace('"mcpServers": {', '"other": 1,\n  "mcpServers": {'))
     r = await intercept(['init', '--undo'], env)
@@ -444,4 +444,59 @@ test('init: an empty HOME is an error, not the current directory', async () => {
   assert.equal(r.code, 2, `${r.stdout}\n${r.stderr}`)
   assert.match(r.stderr, /cannot tell the home directory: HOME is not set \(or empty\)/)
   assert.deepEqual(readdirSync(cwd), [])
+})
+
+/** A server entry that leaves `marker` behind when it is started (and then exits). */
+function marking(marker) {
+  return { command: process.execPath, args: ['-e', 'require("fs").writeFileSync(process.argv[1], "")', marker] }
+}
+
+test('init: the servers of a project\'s own files start only once the user says so', async () => {
+  const home = tempDir()
+  const project = tempDir()
+  const marker = join(tempDir(), 'started')
+  const projectText = JSON.stringify({ mcpServers: { cloned: marking(marker) } }, null, 2) + '\n'
+  const projectFile = write(join(project, '.mcp.json'), projectText)
+  // The user's own config needs no confirmation.
+  const userFile = write(
+    join(home, '.cursor', 'mcp.json'),
+    JSON.stringify({ mcpServers: { memory: { command: process.execPath, args: SERVERS.memory, env: { MEMORY_FILE_PATH: join(home, 'm.jsonl') } } } }, null, 2) + '\n',
+  )
+  const env = { ...process.env, HOME: home }
+
+  // Not a terminal, no --trust-project: listed, neither started nor changed.
+  let r = await intercept(['init', '--project', project, '--launcher', BINARY], env)
+  assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`)
+  assert.match(r.stdout, /cloned +command +skipped: the project's file, not confirmed \(--trust-project\)/)
+  assert.match(r.stdout, /The 1 server\(s\) of the project's own files were neither started nor changed: they came with the project\. Run init in a terminal to confirm, or with --trust-project\./)
+  assert.ok(!existsSync(marker), 'the project\'s server was started')
+  assert.equal(readFileSync(projectFile, 'utf8'), projectText)
+  assert.equal(JSON.parse(readFileSync(userFile, 'utf8')).mcpServers.memory.command, BINARY)
+
+  // The dry run says what a run would do.
+  r = await intercept(['init', '--project', project, '--launcher', BINARY, '--dry-run'], env)
+  assert.match(r.stdout, /A run without --dry-run asks before it starts the 1 server\(s\) of the project's own files/)
+
+  // In a terminal: asked, with what would run; "n" starts nothing, "y" starts it.
+  if (process.platform === 'linux' && existsSync('/usr/bin/script')) {
+    const inTerminal = (answer) =>
+      new Promise((resolve) => {
+        const command = [BINARY, 'init', '--project', project, '--launcher', BINARY].map((w) => `'${w}'`).join(' ')
+        const child = execFile('/usr/bin/script', ['-qec', command, '/dev/null'], { env }, (error, stdout) => resolve({ code: error ? error.code : 0, stdout }))
+        child.stdin.end(answer)
+      })
+    r = await inTerminal('n\n')
+    assert.match(r.stdout, /The project's own config files list 1 server that init would start to scan:/)
+    assert.match(r.stdout, /\.mcp\.json › cloned: .*node -e/)
+    assert.match(r.stdout, /Start them\? \[y\/N\]/)
+    assert.ok(!existsSync(marker), r.stdout)
+    r = await inTerminal('y\n')
+    assert.ok(existsSync(marker), r.stdout)
+  }
+
+  // --trust-project: no question asked.
+  rmSync(marker, { force: true })
+  r = await intercept(['init', '--project', project, '--launcher', BINARY, '--trust-project'], env)
+  assert.ok(existsSync(marker), r.stdout)
+  assert.doesNotMatch(r.stderr, /Start them/)
 })

@@ -7,12 +7,13 @@
 //! are left alone, so running init twice changes nothing the second time.
 
 mod clients;
+mod consent;
 mod document;
 mod launcher;
 mod wrap;
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -31,7 +32,7 @@ use wrap::Kind;
 
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  intercept init --dry-run        # show the changes, change nothing\n  intercept init                  # scan, write policies, rewrite the configs\n  intercept init --undo           # put the configs back"
+    after_help = "Examples:\n  intercept init --dry-run        # show the changes, change nothing\n  intercept init                  # scan, write policies, rewrite the configs\n  intercept init --trust-project  # the same, for the project's servers without asking\n  intercept init --undo           # put the configs back"
 )]
 pub struct Args {
     /// Show the servers and the changes as a diff; write nothing.
@@ -47,6 +48,10 @@ pub struct Args {
     /// included [default: the current directory].
     #[arg(long, value_name = "DIR")]
     pub project: Option<PathBuf>,
+    /// Start and rewrite the servers of the project's own files without asking. Without it
+    /// init asks in a terminal, and skips them otherwise: they came with the project.
+    #[arg(long)]
+    pub trust_project: bool,
     /// How a rewritten entry starts intercept, split on spaces [default: this installation's
     /// native executable by absolute path; `npx -y @policylayer/intercept@<version>` when run
     /// from npx's cache].
@@ -230,6 +235,14 @@ pub fn run(args: &Args, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Res
         private_fs::create_private_dir(&root)
             .with_context(|| format!("creating {}", root.display()))?;
     }
+    let from_project = consent::pending(&files);
+    // Nothing starts in a dry run: the project's servers are shown as a run would treat
+    // them once trusted.
+    let trusted = args.trust_project
+        || args.dry_run
+        || from_project.is_empty()
+        || (std::io::stdin().is_terminal()
+            && consent::ask(&from_project, &mut std::io::stdin().lock(), err)?);
     let mut index = load_index(&home)?;
     let mut planner = Planner {
         dir: policy_dir.clone(),
@@ -251,6 +264,11 @@ pub fn run(args: &Args, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Res
         let mut wrapped_here = Vec::new();
         for (loc, entry) in clients::servers(&doc.value(), file.key) {
             let kind = wrap::kind(&entry);
+            if file.project && !trusted {
+                let status = "skipped: the project's file, not confirmed (--trust-project)";
+                rows.push(Row::server(file, &loc, &kind, status));
+                continue;
+            }
             // Entries wrapped earlier: a stale launcher replaced, headers moved out of argv.
             if let Some(new_entry) =
                 wrap::refresh(&entry, &launcher.command, &|p| Path::new(p).exists())
@@ -324,6 +342,18 @@ pub fn run(args: &Args, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Res
 
     print_table(out, &rows)?;
     writeln!(out)?;
+    let n = from_project.len();
+    if !from_project.is_empty() && !trusted {
+        writeln!(
+            out,
+            "The {n} server(s) of the project's own files were neither started nor changed: they came with the project. Run init in a terminal to confirm, or with --trust-project.\n"
+        )?;
+    } else if !from_project.is_empty() && args.dry_run && !args.trust_project {
+        writeln!(
+            out,
+            "A run without --dry-run asks before it starts the {n} server(s) of the project's own files (in a terminal; elsewhere they are skipped unless --trust-project).\n"
+        )?;
+    }
     if changes.is_empty() {
         writeln!(out, "Nothing to change.")?;
         return Ok(if failures > 0 { 1 } else { 0 });

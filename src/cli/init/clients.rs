@@ -12,27 +12,38 @@ pub struct ConfigFile {
     pub path: PathBuf,
     /// The key of the server map: `mcpServers`, or `servers` for VS Code.
     pub key: &'static str,
+    /// A file of the project directory rather than of the user: it came with the project
+    /// (a cloned repository, say), so its servers are not started without consent.
+    pub project: bool,
 }
 
 /// Every known configuration file that exists, for this home and project directory.
 pub fn locate(home: &Path, project: &Path) -> Vec<ConfigFile> {
     let mut candidates = vec![
-        ("Claude Code", project.join(".mcp.json"), "mcpServers"),
-        ("Claude Code", home.join(".claude.json"), "mcpServers"),
+        ("Claude Code", project.join(".mcp.json"), "mcpServers", true),
+        (
+            "Claude Code",
+            home.join(".claude.json"),
+            "mcpServers",
+            false,
+        ),
         (
             "Cursor",
             home.join(".cursor").join("mcp.json"),
             "mcpServers",
+            false,
         ),
         (
             "Cursor",
             project.join(".cursor").join("mcp.json"),
             "mcpServers",
+            true,
         ),
         (
             "VS Code",
             project.join(".vscode").join("mcp.json"),
             "servers",
+            true,
         ),
         (
             "Windsurf",
@@ -40,16 +51,17 @@ pub fn locate(home: &Path, project: &Path) -> Vec<ConfigFile> {
                 .join("windsurf")
                 .join("mcp_config.json"),
             "mcpServers",
+            false,
         ),
     ];
     for path in claude_desktop_paths(home) {
-        candidates.push(("Claude Desktop", path, "mcpServers"));
+        candidates.push(("Claude Desktop", path, "mcpServers", false));
     }
     let mut seen = Vec::new();
     candidates
         .into_iter()
-        .filter(|(_, path, _)| path.is_file())
-        .filter(|(_, path, _)| {
+        .filter(|(_, path, _, _)| path.is_file())
+        .filter(|(_, path, _, _)| {
             // The project may be the home directory: list each file once.
             let canonical = path.canonicalize().unwrap_or_else(|_| path.clone());
             if seen.contains(&canonical) {
@@ -58,7 +70,12 @@ pub fn locate(home: &Path, project: &Path) -> Vec<ConfigFile> {
             seen.push(canonical);
             true
         })
-        .map(|(client, path, key)| ConfigFile { client, path, key })
+        .map(|(client, path, key, project)| ConfigFile {
+            client,
+            path,
+            key,
+            project,
+        })
         .collect()
 }
 
