@@ -8,7 +8,6 @@ use anyhow::{Context, bail};
 
 use crate::scan::{self, Target, scaffold};
 /// Kept under its former name for the modules that still import it from here.
-pub(crate) use crate::shell_words::join as shell_words;
 use crate::transport::header;
 
 #[derive(Debug, clap::Args)]
