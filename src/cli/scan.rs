@@ -7,7 +7,6 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 
 use crate::scan::{self, Target, scaffold};
-/// Kept under its former name for the modules that still import it from here.
 use crate::transport::header;
 
 #[derive(Debug, clap::Args)]
