@@ -3,10 +3,10 @@
 const test = require('node:test')
 const assert = require('node:assert/strict')
 const { spawnSync } = require('node:child_process')
-const { readFileSync } = require('node:fs')
+const { copyFileSync, mkdirSync, readFileSync, writeFileSync } = require('node:fs')
 const { join } = require('node:path')
 const { root, tempDir, writeIn } = require('./helpers.js')
-const { platformTriple } = require('../platform.js')
+const { SUPPORTED, platformTriple } = require('../platform.js')
 const api = require('..')
 
 const launcher = join(root, 'bin', 'intercept.js')
@@ -46,9 +46,68 @@ test('a missing addon fails with the platform and how to build it, not the loade
   })
   assert.equal(r.status, 1)
   assert.equal(r.stdout, '', 'nothing on stdout, which belongs to MCP')
-  assert.match(r.stderr, new RegExp(`no usable native addon for this platform \\(${platformTriple()}\\)`))
+  assert.match(r.stderr, new RegExp(`no usable native addon for this platform \\(${platformTriple()}: ${process.platform} ${process.arch}`))
+  assert.match(r.stderr, /\/nonexistent\/intercept\.node: not found/)
+  assert.match(r.stderr, /INTERCEPT_NATIVE_PATH is set, so nothing else was tried/)
   assert.match(r.stderr, /npm run build/)
   assert.match(r.stderr, /https:\/\/rustup\.rs/)
+})
+
+/**
+ * Loads a copy of the package's loader from a directory of its own (no local build next to
+ * it), with `setup(dir)` adding what the test needs; returns the error it throws.
+ */
+function loaderErrorIn(setup = () => {}, preload) {
+  const dir = tempDir()
+  for (const f of ['index.js', 'platform.js', 'package.json']) copyFileSync(join(root, f), join(dir, f))
+  setup(dir)
+  const script = `try { require(${JSON.stringify(join(dir, 'index.js'))}); console.log('{}') } catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })) }`
+  const args = preload ? ['-r', preload, '-e', script] : ['-e', script]
+  const env = { ...process.env }
+  delete env.INTERCEPT_NATIVE_PATH
+  const r = spawnSync(process.execPath, args, { encoding: 'utf8', cwd: dir, env })
+  assert.equal(r.status, 0, r.stderr)
+  return { dir, ...JSON.parse(r.stdout) }
+}
+
+test('without its platform package, the error names the platform, the package, the flags that skip it and the fix', () => {
+  const { dir, code, message } = loaderErrorIn()
+  assert.equal(code, 'INTERCEPT_NATIVE_MISSING')
+  const triple = platformTriple()
+  const wanted = `@policylayer/intercept-${triple}@${pkg.version}`
+  assert.match(message, new RegExp(`for this platform \\(${triple}: ${process.platform} ${process.arch}`))
+  if (process.platform === 'linux') assert.match(message, triple.endsWith('musl') ? /, musl\)/ : /, glibc \d+\.\d+\)/)
+  assert.ok(message.includes(`optional dependency ${wanted}, which is not installed`), message)
+  for (const flag of ['npm --omit=optional', '--no-optional', 'pnpm --no-optional', 'yarn --ignore-optional', '`optional=false` in .npmrc']) {
+    assert.ok(message.includes(flag), `${flag} in\n${message}`)
+  }
+  assert.ok(message.includes(`  npm install ${wanted}\n`), message)
+  assert.ok(message.includes(`run \`npm run build\` in ${dir}`), message)
+  // There is no install script any more: skipping scripts is not a cause.
+  assert.doesNotMatch(message, /ignore-scripts/)
+})
+
+test('a platform package that is installed but does not load is reported as such', () => {
+  const triple = platformTriple()
+  const { message } = loaderErrorIn((dir) => {
+    const sub = join(dir, 'node_modules', '@policylayer', `intercept-${triple}`)
+    mkdirSync(sub, { recursive: true })
+    writeFileSync(join(sub, 'package.json'), JSON.stringify({ name: `@policylayer/intercept-${triple}`, main: 'broken.node' }))
+    writeFileSync(join(sub, 'broken.node'), 'not a shared library')
+  })
+  assert.match(message, new RegExp(`@policylayer/intercept-${triple}: .*broken\\.node`))
+  assert.ok(message.includes(`@policylayer/intercept-${triple} is installed but does not load here`), message)
+  assert.ok(message.includes(`npm install @policylayer/intercept-${triple}@${pkg.version}`), message)
+})
+
+test('on a platform without a prebuilt package, the error lists the prebuilt ones and the source build', () => {
+  const dir = tempDir()
+  const preload = writeIn(dir, 'arch.js', "Object.defineProperty(process, 'arch', { value: 'riscv64' })\n")
+  const { message } = loaderErrorIn(() => {}, preload)
+  const triple = platformTriple().replace(process.arch, 'riscv64')
+  assert.ok(message.includes(`No prebuilt addon is published for ${triple} (prebuilt: ${SUPPORTED.join(', ')})`), message)
+  assert.match(message, /npm run build/)
+  assert.doesNotMatch(message, /npm install @policylayer/)
 })
 
 test('index.d.ts declares exactly what the module exports', () => {
