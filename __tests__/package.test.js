@@ -1,10 +1,11 @@
 'use strict'
-// The npm package surface: the launcher, the loader's error, and the typings.
+// The npm package surface: the launcher, the loader's error, the typings, and what the
+// published package needs to build from source.
 const test = require('node:test')
 const assert = require('node:assert/strict')
 const { spawnSync } = require('node:child_process')
-const { copyFileSync, mkdirSync, readFileSync, writeFileSync } = require('node:fs')
-const { join } = require('node:path')
+const { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } = require('node:fs')
+const { dirname, join } = require('node:path')
 const { root, tempDir, writeIn } = require('./helpers.js')
 const { SUPPORTED, platformTriple } = require('../platform.js')
 const api = require('..')
@@ -121,26 +122,55 @@ test('index.d.ts declares exactly what the module exports', () => {
   }
 })
 
-test('package.json ships every platform as an exact-version optional dependency', () => {
-  const triples = {
-    'x86_64-unknown-linux-gnu': 'linux-x64-gnu',
-    'aarch64-unknown-linux-gnu': 'linux-arm64-gnu',
-    'x86_64-unknown-linux-musl': 'linux-x64-musl',
-    'x86_64-apple-darwin': 'darwin-x64',
-    'aarch64-apple-darwin': 'darwin-arm64',
-    'x86_64-pc-windows-msvc': 'win32-x64-msvc',
+test('the committed package.json installs with npm ci: no unpublished optional dependencies, no install scripts', () => {
+  // The release pins the platform packages (napi pre-publish); a lock file cannot list
+  // packages that are not published yet, so the committed manifest names none.
+  assert.equal(pkg.optionalDependencies, undefined)
+  const lock = JSON.parse(readFileSync(join(root, 'package-lock.json'), 'utf8'))
+  assert.equal(lock.packages[''].optionalDependencies, undefined)
+  assert.equal(lock.packages[''].hasInstallScript, undefined)
+  for (const hook of ['preinstall', 'install', 'postinstall']) assert.equal(pkg.scripts[hook], undefined, hook)
+  // A clone builds its addon from source; npm runs `prepare` only for a local project or a
+  // git dependency, never for a package installed from the registry.
+  assert.equal(pkg.scripts.prepare, 'node scripts/build.js --prepare')
+  assert.ok(!pkg.files.includes('scripts/install.js'))
+  assert.ok(!existsSync(join(root, 'scripts', 'install.js')))
+})
+
+test('the packed main package holds everything cargo needs to build it', () => {
+  // The files npm would publish, copied on their own: cargo must parse the manifest there
+  // (it checks every declared target, benches included) with the shipped lock file.
+  const packed = spawnSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, encoding: 'utf8' })
+  assert.equal(packed.status, 0, packed.stderr)
+  const files = JSON.parse(packed.stdout)[0].files.map((f) => f.path)
+  const dir = tempDir()
+  for (const f of files) {
+    mkdirSync(dirname(join(dir, f)), { recursive: true })
+    copyFileSync(join(root, f), join(dir, f))
   }
-  assert.deepEqual([...pkg.napi.targets].sort(), Object.keys(triples).sort())
-  for (const platform of Object.values(triples)) {
-    const name = `@policylayer/intercept-${platform}`
-    assert.equal(pkg.optionalDependencies[name], pkg.version, name)
-    const sub = JSON.parse(readFileSync(join(root, 'npm', platform, 'package.json'), 'utf8'))
-    assert.equal(sub.name, name)
-    assert.equal(sub.version, pkg.version)
-    assert.equal(sub.main, `intercept.${platform}.node`)
-    assert.ok(sub.os && sub.cpu, platform)
-    if (platform.startsWith('linux')) assert.deepEqual(sub.libc, [platform.endsWith('musl') ? 'musl' : 'glibc'])
+  // `cargo fetch` loads the manifest as a build does (every declared target must exist) and
+  // checks the lock file, without compiling; the dependencies are in cargo's cache already.
+  const host = /^host: (\S+)$/m.exec(spawnSync('rustc', ['-vV'], { encoding: 'utf8' }).stdout)[1]
+  const fetch = spawnSync('cargo', ['fetch', '--locked', '--offline', '--target', host], { cwd: dir, encoding: 'utf8' })
+  assert.equal(fetch.status, 0, fetch.stderr)
+  const meta = spawnSync('cargo', ['metadata', '--no-deps', '--locked', '--offline', '--format-version', '1'], { cwd: dir, encoding: 'utf8' })
+  assert.equal(meta.status, 0, meta.stderr)
+  const [crate] = JSON.parse(meta.stdout).packages
+  for (const target of crate.targets) {
+    // Tests and examples cargo finds on its own are optional; declared ones must be there.
+    if (['test', 'example'].some((k) => target.kind.includes(k))) continue
+    assert.ok(existsSync(target.src_path), `${target.kind} ${target.name}: ${target.src_path} is not packed`)
   }
+  assert.ok(files.includes(crate.readme), `readme ${crate.readme}`)
+  for (const f of ['Cargo.toml', 'Cargo.lock', 'build.rs', 'scripts/build.js', 'src/lib.rs', 'src/main.rs']) assert.ok(files.includes(f), f)
+  // Files the library and the binary embed with include_str!/include_bytes! are shipped with
+  // them. (The benches are shipped only because cargo parses every declared target.)
+  for (const f of files.filter((f) => f.startsWith('src/') && f.endsWith('.rs'))) {
+    for (const [, embedded] of readFileSync(join(root, f), 'utf8').matchAll(/include_(?:str|bytes)!\("([^"]+)"\)/g)) {
+      assert.ok(existsSync(join(dir, dirname(f), embedded)), `${f} embeds ${embedded}, which is not packed`)
+    }
+  }
+  assert.ok(!files.some((f) => f.endsWith('.node')), 'no addon in the main package')
 })
 
 test('every shipped policy in policies/ validates', () => {
