@@ -1,10 +1,10 @@
 'use strict'
-// The npm package surface: the launcher, the loader's error, the typings, and what the
-// published package needs to build from source.
+// The npm package surface: the launcher, the loader's error, the typings, the platform
+// packages and what the published package needs to build from source.
 const test = require('node:test')
 const assert = require('node:assert/strict')
 const { spawnSync } = require('node:child_process')
-const { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } = require('node:fs')
+const { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } = require('node:fs')
 const { dirname, join } = require('node:path')
 const { root, tempDir, writeIn } = require('./helpers.js')
 const { SUPPORTED, platformTriple } = require('../platform.js')
@@ -122,6 +122,33 @@ test('index.d.ts declares exactly what the module exports', () => {
   }
 })
 
+const TRIPLES = {
+  'x86_64-unknown-linux-gnu': 'linux-x64-gnu',
+  'aarch64-unknown-linux-gnu': 'linux-arm64-gnu',
+  'x86_64-unknown-linux-musl': 'linux-x64-musl',
+  'aarch64-unknown-linux-musl': 'linux-arm64-musl',
+  'x86_64-apple-darwin': 'darwin-x64',
+  'aarch64-apple-darwin': 'darwin-arm64',
+  'x86_64-pc-windows-msvc': 'win32-x64-msvc',
+}
+
+test('every platform has a package with its addon and its executable, and the loader knows it', () => {
+  assert.deepEqual([...pkg.napi.targets].sort(), Object.keys(TRIPLES).sort())
+  assert.deepEqual([...SUPPORTED].sort(), Object.values(TRIPLES).sort())
+  for (const platform of Object.values(TRIPLES)) {
+    const name = `@policylayer/intercept-${platform}`
+    const sub = JSON.parse(readFileSync(join(root, 'npm', platform, 'package.json'), 'utf8'))
+    assert.equal(sub.name, name)
+    assert.equal(sub.version, pkg.version)
+    assert.equal(sub.main, `intercept.${platform}.node`)
+    const exe = platform.startsWith('win32') ? 'intercept.exe' : 'intercept'
+    assert.deepEqual(sub.files, [`intercept.${platform}.node`, exe], platform)
+    assert.ok(sub.os && sub.cpu, platform)
+    assert.ok(!sub.bin, `${platform}: the main package owns the intercept command`)
+    if (platform.startsWith('linux')) assert.deepEqual(sub.libc, [platform.endsWith('musl') ? 'musl' : 'glibc'])
+  }
+})
+
 test('the committed package.json installs with npm ci: no unpublished optional dependencies, no install scripts', () => {
   // The release pins the platform packages (napi pre-publish); a lock file cannot list
   // packages that are not published yet, so the committed manifest names none.
@@ -135,6 +162,40 @@ test('the committed package.json installs with npm ci: no unpublished optional d
   assert.equal(pkg.scripts.prepare, 'node scripts/build.js --prepare')
   assert.ok(!pkg.files.includes('scripts/install.js'))
   assert.ok(!existsSync(join(root, 'scripts', 'install.js')))
+})
+
+test('the release steps on placeholder builds: every platform package filled and pinned at the exact version', () => {
+  // The publish job's commands (napi artifacts, placing the executables, napi pre-publish
+  // without publishing, the final check), in a copy, with placeholder files for the builds.
+  const dir = tempDir()
+  for (const f of ['package.json', 'index.js', 'index.d.ts', 'platform.js']) copyFileSync(join(root, f), join(dir, f))
+  cpSync(join(root, 'npm'), join(dir, 'npm'), { recursive: true })
+  for (const [triple, platform] of Object.entries(TRIPLES)) {
+    const out = join(dir, 'artifacts', `bindings-${triple}`)
+    mkdirSync(out, { recursive: true })
+    writeFileSync(join(out, `intercept.${platform}.node`), 'addon placeholder')
+    writeFileSync(join(out, platform.startsWith('win32') ? 'intercept.exe' : 'intercept'), 'executable placeholder')
+  }
+  const napi = join(root, 'node_modules', '.bin', 'napi')
+  const step = (command, args) => {
+    const r = spawnSync(command, args, { cwd: dir, encoding: 'utf8' })
+    assert.equal(r.status, 0, `${command} ${args.join(' ')}\n${r.stdout}\n${r.stderr}`)
+  }
+  const packages = join(root, 'scripts', 'platform-packages.js')
+  const notReady = spawnSync(process.execPath, [packages, 'check'], { cwd: dir, encoding: 'utf8' })
+  assert.equal(notReady.status, 1, 'check fails before the release steps')
+  assert.match(notReady.stderr, /optionalDependencies\["@policylayer\/intercept-linux-x64-gnu"\] is undefined/)
+  step(napi, ['artifacts'])
+  step(process.execPath, [packages, 'place'])
+  step(napi, ['pre-publish', '-t', 'npm', '--no-gh-release', '--skip-optional-publish'])
+  step(process.execPath, [packages, 'check'])
+  const released = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'))
+  assert.deepEqual(
+    released.optionalDependencies,
+    Object.fromEntries(Object.values(TRIPLES).map((p) => [`@policylayer/intercept-${p}`, pkg.version])),
+  )
+  assert.equal(readFileSync(join(dir, 'index.js'), 'utf8'), readFileSync(join(root, 'index.js'), 'utf8'), 'napi artifacts keeps the loader')
+  if (process.platform !== 'win32') assert.equal(statSync(join(dir, 'npm', 'linux-arm64-musl', 'intercept')).mode & 0o777, 0o755)
 })
 
 test('the packed main package holds everything cargo needs to build it', () => {
