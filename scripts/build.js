@@ -39,13 +39,14 @@ if (cargo.error || cargo.status !== 0) {
   process.exit(1)
 }
 
-// Measured: a release build from an empty target directory took 7.5 minutes on a shared
-// 2-core machine (5 minutes of CPU time, most of it in the dependencies and the LTO link); an
-// up-to-date build takes a second, and cargo rebuilds only what changed.
+// Measured on a 2-core machine shared with other builds: a release build from an empty target
+// directory took 5 to 7.5 minutes (4.5 to 5 minutes of CPU time, most of it in the
+// dependencies and the LTO link); an up-to-date build takes a second, and cargo rebuilds only
+// what changed.
 console.error(
   debug
     ? 'intercept: building the native addon from source with cargo (debug)...'
-    : 'intercept: building the native addon from source with cargo; the first release build takes a few minutes (7.5 on a busy 2-core machine), later ones only rebuild what changed...',
+    : 'intercept: building the native addon from source with cargo; the first release build takes a few minutes (5 to 8 on 2 cores), later ones only rebuild what changed...',
 )
 // A release build names the host's triple, as `napi build` (which the release workflow uses)
 // always does: both then share target/<triple>/release and build nothing twice. A debug build
