@@ -188,8 +188,14 @@ test('the release steps on placeholder builds: every platform package filled and
   step(napi, ['artifacts'])
   step(process.execPath, [packages, 'place'])
   step(napi, ['pre-publish', '-t', 'npm', '--no-gh-release', '--skip-optional-publish'])
+  const withPrepare = spawnSync(process.execPath, [packages, 'check'], { cwd: dir, encoding: 'utf8' })
+  assert.equal(withPrepare.status, 1, 'check refuses a manifest that still has prepare')
+  assert.match(withPrepare.stderr, /scripts\.prepare would ship/)
+  step('npm', ['pkg', 'delete', 'scripts.prepare'])
   step(process.execPath, [packages, 'check'])
   const released = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'))
+  assert.equal(released.scripts.prepare, undefined)
+  assert.equal(released.scripts.build, 'node scripts/build.js', 'npm run build still builds from source')
   assert.deepEqual(
     released.optionalDependencies,
     Object.fromEntries(Object.values(TRIPLES).map((p) => [`@policylayer/intercept-${p}`, pkg.version])),

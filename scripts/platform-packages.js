@@ -12,7 +12,9 @@
 //       npm/<platform>/ with mode 0755 (`napi artifacts` moves the addons, not executables)
 //   check [-c CONFIG]
 //       every npm/<platform>/ holds its addon and executable at the root package's version,
-//       and package.json pins every one in optionalDependencies at that exact version
+//       package.json pins every one in optionalDependencies at that exact version, and it
+//       has no lifecycle script that runs on install (`prepare` included: the release
+//       removes it, see below)
 //   smoke
 //       with a downloaded addon and executable in the package root, on a machine of their
 //       platform: both start, print the version and validate a policy (needs no npm install)
@@ -96,6 +98,14 @@ function place(args) {
 function check(args) {
   const { pkg, binaryName, packageName, targets } = readConfig(args)
   const problems = []
+  // `prepare` builds a clone's addon from source. npm never runs it for a registry package,
+  // but npm 11 lists it among the install scripts to approve when the package comes from a
+  // tarball, git or a directory, so the published manifest carries none.
+  for (const hook of ['preinstall', 'install', 'postinstall', 'prepare']) {
+    if (pkg.scripts && pkg.scripts[hook]) {
+      problems.push(`package.json scripts.${hook} would ship: remove it from the published manifest (npm pkg delete scripts.${hook})`)
+    }
+  }
   const pinned = pkg.optionalDependencies || {}
   for (const { platform, exe } of targets) {
     const name = `${packageName}-${platform}`
