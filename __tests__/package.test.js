@@ -204,6 +204,16 @@ test('the release steps on placeholder builds: every platform package filled and
   if (process.platform !== 'win32') assert.equal(statSync(join(dir, 'npm', 'linux-arm64-musl', 'intercept')).mode & 0o777, 0o755)
 })
 
+test('the release script names a mistyped argument instead of ignoring it', () => {
+  const packages = join(root, 'scripts', 'platform-packages.js')
+  const typo = spawnSync(process.execPath, [packages, 'build', '--target', 'x86_64-unknown-linux-musl', '--cross-compil'], { cwd: root, encoding: 'utf8' })
+  assert.equal(typo.status, 1)
+  assert.match(typo.stderr, /unknown argument "--cross-compil" \(expected --use-napi-cross, --cross-compile, -x, --target, --out\)/)
+  const command = spawnSync(process.execPath, [packages, 'publish'], { cwd: root, encoding: 'utf8' })
+  assert.equal(command.status, 1)
+  assert.match(command.stderr, /usage: platform-packages\.js build\|place\|check\|smoke/)
+})
+
 test('the packed main package holds everything cargo needs to build it', () => {
   // The files npm would publish, copied on their own: cargo must parse the manifest there
   // (it checks every declared target, benches included) with the shipped lock file.

@@ -14,10 +14,11 @@
 //       every npm/<platform>/ holds its addon and executable at the root package's version,
 //       package.json pins every one in optionalDependencies at that exact version, and it
 //       has no lifecycle script that runs on install (`prepare` included: the release
-//       removes it, see below)
+//       deletes it from the published manifest)
 //   smoke
 //       with a downloaded addon and executable in the package root, on a machine of their
-//       platform: both start, print the version and validate a policy (needs no npm install)
+//       platform: both print the version and validate a policy, and the API evaluates a call
+//       (needs no npm install)
 //
 // CONFIG is a napi config file (`{ binaryName, packageName, targets }`) that replaces
 // package.json `napi`, e.g. one target for a local dry run.
@@ -36,6 +37,14 @@ function parseTriple(triple) {
 function fail(message) {
   console.error(`platform-packages: ${message}`)
   process.exit(1)
+}
+
+/** Fails on any argument `known` (flags, and options with their value) does not cover. */
+function rejectUnknown(args, { flags = [], options = [] }) {
+  for (let i = 0; i < args.length; i++) {
+    if (options.includes(args[i])) i++
+    else if (!flags.includes(args[i])) fail(`unknown argument ${JSON.stringify(args[i])} (expected ${[...flags, ...options].join(', ')})`)
+  }
 }
 
 function option(args, names, fallback) {
@@ -65,6 +74,7 @@ function run(command, args) {
 }
 
 function build(args) {
+  rejectUnknown(args, { flags: ['--use-napi-cross', '--cross-compile', '-x'], options: ['--target', '--out'] })
   const triple = option(args, ['--target'])
   if (!triple) fail('build needs --target TRIPLE')
   const out = option(args, ['--out'], 'build')
@@ -82,6 +92,7 @@ function build(args) {
 }
 
 function place(args) {
+  rejectUnknown(args, { options: ['--artifacts', '-c', '--config-path'] })
   const { targets } = readConfig(args)
   const artifacts = resolve(option(args, ['--artifacts'], 'artifacts'))
   for (const { triple, platform, exe } of targets) {
@@ -96,6 +107,7 @@ function place(args) {
 }
 
 function check(args) {
+  rejectUnknown(args, { options: ['-c', '--config-path'] })
   const { pkg, binaryName, packageName, targets } = readConfig(args)
   const problems = []
   // `prepare` builds a clone's addon from source. npm never runs it for a registry package,
@@ -128,7 +140,8 @@ function check(args) {
   console.error(`platform-packages: ${targets.length} platform packages ready at ${pkg.version}`)
 }
 
-function smoke() {
+function smoke(args) {
+  rejectUnknown(args, {})
   const { version } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
   const { platformTriple } = require('../platform.js')
   const exe = join(root, exeName(platformTriple()))
