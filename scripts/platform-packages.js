@@ -66,9 +66,9 @@ function readConfig(args) {
   return { pkg, binaryName: napi.binaryName || pkg.napi.binaryName, packageName: napi.packageName || pkg.name, targets }
 }
 
-function run(command, args) {
+function run(command, args, env = process.env) {
   console.error(`$ ${command} ${args.join(' ')}`)
-  const r = spawnSync(command, args, { stdio: 'inherit', shell: process.platform === 'win32' })
+  const r = spawnSync(command, args, { stdio: 'inherit', env, shell: process.platform === 'win32' })
   if (r.error) fail(`cannot run ${command}: ${r.error.message}`)
   if (r.status !== 0) fail(`${command} ${args.join(' ')} exited with ${r.status}`)
 }
@@ -80,11 +80,16 @@ function build(args) {
   const out = option(args, ['--out'], 'build')
   const cross = ['--use-napi-cross', '--cross-compile', '-x'].filter((f) => args.includes(f))
   const napi = join(root, 'node_modules', '.bin', process.platform === 'win32' ? 'napi.cmd' : 'napi')
+  const env = { ...process.env }
+  // The glibc 2.17 cross toolchain's aarch64 gcc (4.8) does not define __ARM_ARCH, without
+  // which ring's assembly does not build ("ARM assembler must define __ARM_ARCH").
+  const cflags = `CFLAGS_${triple.replace(/-/g, '_')}`
+  if (cross.includes('--use-napi-cross') && triple.startsWith('aarch64-') && !env[cflags]) env[cflags] = '-D__ARM_ARCH=8'
   // --no-js: index.js and index.d.ts are written by hand; the generated typings go to the
   // output directory, where they can be compared but are not shipped.
-  run(napi, ['build', '--platform', '--release', '--target', triple, ...cross, '--features', 'node', '--no-js', '--dts', 'binding.d.ts', '--output-dir', out])
+  run(napi, ['build', '--platform', '--release', '--target', triple, ...cross, '--features', 'node', '--no-js', '--dts', 'binding.d.ts', '--output-dir', out], env)
   // The same toolchain for the `[[bin]]`: napi copies it to the output directory as well.
-  run(napi, ['build', '--release', '--target', triple, ...cross, '--bin', 'intercept', '--output-dir', out])
+  run(napi, ['build', '--release', '--target', triple, ...cross, '--bin', 'intercept', '--output-dir', out], env)
   const platform = parseTriple(triple).platformArchABI
   for (const file of [`intercept.${platform}.node`, exeName(platform)]) {
     if (!existsSync(join(out, file))) fail(`the build left no ${join(out, file)}`)
