@@ -2,9 +2,10 @@
 // Loads the native addon for this platform and exposes the JS API (api.js; index.mjs
 // re-exports it for ESM).
 // Order: INTERCEPT_NATIVE_PATH, a local build next to this file (`npm run build`),
-// then the prebuilt optional dependency `@policylayer/intercept-<platform>`.
+// then the prebuilt optional dependency `@policylayer/intercept-<platform>`, which the
+// release pins at this package's exact version. Nothing is built or fetched at install time.
 const { join } = require('node:path')
-const { SUPPORTED, platformTriple } = require('./platform.js')
+const { platformTriple, missingAddonError } = require('./platform.js')
 
 function loadNative() {
   const triple = platformTriple()
@@ -12,28 +13,16 @@ function loadNative() {
   const candidates = override
     ? [override]
     : [join(__dirname, `intercept.${triple}.node`), `@policylayer/intercept-${triple}`]
-  const problems = []
+  const attempts = []
   for (const candidate of candidates) {
     try {
       return require(candidate)
-    } catch (err) {
-      const missing = err && err.code === 'MODULE_NOT_FOUND' && String(err.message).includes(candidate)
-      problems.push(`  - ${candidate}: ${missing ? 'not found' : (err && err.message) || err}`)
+    } catch (error) {
+      attempts.push({ candidate, error })
     }
   }
-  const supported = SUPPORTED.includes(triple)
-  const lines = [
-    `@policylayer/intercept: no usable native addon for this platform (${triple}).`,
-    ...problems,
-    supported
-      ? `The prebuilt package @policylayer/intercept-${triple} should have been installed as an optional dependency: reinstall without --omit=optional / --no-optional / --ignore-scripts,`
-      : `No prebuilt addon is published for ${triple} (prebuilt: ${SUPPORTED.join(', ')}),`,
-    `or build it from source: install Rust (https://rustup.rs), then run \`npm run build\` in ${__dirname}.`,
-    'INTERCEPT_NATIVE_PATH=/path/to/intercept.node loads a specific build.',
-  ]
-  const error = new Error(lines.join('\n'))
-  error.code = 'INTERCEPT_NATIVE_MISSING'
-  throw error
+  const { name, version } = require('./package.json')
+  throw missingAddonError({ triple, attempts, override, packageName: name, version, packageDir: __dirname })
 }
 
 const native = loadNative()
