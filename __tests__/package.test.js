@@ -4,7 +4,7 @@
 const test = require('node:test')
 const assert = require('node:assert/strict')
 const { spawnSync } = require('node:child_process')
-const { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } = require('node:fs')
+const { copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } = require('node:fs')
 const { dirname, join } = require('node:path')
 const { root, tempDir, writeIn } = require('./helpers.js')
 const { SUPPORTED, platformTriple } = require('../platform.js')
@@ -251,11 +251,22 @@ test('the packed main package holds everything cargo needs to build it', () => {
 })
 
 test('every shipped policy in policies/ validates', () => {
-  const { readdirSync } = require('node:fs')
   const files = readdirSync(join(root, 'policies'), { recursive: true }).filter((f) => f.endsWith('.yaml'))
   assert.ok(files.length >= 3, files.join(', '))
   for (const f of files) {
     const r = api.validate(join(root, 'policies', f))
     assert.deepEqual(r.errors, [], f)
   }
+})
+
+test('the docs pin the package at its own version, and the package ships its changelog and security policy', () => {
+  const pinned = /@policylayer\/intercept@(\d+\.\d+\.\d+[^\s/"'`,)]*)/g
+  const stale = []
+  for (const file of ['README.md', ...readdirSync(join(root, 'docs')).map((f) => join('docs', f))]) {
+    for (const [text, version] of readFileSync(join(root, file), 'utf8').matchAll(pinned)) {
+      if (version !== pkg.version) stale.push(`${file}: ${text}`)
+    }
+  }
+  assert.deepEqual(stale, [], `pinned at another version than ${pkg.version}`)
+  for (const file of ['CHANGELOG.md', 'SECURITY.md']) assert.ok(pkg.files.includes(file), `${file} is not in files`)
 })
