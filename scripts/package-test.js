@@ -214,9 +214,9 @@ tools:
 `
 const everything = join(root, 'node_modules', '@modelcontextprotocol', 'server-everything', 'dist', 'index.js')
 
-// What the user runs in an installed project, each checked the same way.
-const REQUIRE_SCRIPT = `
-const { Engine, evaluate, validate } = require('@policylayer/intercept')
+// What the user runs in an installed project, each checked the same way: the same body after
+// a CommonJS require and after an ESM import.
+const API_BODY = `
 const policy = process.argv[1]
 const engine = new Engine({ policy })
 console.log(JSON.stringify({
@@ -224,15 +224,8 @@ console.log(JSON.stringify({
   evaluate: evaluate(policy, { tool: 'get-env', args: {} }).decision,
   engine: engine.evaluate({ tool: 'echo', args: { message: '$(id)' } }).decision,
 }))`
-const IMPORT_SCRIPT = `
-import { Engine, evaluate, validate } from '@policylayer/intercept'
-const policy = process.argv[1]
-const engine = new Engine({ policy })
-console.log(JSON.stringify({
-  validate: validate(policy).valid,
-  evaluate: evaluate(policy, { tool: 'get-env', args: {} }).decision,
-  engine: engine.evaluate({ tool: 'echo', args: { message: '$(id)' } }).decision,
-}))`
+const REQUIRE_SCRIPT = `const { Engine, evaluate, validate } = require('@policylayer/intercept')${API_BODY}`
+const IMPORT_SCRIPT = `import { Engine, evaluate, validate } from '@policylayer/intercept'${API_BODY}`
 const EXPECTED_API = { validate: true, evaluate: 'deny', engine: 'deny' }
 
 /**
