@@ -29,6 +29,19 @@ function write(path, text) {
   return path
 }
 
+
+/** A client started as the entry says lists server-memory's tools through intercept. */
+async function assertEntryStartsMemory(entry, env) {
+  const client = new Client({ name: 'init-test', version: '1' }, { capabilities: {} })
+  await client.connect(new StdioClientTransport({ command: entry.command, args: entry.args, env: { ...env, ...entry.env }, stderr: 'pipe' }))
+  try {
+    const { tools } = await client.listTools()
+    assert.ok(tools.some((t) => t.name === 'read_graph'))
+  } finally {
+    await client.close()
+  }
+}
+
 test('init: dry-run diff, backup and rewrite, idempotence, undo', async () => {
   const http = await startEverything('streamableHttp')
   const sse = await startEverything('sse')
@@ -137,14 +150,7 @@ test('init: dry-run diff, backup and rewrite, idempotence, undo', async () => {
 
     // A rewritten entry works: the client starts intercept, which starts the server.
     const entry = JSON.parse(readFileSync(files.claudeProject, 'utf8')).mcpServers.memory
-    const client = new Client({ name: 'init-test', version: '1' }, { capabilities: {} })
-    await client.connect(new StdioClientTransport({ command: entry.command, args: entry.args, env: { ...env, ...entry.env }, stderr: 'pipe' }))
-    try {
-      const { tools } = await client.listTools()
-      assert.ok(tools.some((t) => t.name === 'read_graph'))
-    } finally {
-      await client.close()
-    }
+    await assertEntryStartsMemory(entry, env)
 
     // Twice: nothing changes, nothing is wrapped twice.
     const after = Object.fromEntries(Object.entries(files).map(([k, f]) => [k, readFileSync(f, 'utf8')]))
@@ -298,14 +304,7 @@ test('init: entries start the native executable of the installation, or the exac
     assert.match(r.stdout, /Rewritten entries start intercept with: /)
     if (works) {
       // The written entry starts: the client runs the executable, which runs the server.
-      const client = new Client({ name: 'init-test', version: '1' }, { capabilities: {} })
-      await client.connect(new StdioClientTransport({ command: entry.command, args: entry.args, env: { ...env, ...entry.env }, stderr: 'pipe' }))
-      try {
-        const { tools } = await client.listTools()
-        assert.ok(tools.some((t) => t.name === 'read_graph'))
-      } finally {
-        await client.close()
-      }
+      await assertEntryStartsMemory(entry, env)
     }
   }
 })

@@ -5,19 +5,22 @@
 pub(crate) fn join<S: AsRef<str>>(words: &[S]) -> String {
     words
         .iter()
-        .map(|w| {
-            let w = w.as_ref();
-            let safe = !w.is_empty()
-                && w.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_./:@=,+%~".contains(c));
-            if safe {
-                w.to_string()
-            } else {
-                format!("'{}'", w.replace('\'', r"'\''"))
-            }
-        })
+        .map(|w| quote(w.as_ref()))
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// One word, quoted only when a shell would otherwise split or expand it.
+pub(crate) fn quote(word: &str) -> String {
+    let safe = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:@=,+%~".contains(c));
+    if safe {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
 }
 
 #[cfg(test)]

@@ -109,12 +109,11 @@ pub fn suggestion(args: &[OsString], at: usize) -> String {
 /// A word as a shell reads it. `[REDACTED]` is left bare where the rest of the word needs no
 /// quotes: it marks a value to type in, not text to paste.
 fn shell_word(word: &str) -> String {
-    let quote = |w: &str| crate::shell_words::join(&[w.to_string()]);
     let filled = word.replace(REDACTED, "x");
-    if quote(&filled) == filled {
+    if crate::shell_words::quote(&filled) == filled {
         word.to_string()
     } else {
-        quote(word)
+        crate::shell_words::quote(word)
     }
 }
 
