@@ -17,6 +17,7 @@
 pub mod audit;
 pub mod cli;
 pub mod engine;
+pub mod gateway;
 mod host;
 mod json_text;
 pub mod policy;
@@ -29,6 +30,7 @@ mod shell_words;
 pub mod shutdown;
 pub mod state;
 pub mod transport;
+pub mod upstream;
 
 #[cfg(feature = "node")]
 mod node;

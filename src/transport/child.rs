@@ -373,10 +373,18 @@ async fn stop(
 }
 
 fn spawn(server: &ServerCommand, group: &ProcessGroup) -> Result<Child, TransportError> {
-    let (name, args) = server
-        .words
-        .split_first()
-        .expect("ServerCommand::locate found a program");
+    server_command(server, group)
+        .spawn()
+        .map_err(|e| TransportError::Spawn {
+            command: server.words[0].clone(),
+            cause: e,
+        })
+}
+
+/// How the server is started: in `group`, its stdin and stdout piped, its stderr ours,
+/// without the audit key, and (on Linux) killed with the thread that starts it.
+pub(crate) fn server_command(server: &ServerCommand, group: &ProcessGroup) -> Command {
+    let args = &server.words[1..];
     let mut cmd = Command::new(&server.program);
     // The audit key is what keeps the log's chain from being recomputed: the server (and
     // the agent's tools it runs) must not inherit it.
@@ -393,10 +401,7 @@ fn spawn(server: &ServerCommand, group: &ProcessGroup) -> Result<Child, Transpor
     #[cfg(not(unix))]
     let _ = group;
     die_with_parent(&mut cmd);
-    cmd.spawn().map_err(|e| TransportError::Spawn {
-        command: name.clone(),
-        cause: e,
-    })
+    cmd
 }
 
 /// If we are killed outright (SIGKILL), the kernel stops the server too (the group's

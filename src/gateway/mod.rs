@@ -1,0 +1,4 @@
+//! Gateway mode: MCP clients over HTTP, each session with its own view of the policy.
+
+pub mod child_session;
+pub mod streams;
