@@ -1,11 +1,12 @@
 //! An in-process store: fastest, shared by the threads of one process, gone at exit.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
 
 use super::{
     CounterRequest, Millis, Reservation, Reserved, ReservedEntry, Store, StoreError, Window,
-    rolling_retry, seconds_until,
+    rolling_retry, seconds_until, ttl_millis,
 };
 
 /// Expired counters are swept after this many reservations, so keys of ended sessions
@@ -20,6 +21,8 @@ pub struct MemoryStore {
 #[derive(Debug, Default)]
 struct Inner {
     counters: HashMap<String, Slot>,
+    /// Records and when each expires.
+    records: HashMap<String, (String, Millis)>,
     next_log_id: i64,
     reserves: u64,
 }
@@ -43,6 +46,10 @@ enum Slot {
 impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -161,6 +168,7 @@ impl Inner {
                 log.back().is_some_and(|(at, _, _)| *at + *window_ms > now)
             }
         });
+        self.records.retain(|_, (_, expires)| *expires > now);
     }
 }
 
@@ -223,6 +231,52 @@ impl Store for MemoryStore {
                 .sum(),
             _ => 0,
         })
+    }
+
+    fn put_record(
+        &self,
+        key: &str,
+        value: &str,
+        ttl: Duration,
+        now: Millis,
+    ) -> Result<(), StoreError> {
+        let expires = now.saturating_add(ttl_millis(ttl));
+        self.lock()
+            .records
+            .insert(key.to_string(), (value.to_string(), expires));
+        Ok(())
+    }
+
+    fn get_record(&self, key: &str, now: Millis) -> Result<Option<String>, StoreError> {
+        let inner = self.lock();
+        Ok(inner
+            .records
+            .get(key)
+            .filter(|(_, expires)| *expires > now)
+            .map(|(value, _)| value.clone()))
+    }
+
+    fn take_record(&self, key: &str, now: Millis) -> Result<Option<String>, StoreError> {
+        let taken = self.lock().records.remove(key);
+        Ok(taken
+            .filter(|(_, expires)| *expires > now)
+            .map(|(value, _)| value))
+    }
+
+    fn touch_record(&self, key: &str, ttl: Duration, now: Millis) -> Result<bool, StoreError> {
+        let mut inner = self.lock();
+        match inner.records.get_mut(key) {
+            Some((_, expires)) if *expires > now => {
+                *expires = now.saturating_add(ttl_millis(ttl));
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    fn delete_record(&self, key: &str) -> Result<(), StoreError> {
+        self.lock().records.remove(key);
+        Ok(())
     }
 
     fn describe(&self) -> String {

@@ -10,6 +10,7 @@ mod sqlite;
 mod window;
 
 use std::fmt;
+use std::time::Duration;
 
 pub use fail_mode::FailMode;
 pub use memory::MemoryStore;
@@ -114,6 +115,32 @@ pub trait Store: Send + Sync + fmt::Debug {
         Ok(())
     }
 
+    /// Stores `value` under `key` for `ttl`, replacing what was there.
+    ///
+    /// Records are small texts shared by every instance that uses the store, so that any
+    /// of them behind a load balancer can take up what another began: a gateway session,
+    /// a reservation parked until the client retries its call. `now` is this process's
+    /// clock; Redis keeps time to live by its own.
+    fn put_record(
+        &self,
+        key: &str,
+        value: &str,
+        ttl: Duration,
+        now: Millis,
+    ) -> Result<(), StoreError>;
+
+    /// The record under `key`, unless it has expired.
+    fn get_record(&self, key: &str, now: Millis) -> Result<Option<String>, StoreError>;
+
+    /// Reads and deletes the record in one step: of several instances taking it at once,
+    /// exactly one gets it.
+    fn take_record(&self, key: &str, now: Millis) -> Result<Option<String>, StoreError>;
+
+    /// Gives the record a new time to live from now; `false` if it no longer exists.
+    fn touch_record(&self, key: &str, ttl: Duration, now: Millis) -> Result<bool, StoreError>;
+
+    fn delete_record(&self, key: &str) -> Result<(), StoreError>;
+
     /// A description without secrets, e.g. `memory`,
     /// `sqlite:/home/me/.intercept/state/intercept.sqlite` or `redis://app:***@cache:6379/0`.
     fn describe(&self) -> String;
@@ -146,6 +173,13 @@ pub fn open_with(spec: &str, redis: &RedisOptions) -> Result<Box<dyn Store>, Sto
         spec
     };
     Err(StoreError::InvalidSpec(shown.to_string()))
+}
+
+/// A time to live in milliseconds, at least 1 (0 would mean "never expires" to Redis).
+fn ttl_millis(ttl: Duration) -> Millis {
+    Millis::try_from(ttl.as_millis())
+        .unwrap_or(Millis::MAX)
+        .max(1)
 }
 
 /// When a rolling window's log allows `amount` more: drop the oldest entries until

@@ -12,7 +12,7 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, pa
 
 use super::{
     CounterRequest, Millis, Reservation, Reserved, ReservedEntry, Store, StoreError, Window,
-    rolling_retry, seconds_until,
+    rolling_retry, seconds_until, ttl_millis,
 };
 
 /// How long a reservation waits for another process's transaction before failing closed.
@@ -39,6 +39,11 @@ CREATE TABLE IF NOT EXISTS rolling_log (
 );
 CREATE INDEX IF NOT EXISTS rolling_log_key_at ON rolling_log(key, at);
 CREATE INDEX IF NOT EXISTS rolling_log_expires ON rolling_log(expires_at);
+CREATE TABLE IF NOT EXISTS records (
+    key        TEXT PRIMARY KEY,
+    value      TEXT NOT NULL,
+    expires_at INTEGER NOT NULL
+) WITHOUT ROWID;
 ";
 
 #[derive(Debug)]
@@ -87,6 +92,8 @@ impl SqliteStore {
         conn.execute("DELETE FROM counters WHERE expires_at <= ?1", [now])
             .map_err(busy)?;
         conn.execute("DELETE FROM rolling_log WHERE expires_at <= ?1", [now])
+            .map_err(busy)?;
+        conn.execute("DELETE FROM records WHERE expires_at <= ?1", [now])
             .map_err(busy)?;
         Ok(())
     }
@@ -270,6 +277,62 @@ impl Store for SqliteStore {
                 .map_err(busy)?,
         };
         Ok(value.max(0) as u64)
+    }
+
+    fn put_record(
+        &self,
+        key: &str,
+        value: &str,
+        ttl: Duration,
+        now: Millis,
+    ) -> Result<(), StoreError> {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        conn.prepare_cached(
+            "INSERT INTO records (key, value, expires_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at",
+        )
+        .and_then(|mut st| st.execute(params![key, value, now.saturating_add(ttl_millis(ttl))]))
+        .map_err(busy)?;
+        Ok(())
+    }
+
+    fn get_record(&self, key: &str, now: Millis) -> Result<Option<String>, StoreError> {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        conn.prepare_cached("SELECT value FROM records WHERE key = ?1 AND expires_at > ?2")
+            .and_then(|mut st| st.query_row(params![key, now], |r| r.get(0)).optional())
+            .map_err(busy)
+    }
+
+    fn take_record(&self, key: &str, now: Millis) -> Result<Option<String>, StoreError> {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        // One statement: another process's take of the same record sees it gone.
+        let taken: Option<(String, Millis)> = conn
+            .prepare_cached("DELETE FROM records WHERE key = ?1 RETURNING value, expires_at")
+            .and_then(|mut st| {
+                st.query_row([key], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()
+            })
+            .map_err(busy)?;
+        Ok(taken
+            .filter(|(_, expires)| *expires > now)
+            .map(|(value, _)| value))
+    }
+
+    fn touch_record(&self, key: &str, ttl: Duration, now: Millis) -> Result<bool, StoreError> {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let changed = conn
+            .prepare_cached("UPDATE records SET expires_at = ?1 WHERE key = ?2 AND expires_at > ?3")
+            .and_then(|mut st| st.execute(params![now.saturating_add(ttl_millis(ttl)), key, now]))
+            .map_err(busy)?;
+        Ok(changed > 0)
+    }
+
+    fn delete_record(&self, key: &str) -> Result<(), StoreError> {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        conn.prepare_cached("DELETE FROM records WHERE key = ?1")
+            .and_then(|mut st| st.execute([key]))
+            .map_err(busy)?;
+        Ok(())
     }
 
     fn describe(&self) -> String {

@@ -40,6 +40,8 @@ static ROLLBACK: LazyLock<Arc<Script>> =
     LazyLock::new(|| Arc::new(Script::new(include_str!("rollback.lua"))));
 static READ: LazyLock<Arc<Script>> =
     LazyLock::new(|| Arc::new(Script::new(include_str!("read.lua"))));
+static RECORD: LazyLock<Arc<Script>> =
+    LazyLock::new(|| Arc::new(Script::new(include_str!("record.lua"))));
 
 /// Settings beyond the DSN.
 #[derive(Debug, Clone)]
@@ -111,6 +113,27 @@ impl RedisStore {
     /// The key of a counter's rolling log (`{prefix}:l:<counter>`).
     pub fn log_key(&self, key: &str) -> String {
         format!("{}l:{key}", self.key_prefix)
+    }
+
+    /// The key of a record (`{prefix}:r:<key>`).
+    pub fn record_key(&self, key: &str) -> String {
+        format!("{}r:{key}", self.key_prefix)
+    }
+
+    fn record(&self, op: &str, key: &str, args: &[String]) -> Result<RedisValue, StoreError> {
+        let mut all = vec![op.to_string()];
+        all.extend_from_slice(args);
+        self.invoke(&RECORD, vec![self.record_key(key)], all)
+    }
+
+    fn record_text(&self, value: RedisValue) -> Result<Option<String>, StoreError> {
+        match value {
+            RedisValue::Nil => Ok(None),
+            RedisValue::BulkString(bytes) => String::from_utf8(bytes)
+                .map(Some)
+                .map_err(|_| self.bad_reply("a record is not UTF-8")),
+            _ => Err(self.bad_reply("the record script answered in an unknown shape")),
+        }
     }
 
     /// Appends what every script takes for one counter: its two keys, and the window's
@@ -239,6 +262,41 @@ impl Store for RedisStore {
         self.push_counter(&mut keys, &mut args, key, window);
         let value: i64 = self.invoke(&READ, keys, args)?;
         Ok(value.max(0) as u64)
+    }
+
+    fn put_record(
+        &self,
+        key: &str,
+        value: &str,
+        ttl: Duration,
+        _now: Millis,
+    ) -> Result<(), StoreError> {
+        let ttl = super::ttl_millis(ttl).to_string();
+        self.record("put", key, &[value.to_string(), ttl])?;
+        Ok(())
+    }
+
+    fn get_record(&self, key: &str, _now: Millis) -> Result<Option<String>, StoreError> {
+        let value = self.record("get", key, &[])?;
+        self.record_text(value)
+    }
+
+    fn take_record(&self, key: &str, _now: Millis) -> Result<Option<String>, StoreError> {
+        let value = self.record("take", key, &[])?;
+        self.record_text(value)
+    }
+
+    fn touch_record(&self, key: &str, ttl: Duration, _now: Millis) -> Result<bool, StoreError> {
+        let ttl = super::ttl_millis(ttl).to_string();
+        match self.record("touch", key, &[ttl])? {
+            RedisValue::Int(n) => Ok(n == 1),
+            _ => Err(self.bad_reply("the record script answered in an unknown shape")),
+        }
+    }
+
+    fn delete_record(&self, key: &str) -> Result<(), StoreError> {
+        self.record("delete", key, &[])?;
+        Ok(())
     }
 
     fn check(&self) -> Result<(), StoreError> {
