@@ -56,6 +56,14 @@ impl Events {
         Events { first: None, rest }
     }
 
+    /// A stream whose first message was already received from `rest`.
+    pub(super) fn starting_with(first: Outgoing, rest: mpsc::Receiver<Outgoing>) -> Self {
+        Events {
+            first: Some(first),
+            rest,
+        }
+    }
+
     /// The next message; `None` once the stream is over.
     pub async fn next(&mut self) -> Option<Outgoing> {
         match self.first.take() {
@@ -156,10 +164,7 @@ impl ChildSession {
         // One request: a plain JSON answer unless something else comes first.
         match rx.recv().await {
             Some(first) if first.last => PostReply::Json(first.message),
-            Some(first) => PostReply::Stream(Events {
-                first: Some(first),
-                rest: rx,
-            }),
+            Some(first) => PostReply::Stream(Events::starting_with(first, rx)),
             // Only when the session ended between the checks above and the write.
             None => PostReply::Json(
                 serde_json::to_vec(&crate::proxy::replies::error(
@@ -298,7 +303,7 @@ async fn expire_unanswered(session: std::sync::Weak<ChildSession>) {
 /// A POST body as one line for the policy core and the server: outside strings, JSON
 /// whitespace may be any of space, tab, CR and LF, and inside strings CR and LF cannot
 /// appear raw, so turning them into spaces changes nothing but the framing.
-fn one_line(body: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+pub(super) fn one_line(body: &[u8]) -> std::borrow::Cow<'_, [u8]> {
     if memchr::memchr2(b'\n', b'\r', body).is_none() {
         return std::borrow::Cow::Borrowed(body);
     }
@@ -328,41 +333,13 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
-    use crate::engine::Engine;
-    use crate::proxy::ProxyOptions;
-
-    /// Answers every request; a `tools/call` of `slow` first sends a progress notification
-    /// and a sampling request; `exit` ends the server without an answer.
-    const SERVER: &str = r#"
-import json, sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if "id" not in m or "method" not in m:
-        continue
-    name = m.get("params", {}).get("name")
-    if name == "exit":
-        sys.exit(3)
-    if name == "slow":
-        token = m["params"]["_meta"]["progressToken"]
-        print(json.dumps({"jsonrpc": "2.0", "method": "notifications/progress", "params": {"progressToken": token, "progress": 1}}), flush=True)
-        print(json.dumps({"jsonrpc": "2.0", "id": "s1", "method": "sampling/createMessage", "params": {}}), flush=True)
-    print(json.dumps({"jsonrpc": "2.0", "id": m["id"], "result": {"content": [{"type": "text", "text": "ran " + str(name)}]}}), flush=True)
-"#;
+    use crate::gateway::test_server::{self, call};
 
     fn session() -> Arc<ChildSession> {
-        let policy = crate::policy::parse(
-            "version: \"1\"\ntools:\n  forbidden:\n    rules:\n      - action: deny\n        reason: not here\n",
-            "test.yaml",
-        )
-        .unwrap();
-        let engine = Engine::new(Arc::new(policy), Arc::new(crate::state::MemoryStore::new()));
-        let proxy = Arc::new(Proxy::new(engine, ProxyOptions::default()));
-        let server =
-            ServerCommand::locate(vec!["python3".into(), "-c".into(), SERVER.into()]).unwrap();
         ChildSession::start(
-            &server,
+            &test_server::command(),
             &[],
-            proxy,
+            test_server::proxy(),
             ChildSessionOptions {
                 max_message_bytes: 1 << 20,
                 request_timeout: Duration::from_secs(30),
@@ -371,10 +348,6 @@ for line in sys.stdin:
             },
         )
         .unwrap()
-    }
-
-    fn call(id: u32, name: &str) -> Vec<u8> {
-        format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"{name}","arguments":{{}},"_meta":{{"progressToken":"p{id}"}}}}}}"#).into_bytes()
     }
 
     fn text(v: &[u8]) -> Value {
