@@ -37,6 +37,7 @@
 //   --rows a,b        only these rows (names above; direct is always run, ratios need it)
 //   --intercept PATH  the intercept executable (default target/release/intercept); its rows
 //                     are skipped with a note when it has no --transport option
+//   --peers DIR       where the peers are installed (default target/bench-peers)
 //   --no-install      skip peers that are not installed yet instead of installing them
 //   --out FILE        also write the markdown table to FILE
 //   --svg FILE        the chart (default docs/gateway-bench.svg; with --quick, none unless given)
@@ -50,7 +51,6 @@ const { Client } = require('@modelcontextprotocol/sdk/client/index.js')
 const { StreamableHTTPClientTransport } = require('@modelcontextprotocol/sdk/client/streamableHttp.js')
 
 const root = join(__dirname, '..')
-const peersDir = join(root, 'target', 'bench-peers')
 const echoStdio = [process.execPath, join(__dirname, 'echo-server.js')]
 const echoHttp = join(__dirname, 'echo-http-server.js')
 const policy = join(__dirname, 'policy.yaml')
@@ -77,6 +77,7 @@ function parseOptions(argv) {
     rows: ROW_NAMES,
     intercept: join(root, 'target', 'release', 'intercept'),
     install: true,
+    peers: join(root, 'target', 'bench-peers'),
     out: null,
     svg: undefined,
   }
@@ -110,6 +111,8 @@ function parseOptions(argv) {
       o.rows = ROW_NAMES.filter((r) => r === 'direct' || rows.includes(r))
     } else if (flag === '--intercept') {
       o.intercept = resolve(value())
+    } else if (flag === '--peers') {
+      o.peers = resolve(value())
     } else if (flag === '--no-install') {
       o.install = false
     } else if (flag === '--out') {
@@ -213,6 +216,12 @@ function killHard(pid, kids) {
   }
 }
 
+// The SDK's client transport passes one AbortSignal to every fetch of a session; undici's
+// listeners on it are released only by garbage collection, so a long session crosses Node's
+// listener warning threshold. Not a leak of this script's making, and not worth a line a call.
+process.removeAllListeners('warning')
+process.on('warning', (w) => w.name !== 'MaxListenersExceededWarning' && process.stderr.write(`${w.name}: ${w.message}\n`))
+
 process.on('exit', () => {
   for (const proc of live) killHard(proc.pid, descendants(proc.pid))
 })
@@ -282,7 +291,7 @@ function withoutNpmScope(env) {
   return clean
 }
 
-function npmPeer(pkg, version, bin, install) {
+function npmPeer(peersDir, pkg, version, bin, install) {
   const dir = join(peersDir, `${pkg}-${version}`)
   const pkgDir = join(dir, 'node_modules', pkg)
   const installed = () => {
@@ -305,7 +314,9 @@ function npmPeer(pkg, version, bin, install) {
       env: withoutNpmScope(process.env),
     })
     if (r.status !== 0 || !installed()) {
-      const why = r.error ? r.error.message : (r.stderr || '').trim().split('\n').slice(-3).join(' / ')
+      // npm's first error lines name the cause (code, failed request); the last ones point to its log.
+      const lines = (r.stderr || '').split('\n').map((l) => l.replace(/^npm (error|ERR!) ?/, '').trim())
+      const why = r.error ? r.error.message : lines.filter((l) => l && !/complete log|behind a proxy|^network/i.test(l)).slice(0, 2).join(' / ')
       return { skip: `could not install ${pkg}@${version} from the npm registry (${why || `exit ${r.status}`})` }
     }
   }
@@ -314,7 +325,7 @@ function npmPeer(pkg, version, bin, install) {
   return { argv: [process.execPath, join(pkgDir, binPath)] }
 }
 
-function pythonPeer(pkg, version, install) {
+function pythonPeer(peersDir, pkg, version, install) {
   const venv = join(peersDir, `${pkg}-py-${version}`)
   const python = join(venv, 'bin', 'python')
   const installed = () => {
@@ -383,7 +394,7 @@ function defineRows(o) {
       return { url: `http://127.0.0.1:${port}/mcp`, procs: [gateway], gateway }
     },
   })
-  const sg = o.rows.includes('supergateway') ? npmPeer('supergateway', '4.0.0', 'supergateway', o.install) : {}
+  const sg = o.rows.includes('supergateway') ? npmPeer(o.peers, 'supergateway', '4.0.0', 'supergateway', o.install) : {}
   add({
     key: 'supergateway',
     label: 'supergateway 4.0.0 (stateful)',
@@ -395,7 +406,7 @@ function defineRows(o) {
       return { url: `http://127.0.0.1:${port}/mcp`, procs: [gateway], gateway }
     },
   })
-  const mpn = o.rows.includes('mcp-proxy-npm') ? npmPeer('mcp-proxy', '6.7.19', 'mcp-proxy', o.install) : {}
+  const mpn = o.rows.includes('mcp-proxy-npm') ? npmPeer(o.peers, 'mcp-proxy', '6.7.19', 'mcp-proxy', o.install) : {}
   add({
     key: 'mcp-proxy-npm',
     label: 'mcp-proxy (npm) 6.7.19',
@@ -407,7 +418,7 @@ function defineRows(o) {
       return { url: `http://127.0.0.1:${port}/mcp`, procs: [gateway], gateway }
     },
   })
-  const mpp = o.rows.includes('mcp-proxy-py') ? pythonPeer('mcp-proxy', '0.13.0', o.install) : {}
+  const mpp = o.rows.includes('mcp-proxy-py') ? pythonPeer(o.peers, 'mcp-proxy', '0.13.0', o.install) : {}
   add({
     key: 'mcp-proxy-py',
     label: 'mcp-proxy (PyPI) 0.13.0',
@@ -482,6 +493,7 @@ function memoryKb(pid) {
   return { hwm: field('VmHWM'), rss: field('VmRSS') }
 }
 
+const sessionCount = (o) => `${o.sessions} session${o.sessions === 1 ? '' : 's'}`
 const percentile = (sorted, q) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]
 
 async function measure(row, o) {
@@ -567,15 +579,16 @@ function table(summary, o, meta) {
   const lines = [
     `Gateway benchmark: ${meta.date}, ${meta.cpus}; load average before the run ${meta.load}.`,
     `${o.rounds} interleaved round(s); per round and row: ${o.warmup} warm-up, ${o.sequential} calls with 1 in flight, ` +
-      `${o.concurrent} with ${o.inFlight} in flight on one session; memory with ${o.sessions} sessions open. Medians of the per-round figures.`,
+      `${o.concurrent} with ${o.inFlight} in flight on one session; memory with ${sessionCount(o)} open. Medians of the per-round figures.`,
     '',
-    `| row | p50 (1 in flight) | p99 | calls/s (${o.inFlight} in flight) | peak RSS, ${o.sessions} sessions | CPU per call | p50 vs direct | calls/s vs direct |`,
+    `| row | p50 (1 in flight) | p99 | calls/s (${o.inFlight} in flight) | peak RSS, ${sessionCount(o)} | CPU per call | p50 vs direct | calls/s vs direct |`,
     '|---|---|---|---|---|---|---|---|',
   ]
   for (const s of summary) {
     const label = s.row.note ? `${s.row.label} (${s.row.note})` : s.row.label
     if (s.skipped || s.error) {
-      lines.push(`| ${label} | ${s.skipped ? `skipped: ${s.skipped}` : `**failed**: ${s.error.split('\n')[0]}`} | | | | | | |`)
+      const why = s.skipped ? `skipped: ${s.skipped}` : `**failed**: ${s.error.split('\n')[0].slice(0, 240)}`
+      lines.push(`| ${label} | ${why.replace(/\|/g, '\\|')} | | | | | | |`)
       continue
     }
     const mem = s.memory ? `${fmt(s.memory.peakKb / 1024, 1)} MB` : '—'
@@ -602,7 +615,7 @@ function svg(summary, o, meta) {
   const panels = [
     { title: 'p50 latency, 1 call in flight (µs, lower is better)', value: (s) => s.p50, text: (v) => `${fmt(v)} µs` },
     { title: `throughput, ${o.inFlight} calls in flight (calls/s, higher is better)`, value: (s) => s.throughput, text: (v) => `${fmt(v)}/s` },
-    { title: `peak RSS with ${o.sessions} sessions open (MB, lower is better)`, value: (s) => (s.memory ? s.memory.peakKb / 1024 : null), text: (v) => `${fmt(v, 1)} MB` },
+    { title: `peak RSS with ${sessionCount(o)} open (MB, lower is better)`, value: (s) => (s.memory ? s.memory.peakKb / 1024 : null), text: (v) => `${fmt(v, 1)} MB` },
   ]
   const width = 760
   const labelW = 250
@@ -610,15 +623,16 @@ function svg(summary, o, meta) {
   const barH = 18
   const gap = 6
   const panelH = 34 + rows.length * (barH + gap)
-  const height = 56 + panels.length * (panelH + 14)
+  const height = 72 + panels.length * (panelH + 14)
   const colors = { direct: '#8c8c8c', 'intercept-http': '#1f6feb', 'intercept-stdio': '#1f6feb' }
   const out = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`,
     `<rect width="100%" height="100%" fill="#ffffff"/>`,
     `<text x="12" y="22" font-size="15" font-weight="bold">MCP over Streamable HTTP: tools/call echo through gateways</text>`,
-    `<text x="12" y="40" fill="#555">${escapeXml(`${meta.date}, ${meta.cpus}, load ${meta.load}; ${o.rounds} round(s), medians`)}</text>`,
+    `<text x="12" y="40" fill="#555">${escapeXml(`${meta.date}, ${meta.cpus}`)}</text>`,
+    `<text x="12" y="56" fill="#555">${escapeXml(`load average before the run ${meta.load}; medians of ${o.rounds} interleaved round(s)`)}</text>`,
   ]
-  let y = 56
+  let y = 72
   for (const panel of panels) {
     const values = rows.map(panel.value)
     const max = Math.max(...values.filter((v) => v != null), 1e-9)
@@ -676,7 +690,7 @@ async function main() {
     if (r.error) continue
     try {
       r.memory = await memory(row, o)
-      process.stderr.write(`memory ${row.key}: peak RSS ${fmt(r.memory.peakKb / 1024, 1)} MB with ${o.sessions} sessions (${fmt(r.memory.idleKb / 1024, 1)} MB when ready), ${r.memory.children} child process(es)\n`)
+      process.stderr.write(`memory ${row.key}: peak RSS ${fmt(r.memory.peakKb / 1024, 1)} MB with ${sessionCount(o)} (${fmt(r.memory.idleKb / 1024, 1)} MB when ready), ${r.memory.children} child process(es)\n`)
     } catch (err) {
       r.error = `memory phase: ${err.message}`
       process.stderr.write(`memory ${row.key} FAILED: ${err.message}\n`)
