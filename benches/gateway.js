@@ -591,7 +591,8 @@ function table(summary, o, meta) {
       lines.push(`| ${label} | ${why.replace(/\|/g, '\\|')} | | | | | | |`)
       continue
     }
-    const mem = s.memory ? `${fmt(s.memory.peakKb / 1024, 1)} MB` : '—'
+    const kids = (n) => (n === 1 ? '1 child process' : `${n} child processes`)
+    const mem = s.memory ? `${fmt(s.memory.peakKb / 1024, 1)} MB (${kids(s.memory.children)})` : '—'
     const vs =
       direct && s !== direct
         ? [`${fmt(s.p50 / direct.p50, 2)}× (${s.p50 >= direct.p50 ? '+' : '−'}${fmt(Math.abs(s.p50 - direct.p50))} µs)`, `${fmt((100 * s.throughput) / direct.throughput, 1)}%`]
@@ -600,7 +601,7 @@ function table(summary, o, meta) {
   }
   lines.push(
     '',
-    'Peak RSS is VmHWM of the gateway process alone (the server process for the direct row), its children excluded, ' +
+    'Peak RSS is VmHWM of the gateway process alone (the server process for the direct row), its children (counted in brackets) excluded, ' +
       'in a fresh process after opening the sessions (each initialized, one call made). CPU per call is that process\'s ' +
       `utime + stime over the ${o.inFlight}-in-flight phase (/proc/PID/stat, 10 ms ticks), divided by its calls.`,
   )
