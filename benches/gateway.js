@@ -229,10 +229,14 @@ for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => process.exi
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
+// One line: the process, how it ended, the end of its stderr (the table shows the first line
+// of a failure; the command lines follow on the next ones, for the log).
 function describe(proc) {
-  const tail = proc.stderr.trim().split('\n').slice(-5).join('\n    ')
-  return `${proc.name} (${proc.argv.join(' ')})${proc.exited ? `: ${proc.exited}` : ''}${tail ? `\n    ${tail}` : ''}`
+  const tail = proc.stderr.trim().split('\n').slice(-3).join(' / ')
+  return `${proc.name}${proc.exited ? ` (${proc.exited})` : ''}${tail ? `: ${tail}` : ''}`
 }
+
+const commands = (procs) => procs.map((p) => `\n    ${p.name}: ${p.argv.join(' ')}`).join('')
 
 // Ready when it answers initialize on its URL; the session that opened is then deleted so
 // that it holds no child process.
@@ -241,7 +245,7 @@ async function waitReady(url, procs, timeoutMs = 30000) {
   let last = 'no answer'
   while (Date.now() < deadline) {
     const dead = procs.find((p) => p.exited)
-    if (dead) throw new Error(`exited before answering initialize: ${describe(dead)}`)
+    if (dead) throw new Error(`exited before answering initialize: ${describe(dead)}${commands(procs)}`)
     try {
       const res = await fetch(url, {
         method: 'POST',
@@ -261,7 +265,7 @@ async function waitReady(url, procs, timeoutMs = 30000) {
     }
     await sleep(100)
   }
-  throw new Error(`no answer to initialize at ${url} within ${timeoutMs / 1000} s (last: ${last}): ${procs.map(describe).join('; ')}`)
+  throw new Error(`no answer to initialize at ${url} within ${timeoutMs / 1000} s (last: ${last}): ${procs.map(describe).join('; ')}${commands(procs)}`)
 }
 
 // The body until `marker` appears or it ends (an SSE answer may keep its stream open).
@@ -587,7 +591,7 @@ function table(summary, o, meta) {
   for (const s of summary) {
     const label = s.row.note ? `${s.row.label} (${s.row.note})` : s.row.label
     if (s.skipped || s.error) {
-      const why = s.skipped ? `skipped: ${s.skipped}` : `**failed**: ${s.error.split('\n')[0].slice(0, 240)}`
+      const why = s.skipped ? `skipped: ${s.skipped}` : `**failed**: ${s.error.split('\n')[0].slice(0, 400)}`
       lines.push(`| ${label} | ${why.replace(/\|/g, '\\|')} | | | | | | |`)
       continue
     }
