@@ -557,16 +557,25 @@ async function memory(row, o) {
 
 const median = (xs) => {
   const v = xs.filter((x) => x != null && Number.isFinite(x)).sort((a, b) => a - b)
-  return v.length ? v[Math.floor((v.length - 1) / 2)] : null
+  if (!v.length) return null
+  const mid = Math.floor(v.length / 2)
+  return v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2
 }
 
 const fmt = (x, digits = 0) => (x == null ? '—' : x.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }))
 
+// Against direct, each round's figure is set against the direct row's of the same round (a
+// busy machine moves both together), and the median of those pairs is reported.
 function summarize(rows, results) {
+  const direct = results.get('direct')
+  const paired = (r, f) => median(r.rounds.map((x) => direct.rounds.find((d) => d.round === x.round)).map((d, i) => (d ? f(r.rounds[i], d) : null)))
   return rows.map((row) => {
     const r = results.get(row.key)
     if (row.skip || r.error) return { row, skipped: row.skip, error: r?.error }
     return {
+      p50Ratio: paired(r, (x, d) => x.p50 / d.p50),
+      p50Added: paired(r, (x, d) => x.p50 - d.p50),
+      throughputShare: paired(r, (x, d) => x.throughput / d.throughput),
       row,
       p50: median(r.rounds.map((x) => x.p50)),
       p99: median(r.rounds.map((x) => x.p99)),
@@ -579,11 +588,11 @@ function summarize(rows, results) {
 }
 
 function table(summary, o, meta) {
-  const direct = summary.find((s) => s.row.key === 'direct' && s.p50 != null)
   const lines = [
     `Gateway benchmark: ${meta.date}, ${meta.cpus}; load average before the run ${meta.load}.`,
     `${o.rounds} interleaved round(s); per round and row: ${o.warmup} warm-up, ${o.sequential} calls with 1 in flight, ` +
-      `${o.concurrent} with ${o.inFlight} in flight on one session; memory with ${sessionCount(o)} open. Medians of the per-round figures.`,
+      `${o.concurrent} with ${o.inFlight} in flight on one session; memory with ${sessionCount(o)} open. Medians of the per-round figures; ` +
+      'against direct, the median of each round set against the direct row of the same round.',
     '',
     `| row | p50 (1 in flight) | p99 | calls/s (${o.inFlight} in flight) | peak RSS, ${sessionCount(o)} | CPU per call | p50 vs direct | calls/s vs direct |`,
     '|---|---|---|---|---|---|---|---|',
@@ -598,8 +607,8 @@ function table(summary, o, meta) {
     const kids = (n) => (n === 1 ? '1 child process' : `${n} child processes`)
     const mem = s.memory ? `${fmt(s.memory.peakKb / 1024, 1)} MB (${kids(s.memory.children)})` : '—'
     const vs =
-      direct && s !== direct
-        ? [`${fmt(s.p50 / direct.p50, 2)}× (${s.p50 >= direct.p50 ? '+' : '−'}${fmt(Math.abs(s.p50 - direct.p50))} µs)`, `${fmt((100 * s.throughput) / direct.throughput, 1)}%`]
+      s.row.key !== 'direct' && s.p50Ratio != null
+        ? [`${fmt(s.p50Ratio, 2)}× (${s.p50Added >= 0 ? '+' : '−'}${fmt(Math.abs(s.p50Added))} µs)`, `${fmt(100 * s.throughputShare, 1)}%`]
         : ['—', '—']
     lines.push(`| ${label} | ${fmt(s.p50)} µs | ${fmt(s.p99)} µs | ${fmt(s.throughput)} | ${mem} | ${fmt(s.cpuPerCall, 1)} µs | ${vs[0]} | ${vs[1]} |`)
   }
@@ -682,7 +691,7 @@ async function main() {
       if (r.error) continue
       try {
         const m = await measure(row, o)
-        r.rounds.push(m)
+        r.rounds.push({ ...m, round })
         process.stderr.write(`round ${round + 1}/${o.rounds} ${row.key}: p50 ${fmt(m.p50)} µs, p99 ${fmt(m.p99)} µs, ${fmt(m.throughput)} calls/s, CPU ${fmt(m.cpuPerCall, 1)} µs/call\n`)
       } catch (err) {
         r.error = err.message
