@@ -75,17 +75,19 @@ struct Server {
     /// Free text, for people.
     description: Option<Text>,
     /// The program to start, found on PATH like a shell would. Not with `url`.
-    command: Option<String>,
+    #[schemars(default)]
+    command: Program,
     /// The program's arguments, one per item. Only with `command`.
     args: Option<Vec<Text>>,
     /// Variables set for the program: NAME: value. Only with `command`.
-    env: Option<BTreeMap<String, Text>>,
+    env: Option<BTreeMap<String, Option<Text>>>,
     /// Variables set for the program from intercept's own environment: CHILD_NAME:
     /// HOST_NAME (keeps secrets out of this file). An unset HOST_NAME is an error. Only with
     /// `command`.
     env_from: Option<BTreeMap<String, EnvName>>,
     /// The server's address: http:// or https://. Not with `command`.
-    url: Option<HttpUrl>,
+    #[schemars(default)]
+    url: HttpUrl,
     /// Request headers: Name: value. Only with `url`.
     headers: Option<BTreeMap<String, Text>>,
     /// Request headers from intercept's environment: Name: HOST_NAME, whose value is the
@@ -122,6 +124,7 @@ enum ServerPolicy {
 macro_rules! fixed_schema {
     ($(#[$doc:meta])* $name:ident => $schema:tt) => {
         $(#[$doc])*
+        #[derive(Default)]
         struct $name;
 
         impl JsonSchema for $name {
@@ -140,6 +143,7 @@ fixed_schema!(
     /// A policy file's path, relative to the gateway file.
     PolicyPath => { "type": "string", "minLength": 1, "examples": ["policies/github.yaml"] }
 );
+fixed_schema!(Program => { "type": "string", "pattern": "\\S", "examples": ["npx"] });
 fixed_schema!(EnvName => { "type": "string", "pattern": "^\\s*[A-Za-z_][A-Za-z0-9_]*\\s*$" });
 fixed_schema!(HttpUrl => {
     "type": "string",
@@ -151,3 +155,129 @@ fixed_schema!(IpAddress => {
     "anyOf": [{ "format": "ipv4" }, { "format": "ipv6" }],
     "examples": ["127.0.0.1"]
 });
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::ffi::OsString;
+    use std::path::Path;
+
+    use super::*;
+    use crate::gateway::config::GatewayConfig;
+    use crate::gateway::config::decode::{LISTEN_KEYS, SERVER_KEYS, TOP_KEYS};
+    use crate::policy::yaml::{self, Kind, Node};
+
+    fn validator() -> jsonschema::Validator {
+        jsonschema::draft7::new(&gateway_schema()).expect("the schema is a valid draft-07 schema")
+    }
+
+    /// The file as an editor's YAML plug-in hands it to the schema.
+    fn to_json(node: &Node) -> Value {
+        match &node.kind {
+            Kind::Null => Value::Null,
+            Kind::Bool(b) => Value::Bool(*b),
+            Kind::Int(i) => json!(i),
+            Kind::Float(f) => json!(f),
+            Kind::Str(s) => Value::String(s.clone()),
+            Kind::Seq(items) => Value::Array(items.iter().map(to_json).collect()),
+            Kind::Map(pairs) => Value::Object(
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.text.clone(), to_json(v)))
+                    .collect(),
+            ),
+        }
+    }
+
+    fn env(_: &str) -> Option<OsString> {
+        Some("Bearer x".into())
+    }
+
+    fn schema_accepts(v: &jsonschema::Validator, text: &str) -> bool {
+        v.is_valid(&to_json(&yaml::parse(text).expect("the sample is YAML")))
+    }
+
+    fn loader_accepts(text: &str) -> bool {
+        GatewayConfig::parse(text, Path::new("gateway.yaml"), &env).is_ok()
+    }
+
+    const GOOD: &[&str] = &[
+        "servers:\n  files:\n    command: npx\n    args: [-y, server]\n    policy: { tools: {} }\n",
+        "servers:\n  m-1_x:\n    command: node\n    args:\n    env: { A: 1, B: }\n    env_from: { C: HOST_C }\n    policy: { default: deny }\n",
+        "version: 1\ndescription: x\nlisten: { bind: \"::1\", port: 8080 }\nservers:\n  r:\n    url: https://mcp.example.com/mcp\n    headers: { X-Team: a }\n    headers_from_env: { Authorization: TOKEN }\n    policy:\n      tools:\n        t:\n          rules:\n            - rate_limit: 5/hour\n",
+    ];
+
+    const BAD: &[&str] = &[
+        // Unknown keys, at each level, and in an inline policy.
+        "servres: {}\nservers:\n  a: { command: x, policy: { tools: {} } }\n",
+        "servers:\n  a: { comand: x, policy: { tools: {} } }\n",
+        "listen: { adress: 127.0.0.1 }\nservers:\n  a: { command: x, policy: { tools: {} } }\n",
+        "servers:\n  a: { command: x, policy: { hidden: [x] } }\n",
+        // The source: both, neither, or a key of the other kind.
+        "servers:\n  a: { command: x, url: http://h/mcp, policy: { tools: {} } }\n",
+        "servers:\n  a: { policy: { tools: {} } }\n",
+        "servers:\n  a: { url: http://h/mcp, args: [x], policy: { tools: {} } }\n",
+        "servers:\n  a: { command: x, headers: { A: b }, policy: { tools: {} } }\n",
+        "servers:\n  a: { url: ftp://h/mcp, policy: { tools: {} } }\n",
+        "servers:\n  a: { command: \"\", policy: { tools: {} } }\n",
+        // Names, the policy, the listener, the version.
+        "servers:\n  My Server: { command: x, policy: { tools: {} } }\n",
+        "servers:\n  a: { command: x }\n",
+        "servers:\n  a: { command: x, policy: 3 }\n",
+        "servers:\n  a: { command: x, policy: { tools: { t: { rules: [{ action: alow }] } } } }\n",
+        "servers: {}\n",
+        "description: no servers\n",
+        "listen: { port: 70000 }\nservers:\n  a: { command: x, policy: { tools: {} } }\n",
+        "version: 2\nservers:\n  a: { command: x, policy: { tools: {} } }\n",
+        "servers:\n  a: { command: x, env_from: { A: \"not a name\" }, policy: { tools: {} } }\n",
+    ];
+
+    #[test]
+    fn the_schema_and_the_loader_agree_on_samples() {
+        let v = validator();
+        for text in GOOD {
+            assert!(schema_accepts(&v, text), "the schema refuses:\n{text}");
+            assert!(loader_accepts(text), "the loader refuses:\n{text}");
+        }
+        for text in BAD {
+            assert!(!schema_accepts(&v, text), "the schema accepts:\n{text}");
+            assert!(!loader_accepts(text), "the loader accepts:\n{text}");
+        }
+    }
+
+    #[test]
+    fn the_shipped_example_is_valid_under_both() {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/gateway.yaml");
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(schema_accepts(&validator(), &text));
+        GatewayConfig::load_with_env(&file, &env).unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    fn keys(object: &Value) -> BTreeSet<String> {
+        object["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    fn set(keys: &[&str]) -> BTreeSet<String> {
+        keys.iter().map(|k| k.to_string()).collect()
+    }
+
+    #[test]
+    fn every_mapping_has_the_decoders_keys_and_no_others() {
+        let schema = gateway_schema();
+        let defs = &schema["definitions"];
+        assert_eq!(keys(&schema), set(TOP_KEYS));
+        assert_eq!(keys(&defs["Server"]), set(SERVER_KEYS));
+        assert_eq!(keys(&defs["Listen"]), set(LISTEN_KEYS));
+        for object in [&schema, &defs["Server"], &defs["Listen"]] {
+            assert_eq!(object["additionalProperties"], false);
+        }
+        // An inline policy is the policy's own schema.
+        assert_eq!(defs["Policy"]["title"], "Intercept policy");
+        assert_eq!(defs["Policy"]["additionalProperties"], false);
+    }
+}
