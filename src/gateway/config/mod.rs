@@ -21,6 +21,8 @@ mod decode;
 mod diff;
 mod error;
 pub mod schema;
+mod server_policy;
+mod source;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;

@@ -230,6 +230,7 @@ mod tests {
         "listen: { port: 70000 }\nservers:\n  a: { command: x, policy: { tools: {} } }\n",
         "version: 2\nservers:\n  a: { command: x, policy: { tools: {} } }\n",
         "servers:\n  a: { command: x, env_from: { A: \"not a name\" }, policy: { tools: {} } }\n",
+        "servers:\n  a: { command: x, description: [x], policy: { tools: {} } }\n",
     ];
 
     #[test]
