@@ -231,6 +231,9 @@ servers:
     headers_from_env: { Authorization: Bearer s3cret }
     headers: { X-Team: platform, x-team: ops }
     policy: { tools: {} }
+  missing-too:
+    command: npx
+    policy: policies/missing.yaml
 ",
     );
     let out = run(intercept(dir.path())
@@ -255,6 +258,8 @@ servers:
         r#"gateway.yaml:40:23: servers.inline.policy.tools.t.rules[0]: action must be "evaluate", "allow", "deny" or "require_approval", got "alow""#,
         "gateway.yaml:49:40: servers.secret.headers_from_env.Authorization: the value is not an environment variable name (letters, digits and _, e.g. API_TOKEN): name the variable that holds the value, and set that variable where intercept runs (the value is not shown)",
         "gateway.yaml:50:34: servers.secret.headers: the header x-team is already set on line 50: set it in `headers` or in `headers_from_env`, once",
+        // An unreadable file is told at each `policy:` that names it.
+        "gateway.yaml:54:13: servers.missing-too.policy: cannot read the policy file policies/missing.yaml: No such file or directory (os error 2) (a relative path is read from the gateway file's directory)",
         // A policy file's errors are its own, with its name; listed once however many
         // servers name it.
         r#"policies/broken.yaml:4:17: tools.t.rules[0]: action must be "evaluate", "allow", "deny" or "require_approval", got "alow""#,

@@ -9,8 +9,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
+use super::server_policy::PolicyFile;
 use super::source::Fields;
-use super::{ConfigError, EnvLookup, GatewayConfig, GatewayError, Listen, Server, ServerPolicy};
+use super::{ConfigError, EnvLookup, GatewayConfig, GatewayError, Listen, Server};
 use crate::policy::decode::{Decoder, join};
 use crate::policy::yaml::{self, Kind, Node, Pos};
 use crate::policy::{self, PolicyError, limits};
@@ -85,7 +86,7 @@ pub(super) struct Loader<'a> {
     pub(super) base: PathBuf,
     pub(super) env: EnvLookup<'a>,
     /// Each policy file named, read once however many servers name it.
-    pub(super) files: HashMap<PathBuf, Option<ServerPolicy>>,
+    pub(super) files: HashMap<PathBuf, PolicyFile>,
     /// Errors inside policy files, in the order the files were first named.
     pub(super) file_errors: Vec<ConfigError>,
 }

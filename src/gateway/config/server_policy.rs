@@ -1,6 +1,7 @@
 //! A server's policy: a policy file, read once however many servers name it, or a policy
 //! written inline, compiled from the gateway file's own tree.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
@@ -60,16 +61,19 @@ impl Loader<'_> {
         field: &str,
     ) -> Option<ServerPolicy> {
         let path = self.base.join(node.text.trim());
-        if let Some(loaded) = self.files.get(&path) {
-            return loaded.clone();
-        }
-        let loaded = match policy::load_file_hashed(&path) {
-            Ok(loaded) => Some(ServerPolicy {
-                origin: PolicyOrigin::File(path.clone()),
-                policy: Arc::new(loaded.policy),
-                sha256: loaded.sha256,
-            }),
-            Err(LoadError::Read { cause, .. }) => {
+        let read = match self.files.get(&path) {
+            Some(read) => read.clone(),
+            None => {
+                let read = read_policy_file(&path, &mut self.file_errors);
+                self.files.insert(path.clone(), read.clone());
+                read
+            }
+        };
+        match read {
+            PolicyFile::Loaded(policy) => Some(policy),
+            PolicyFile::Invalid => None,
+            // Told at each `policy:` that names it: each is a line to fix.
+            PolicyFile::Unreadable(cause) => {
                 d.error(
                     node.pos,
                     field,
@@ -80,17 +84,36 @@ impl Loader<'_> {
                 );
                 None
             }
-            Err(LoadError::Invalid { errors, .. }) => {
-                self.file_errors.extend(
-                    errors
-                        .into_iter()
-                        .map(|e| ConfigError::from_policy(path.clone(), e)),
-                );
-                None
-            }
-        };
-        self.files.insert(path, loaded.clone());
-        loaded
+        }
+    }
+}
+
+/// A policy file as one load of the gateway file found it.
+#[derive(Clone)]
+pub(super) enum PolicyFile {
+    Loaded(ServerPolicy),
+    /// Its errors are listed under its own name, once.
+    Invalid,
+    /// Why it could not be read.
+    Unreadable(String),
+}
+
+fn read_policy_file(path: &Path, file_errors: &mut Vec<ConfigError>) -> PolicyFile {
+    match policy::load_file_hashed(path) {
+        Ok(loaded) => PolicyFile::Loaded(ServerPolicy {
+            origin: PolicyOrigin::File(path.to_path_buf()),
+            policy: Arc::new(loaded.policy),
+            sha256: loaded.sha256,
+        }),
+        Err(LoadError::Read { cause, .. }) => PolicyFile::Unreadable(cause.to_string()),
+        Err(LoadError::Invalid { errors, .. }) => {
+            file_errors.extend(
+                errors
+                    .into_iter()
+                    .map(|e| ConfigError::from_policy(path.to_path_buf(), e)),
+            );
+            PolicyFile::Invalid
+        }
     }
 }
 

@@ -92,8 +92,9 @@ impl Loader<'_> {
         let before = d.errors.len();
         let node = fields.command?;
         let command = match d.string(node, &join(path, "command")) {
-            Some(c) if !c.value.trim().is_empty() => Some(c.value),
-            Some(_) | None if matches!(node.kind, Kind::Seq(_) | Kind::Map(_)) => None,
+            Some(c) if !c.value.trim().is_empty() => Some(c.value.trim().to_string()),
+            // A list or a mapping has had its error from `string`.
+            _ if !node.is_scalar() => None,
             _ => {
                 d.error(
                     node.pos,
