@@ -227,3 +227,40 @@ impl GatewayConfig {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_kept_for_the_transport_and_never_shown_by_debug() {
+        let text = "servers:
+  remote:
+    url: https://mcp.example.com/mcp
+    headers_from_env: { Authorization: TOKEN }
+    policy: { tools: {} }
+  local:
+    command: server
+    env: { API_KEY: literal-s3cret }
+    env_from: { DB_URL: TOKEN }
+    policy: { tools: {} }
+";
+        let env = |name: &str| (name == "TOKEN").then(|| OsString::from("Bearer s3cret"));
+        let config = GatewayConfig::parse(text, Path::new("g.yaml"), &env).unwrap();
+        let Source::Url(remote) = &config.servers["remote"].source else {
+            panic!("remote is a URL server")
+        };
+        assert_eq!(remote.header_lines(), ["Authorization: Bearer s3cret"]);
+        let Source::Command(local) = &config.servers["local"].source else {
+            panic!("local is a command server")
+        };
+        assert_eq!(local.env["API_KEY"].expose(), "literal-s3cret");
+        assert_eq!(local.env["DB_URL"].expose(), "Bearer s3cret");
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(
+            shown.contains("DB_URL") && shown.contains("Authorization"),
+            "{shown}"
+        );
+    }
+}
