@@ -5,6 +5,8 @@
 //!   compiled into an immutable [`policy::CompiledPolicy`];
 //! - [`engine`]: evaluates one tool call against a compiled policy: hide, default deny,
 //!   grants, rules, then an atomic reservation of every counter involved;
+//! - [`gateway`]: several servers behind one listener; its file (`gateway.yaml`), loaded and
+//!   validated like a policy;
 //! - [`redact`]: the one set of rules that keeps secrets out of logs, audit events and
 //!   error texts;
 //! - [`reload`]: watches the policy file and swaps in each valid new version;

@@ -40,7 +40,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Check policy files and print every error with its line and column.
+    /// Check policy files, or a gateway file, and print every error with its line and column.
     Validate(validate::Args),
     /// Dry-run one tool call against a policy and print the decision.
     Check(check::Args),

@@ -1,5 +1,7 @@
 //! `intercept validate`: every error of every file, as `file:line:col: message`.
 
+mod gateway;
+
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -14,12 +16,20 @@ pub struct Args {
     /// More policy files to check.
     #[arg(value_name = "FILES")]
     files: Vec<PathBuf>,
-    /// Print the result as JSON: `{"valid": bool, "files": [{"file", "valid", "errors": [...]}]}`.
+    /// Check a gateway file (`intercept serve FILE`) and every policy it names instead, and
+    /// list its servers.
+    #[arg(long, value_name = "FILE", conflicts_with_all = [super::policy_arg::ID, "files"])]
+    gateway: Option<PathBuf>,
+    /// Print the result as JSON: `{"valid": bool, "files": [{"file", "valid", "errors": [...]}]}`
+    /// (with --gateway: `{"valid", "file", "errors", "servers"}`).
     #[arg(long)]
     json: bool,
 }
 
 pub fn run(args: &Args, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<i32> {
+    if let Some(file) = &args.gateway {
+        return gateway::run(file, args.json, out, err);
+    }
     let files = args.policy.files(&args.files)?;
     let mut total = 0usize;
     let mut reports = Vec::new();

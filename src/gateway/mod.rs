@@ -1,6 +1,17 @@
-//! Gateway mode: MCP clients over HTTP, each session with its own view of the policy.
+//! Gateway mode: MCP clients over HTTP, each session with its own view of the policy, in
+//! front of one server or several (each reached at `/servers/<name>/…` and guarded by its
+//! own policy).
+//!
+//! - [`config`]: the gateway file (`gateway.yaml`): its format, strict validation with a
+//!   position for every error, its JSON Schema, and what changed between two versions;
+//! - [`child_session`] and [`streams`]: a stdio server per client session, and which HTTP
+//!   stream each of its messages goes out on;
+//! - [`stateless_pool`] and [`relabel`]: stateless clients sharing a few stdio servers;
+//! - [`standard_headers`]: the stateless revision's `Mcp-Method`/`Mcp-Name` checks;
+//! - [`directory`]: sessions any instance can take up, kept in the state store.
 
 pub mod child_session;
+pub mod config;
 pub mod directory;
 pub mod relabel;
 pub mod standard_headers;

@@ -407,7 +407,7 @@ impl Decoder<'_> {
 
     /// A mapping whose keys must be among `known` (any key if `known` is empty).
     /// Unknown and duplicate keys are reported; the remaining entries are returned.
-    fn mapping<'n>(
+    pub(crate) fn mapping<'n>(
         &mut self,
         node: &'n Node,
         path: &str,
@@ -461,7 +461,7 @@ impl Decoder<'_> {
         matches!(&node.kind, Kind::Map(pairs) if pairs.iter().any(|(k, _)| k.text == name))
     }
 
-    fn sequence<'n>(&mut self, node: &'n Node, path: &str) -> Option<&'n [Node]> {
+    pub(crate) fn sequence<'n>(&mut self, node: &'n Node, path: &str) -> Option<&'n [Node]> {
         match &node.kind {
             Kind::Seq(items) => Some(items),
             _ => {
@@ -477,7 +477,7 @@ impl Decoder<'_> {
 
     /// A scalar read as text, as YAML decoders do for string fields (`version: 1` is "1").
     /// `null` (an empty value) counts as not set.
-    fn string(&mut self, node: &Node, path: &str) -> Option<Spanned<String>> {
+    pub(crate) fn string(&mut self, node: &Node, path: &str) -> Option<Spanned<String>> {
         match &node.kind {
             Kind::Null => None,
             Kind::Seq(_) | Kind::Map(_) => {
@@ -495,7 +495,7 @@ impl Decoder<'_> {
         }
     }
 
-    fn integer(&mut self, node: &Node, path: &str) -> Option<Spanned<i64>> {
+    pub(crate) fn integer(&mut self, node: &Node, path: &str) -> Option<Spanned<i64>> {
         match node.kind {
             Kind::Int(i) => Some(Spanned {
                 value: i,
@@ -512,7 +512,7 @@ impl Decoder<'_> {
         }
     }
 
-    fn string_list(&mut self, node: &Node, path: &str) -> Vec<Spanned<String>> {
+    pub(crate) fn string_list(&mut self, node: &Node, path: &str) -> Vec<Spanned<String>> {
         if matches!(node.kind, Kind::Null) {
             return Vec::new();
         }

@@ -4,13 +4,13 @@
 //! Every stage collects all of its errors; a policy with any error is never returned.
 
 pub mod compile;
-mod decode;
+pub(crate) mod decode;
 pub mod error;
 pub mod limits;
 pub mod model;
 pub mod names;
 pub mod schema;
-mod yaml;
+pub(crate) mod yaml;
 
 use std::path::Path;
 
@@ -110,10 +110,20 @@ fn compile_text(text: &str, errors: &mut Vec<PolicyError>) -> Option<CompiledPol
             return None;
         }
     };
+    compile_tree(&root, errors)
+}
+
+/// Decodes and compiles a policy already read into a tree: a policy file's whole document,
+/// or a mapping written inside another file (a gateway file's inline policy), whose errors
+/// then carry positions in that file.
+pub(crate) fn compile_tree(
+    root: &yaml::Node,
+    errors: &mut Vec<PolicyError>,
+) -> Option<CompiledPolicy> {
     if matches!(root.kind, yaml::Kind::Null) {
         errors.push(empty_policy());
         return None;
     }
-    let raw = decode::Decoder { errors }.policy(&root);
+    let raw = decode::Decoder { errors }.policy(root);
     compile::compile(raw, errors)
 }

@@ -22,8 +22,13 @@ use serde_json::{Value, json};
 
 /// The schema as a JSON value: draft-07, which every editor's YAML plug-in reads.
 pub fn policy_schema() -> Value {
+    root_schema::<Policy>()
+}
+
+/// The draft-07 schema of `T` as a root document, as the shipped schema files are written.
+pub(crate) fn root_schema<T: JsonSchema>() -> Value {
     let generator = SchemaGenerator::new(SchemaSettings::draft07());
-    let mut schema = generator.into_root_schema_for::<Policy>().to_value();
+    let mut schema = generator.into_root_schema_for::<T>().to_value();
     unwrap_descriptions(&mut schema);
     // What a reader looks for first, first.
     let Value::Object(mut rest) = schema else {
@@ -59,8 +64,12 @@ fn unwrap_descriptions(node: &mut Value) {
 
 /// The schema as the text of `schema/policy.schema.json`: pretty-printed, one final newline.
 pub fn policy_schema_text() -> String {
-    let mut text =
-        serde_json::to_string_pretty(&policy_schema()).expect("a JSON value always serializes");
+    schema_text(&policy_schema())
+}
+
+/// A schema as the text of its file: pretty-printed, one final newline.
+pub(crate) fn schema_text(schema: &Value) -> String {
+    let mut text = serde_json::to_string_pretty(schema).expect("a JSON value always serializes");
     text.push('\n');
     text
 }
@@ -70,7 +79,7 @@ pub fn policy_schema_text() -> String {
 #[derive(JsonSchema)]
 #[schemars(title = "Intercept policy", deny_unknown_fields)]
 #[allow(dead_code)]
-struct Policy {
+pub(crate) struct Policy {
     /// The policy language version: "1" (also written 1). Optional.
     version: Option<Version>,
     /// Free text, for people.
@@ -308,7 +317,7 @@ enum Operator {
 macro_rules! fixed_schema {
     ($(#[$doc:meta])* $name:ident => $schema:tt) => {
         $(#[$doc])*
-        struct $name;
+        pub(crate) struct $name;
 
         impl JsonSchema for $name {
             fn schema_name() -> Cow<'static, str> {

@@ -87,8 +87,17 @@ pub struct ParseError {
 /// Parses one YAML document. An empty document is `Null`.
 /// Several documents (`---`) in one policy file are an error: only one could be enforced.
 pub fn parse(text: &str) -> Result<Node, ParseError> {
+    parse_as(text, "policy")
+}
+
+/// [`parse`], for a file of another kind: `noun` names it in the messages ("gateway file").
+/// The same limits hold, since the same tree is built and walked.
+pub fn parse_as(text: &str, noun: &'static str) -> Result<Node, ParseError> {
     let mut parser = Parser::new_from_str(text);
-    let mut builder = Builder::default();
+    let mut builder = Builder {
+        noun,
+        ..Builder::default()
+    };
     let mut documents = 0usize;
     loop {
         let (event, marker) = parser.next_token().map_err(|e| ParseError {
@@ -101,8 +110,9 @@ pub fn parse(text: &str) -> Result<Node, ParseError> {
                 documents += 1;
                 if documents > 1 {
                     return Err(ParseError {
-                        message: "invalid YAML: a policy file must hold exactly one YAML document"
-                            .into(),
+                        message: format!(
+                            "invalid YAML: a {noun} must hold exactly one YAML document"
+                        ),
                         pos: Pos::from_marker(marker),
                     });
                 }
@@ -156,6 +166,8 @@ struct Builder {
     root: Option<Node>,
     /// What aliases have repeated so far.
     repeated: Size,
+    /// What the text is, for messages: "policy", "gateway file".
+    noun: &'static str,
 }
 
 impl Builder {
@@ -234,7 +246,8 @@ impl Builder {
                 if self.repeated.nodes > MAX_ALIAS_NODES {
                     return Err(ParseError {
                         message: format!(
-                            "aliases repeat more than {MAX_ALIAS_NODES} nodes in all, the most a policy may (this guards against alias bombs): write the repeated parts out or use fewer aliases"
+                            "aliases repeat more than {MAX_ALIAS_NODES} nodes in all, the most a {} may (this guards against alias bombs): write the repeated parts out or use fewer aliases",
+                            self.noun
                         ),
                         pos,
                     });
@@ -242,7 +255,8 @@ impl Builder {
                 if self.repeated.text_bytes > MAX_ALIAS_TEXT_BYTES {
                     return Err(ParseError {
                         message: format!(
-                            "aliases repeat more than {MAX_ALIAS_TEXT_BYTES} bytes of text in all, the most a policy may (this guards against alias bombs): write the repeated parts out or use fewer aliases"
+                            "aliases repeat more than {MAX_ALIAS_TEXT_BYTES} bytes of text in all, the most a {} may (this guards against alias bombs): write the repeated parts out or use fewer aliases",
+                            self.noun
                         ),
                         pos,
                     });
@@ -280,7 +294,8 @@ impl Builder {
         if depth > MAX_DEPTH {
             return Err(ParseError {
                 message: format!(
-                    "lists and mappings are nested more than {MAX_DEPTH} levels deep, the most a policy may"
+                    "lists and mappings are nested more than {MAX_DEPTH} levels deep, the most a {} may",
+                    self.noun
                 ),
                 pos,
             });
