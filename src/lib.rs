@@ -29,6 +29,7 @@ mod shell_words;
 pub mod shutdown;
 pub mod state;
 pub mod transport;
+pub mod upstream;
 
 #[cfg(feature = "node")]
 mod node;

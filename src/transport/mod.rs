@@ -49,6 +49,20 @@ pub(crate) fn request_ids(line: &[u8]) -> Vec<Value> {
         .collect()
 }
 
+/// The ids a server message (or batch) answers.
+pub(crate) fn response_ids(body: &[u8]) -> Vec<Value> {
+    let items = match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Array(items)) => items,
+        Ok(other) => vec![other],
+        Err(_) => return Vec::new(),
+    };
+    items
+        .into_iter()
+        .filter(|m| m.get("method").is_none())
+        .filter_map(|m| m.get("id").cloned())
+        .collect()
+}
+
 /// How often to look for requests past `--request-timeout`: a tenth of it, within 10 ms
 /// and 1 s.
 pub(crate) fn sweep_interval(timeout: std::time::Duration) -> std::time::Duration {
