@@ -4,6 +4,7 @@
 pub mod child;
 pub mod header;
 pub mod http;
+pub mod listener;
 pub mod lines;
 pub mod process_group;
 pub mod program;
