@@ -478,3 +478,188 @@ fn sigterm_mid_call_answers_the_call_closes_upstream_sessions_and_flushes_the_au
         "{events}"
     );
 }
+
+/// A GET on a new connection; returns the status and the body as text.
+fn get(gw: &Gateway, path: &str, head: &[(&str, &str)]) -> (u16, String, String) {
+    let mut s = gw.connect();
+    let mut req = format!(
+        "{} {path} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n",
+        head.iter()
+            .find(|(k, _)| *k == "method")
+            .map_or("GET", |(_, v)| *v),
+        gw.host()
+    );
+    for (k, v) in head.iter().filter(|(k, _)| *k != "method") {
+        req += &format!("{k}: {v}\r\n");
+    }
+    req += "\r\n";
+    s.write_all(req.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_ascii_lowercase(), body.to_string())
+}
+
+#[test]
+fn health_and_readiness_say_whether_the_server_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut upstream = Upstream::start(dir.path());
+    let gw = Gateway::start(dir.path(), &upstream.url(), &[]);
+    let (status, _, body) = get(&gw, "/healthz", &[]);
+    assert_eq!((status, body.contains("ok")), (200, true));
+    let (status, _, body) = get(&gw, "/readyz", &[]);
+    assert_eq!(status, 200, "{body}");
+    let _ = upstream.child.kill();
+    let _ = upstream.child.wait();
+    let (status, _, body) = get(&gw, "/readyz", &[]);
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("unreachable"), "{body}");
+    let (status, _, _) = get(&gw, "/healthz", &[]);
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn cors_headers_only_for_the_configured_origin() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = Upstream::start(dir.path());
+    let ide = "https://ide.example.com";
+    let gw = Gateway::start(dir.path(), &upstream.url(), &["--cors-origin", ide]);
+    let (status, head, _) = get(
+        &gw,
+        "/mcp",
+        &[
+            ("method", "OPTIONS"),
+            ("origin", ide),
+            ("access-control-request-method", "POST"),
+        ],
+    );
+    assert_eq!(status, 204, "{head}");
+    assert!(
+        head.contains(&format!("access-control-allow-origin: {ide}")),
+        "{head}"
+    );
+    assert!(head.contains("mcp-session-id"), "{head}");
+    let r = gw.request(&[("origin", ide)], &initialize().to_string());
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(
+        r.head
+            .contains("access-control-expose-headers: mcp-session-id"),
+        "{}",
+        r.head
+    );
+    // A loopback page may call, but gets no CORS headers.
+    let r = gw.request(
+        &[("origin", "http://localhost:3000")],
+        &initialize().to_string(),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(
+        !r.head.contains("access-control-allow-origin"),
+        "{}",
+        r.head
+    );
+}
+
+#[test]
+fn listener_flags_that_do_not_fit_together_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(&policy, "tools: {}\n").unwrap();
+    let url = "http://127.0.0.1:9/mcp";
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--upstream", url, "--port", "8080"],
+            "--port applies to the HTTP listener: add --transport http",
+        ),
+        (
+            &[
+                "--upstream",
+                url,
+                "--transport",
+                "sse",
+                "--port",
+                "0",
+                "--no-sse",
+            ],
+            "--no-sse turns off the legacy HTTP+SSE endpoints",
+        ),
+        (
+            &["--upstream", url, "--transport", "http"],
+            "--transport http|sse needs --port N",
+        ),
+        (
+            &[
+                "--upstream",
+                url,
+                "--transport",
+                "http",
+                "--port",
+                "0",
+                "--tls-cert",
+                "c.pem",
+            ],
+            "--tls-cert needs --tls-key",
+        ),
+        (
+            &[
+                "--transport",
+                "http",
+                "--port",
+                "0",
+                "--",
+                "node",
+                "server.js",
+            ],
+            "give it with --upstream URL",
+        ),
+        (
+            &[
+                "--upstream",
+                url,
+                "--transport",
+                "http",
+                "--port",
+                "0",
+                "--allowed-origin",
+                "evil",
+            ],
+            "invalid origin \"evil\"",
+        ),
+        (
+            &[
+                "--upstream",
+                url,
+                "--transport",
+                "http",
+                "--port",
+                "0",
+                "--session-idle-timeout",
+                "soon",
+            ],
+            "\"soon\" is not a duration",
+        ),
+    ];
+    for (flags, expected) in cases {
+        let out = Command::new(env!("CARGO_BIN_EXE_intercept"))
+            .args([
+                "-c",
+                policy.to_str().unwrap(),
+                "--state",
+                "memory",
+                "--no-audit",
+            ])
+            .args(*flags)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flags:?}: {stderr}");
+        assert!(stderr.contains(expected), "{flags:?}: {stderr}");
+    }
+}

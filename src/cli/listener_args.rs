@@ -184,7 +184,7 @@ fn duration(flag: &str, text: &str) -> anyhow::Result<Duration> {
         .filter(|d| !d.is_zero())
         .with_context(|| {
             format!(
-                "invalid {flag} \"{text}\": use a positive duration such as 500ms, 10s, 30m or 1h"
+                "{flag}: \"{text}\" is not a duration; use a positive one such as 500ms, 10s, 30m or 1h"
             )
         })?;
     Ok(parsed)

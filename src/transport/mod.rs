@@ -4,8 +4,8 @@
 pub mod child;
 pub mod header;
 pub mod http;
-pub mod listener;
 pub mod lines;
+pub mod listener;
 pub mod process_group;
 pub mod program;
 pub mod sse;
