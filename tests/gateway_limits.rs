@@ -105,7 +105,8 @@ impl Gateway {
             let line = stderr
                 .recv_timeout(PATIENCE.saturating_sub(started.elapsed()))
                 .expect("intercept says where it listens");
-            if let Some(rest) = line.split("listening on http://127.0.0.1:").nth(1) {
+            let listening = line.contains("listening on http");
+            if let Some(rest) = line.split("://127.0.0.1:").nth(1).filter(|_| listening) {
                 break rest
                     .split(|c: char| !c.is_ascii_digit())
                     .next()
@@ -662,4 +663,113 @@ fn listener_flags_that_do_not_fit_together_are_refused() {
         assert_eq!(out.status.code(), Some(2), "{flags:?}: {stderr}");
         assert!(stderr.contains(expected), "{flags:?}: {stderr}");
     }
+}
+
+/// A self-signed certificate for localhost with this serial, written over `cert` and `key`.
+fn certificate(dir: &Path, serial: u32, cert: &Path, key: &Path) {
+    let (tmp_cert, tmp_key) = (dir.join("new-cert.pem"), dir.join("new-key.pem"));
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "1", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        .args(["-set_serial", &serial.to_string()])
+        .args(["-keyout", tmp_key.to_str().unwrap()])
+        .args(["-out", tmp_cert.to_str().unwrap()])
+        .output()
+        .expect("openssl runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::rename(&tmp_key, key).unwrap();
+    std::fs::rename(&tmp_cert, cert).unwrap();
+}
+
+/// The serial of the certificate the listener serves, as openssl prints it (`serial=02`).
+fn served_serial(port: u16) -> String {
+    let mut client = Command::new("openssl")
+        .args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
+        .args(["-servername", "localhost"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut pem = String::new();
+    client
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut pem)
+        .unwrap();
+    let _ = client.wait();
+    let mut x509 = Command::new("openssl")
+        .args(["x509", "-noout", "-serial"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    x509.stdin
+        .take()
+        .unwrap()
+        .write_all(pem.as_bytes())
+        .unwrap();
+    let out = x509.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn https_is_served_and_a_renewed_certificate_is_picked_up_a_bad_one_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    certificate(dir.path(), 1, &cert, &key);
+    let upstream = Upstream::start(dir.path());
+    let gw = Gateway::start(
+        dir.path(),
+        &upstream.url(),
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(served_serial(gw.port), "serial=01");
+    let out = Command::new("curl")
+        .args(["-s", "--cacert", cert.to_str().unwrap()])
+        .arg(format!("https://localhost:{}/healthz", gw.port))
+        .output()
+        .expect("curl runs");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
+
+    certificate(dir.path(), 2, &cert, &key);
+    let started = Instant::now();
+    while served_serial(gw.port) != "serial=02" {
+        assert!(
+            started.elapsed() < PATIENCE,
+            "the renewed certificate is served"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // A broken certificate file: reported, and the one in force stays.
+    std::fs::write(&cert, "not a certificate\n").unwrap();
+    let started = Instant::now();
+    loop {
+        let line = gw
+            .stderr
+            .recv_timeout(PATIENCE.saturating_sub(started.elapsed()))
+            .expect("the bad certificate is reported");
+        if line.contains("the certificate in force stays") {
+            break;
+        }
+    }
+    assert_eq!(served_serial(gw.port), "serial=02");
 }

@@ -129,14 +129,12 @@ impl ListenerArgs {
                 "refusing to listen on {addr} without authentication: anyone who can reach it could call the server's tools; see docs/gateway.md, or pass --allow-unauthenticated"
             );
         }
-        match (&self.tls_cert, &self.tls_key) {
+        let tls = match (&self.tls_cert, &self.tls_key) {
             (Some(_), None) => bail!("--tls-cert needs --tls-key (the certificate's private key)"),
             (None, Some(_)) => bail!("--tls-key needs --tls-cert (the certificate chain)"),
-            (Some(_), Some(_)) => bail!(
-                "--tls-cert/--tls-key: HTTPS is not available in this version; put a TLS-terminating proxy in front of the listener (see docs/gateway.md)"
-            ),
-            (None, None) => {}
-        }
+            (Some(cert), Some(key)) => Some((cert.clone(), key.clone())),
+            (None, None) => None,
+        };
         if !self.path.starts_with('/') || self.path.len() < 2 {
             bail!(
                 "--path \"{}\" must start with / and name an endpoint, e.g. /mcp",
@@ -174,6 +172,7 @@ impl ListenerArgs {
             max_connections: self.max_connections,
             header_read_timeout: duration("--header-read-timeout", &self.header_read_timeout)?,
             body_read_timeout: duration("--body-read-timeout", &self.body_read_timeout)?,
+            tls,
         }))
     }
 }

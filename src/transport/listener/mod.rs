@@ -13,6 +13,7 @@ mod legacy;
 mod link;
 mod sessions;
 mod streamable;
+mod tls;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -62,6 +63,8 @@ pub struct ListenerConfig {
     pub max_connections: usize,
     pub header_read_timeout: Duration,
     pub body_read_timeout: Duration,
+    /// HTTPS: the certificate chain and its key (PEM files), reloaded when they change.
+    pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
 }
 
 /// What each session is made of: the policy, who calls, the audit log, and the server.
@@ -88,6 +91,8 @@ pub enum ListenerError {
     },
     #[error(transparent)]
     Upstream(#[from] super::TransportError),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
 }
 
 /// Fires once; everything waiting on it wakes.
@@ -205,6 +210,10 @@ pub async fn serve(cfg: ListenerConfig, backend: Backend) -> Result<i32, Listene
     let headers = super::header::parse_lines(&backend.upstream_headers)
         .map_err(super::TransportError::from)?;
     let client = super::http::client(Duration::from_secs(10), backend.request_timeout)?;
+    let tls = match &cfg.tls {
+        Some((cert, key)) => Some(tls::serve(cert, key)?),
+        None => None,
+    };
     let listener = TcpListener::bind(cfg.addr)
         .await
         .map_err(|cause| ListenerError::Bind {
@@ -239,7 +248,8 @@ pub async fn serve(cfg: ListenerConfig, backend: Backend) -> Result<i32, Listene
         (true, false) => format!("{} (Streamable HTTP)", gw.cfg.path),
         _ => "/sse and /message (legacy SSE)".to_string(),
     };
-    tracing::info!(upstream = %gw.url, "listening on http://{bound}: {what}");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(upstream = %gw.url, "listening on {scheme}://{bound}: {what}");
 
     let reaper = tokio::spawn(reap_idle(gw.clone()));
     let connections = Arc::new(Semaphore::new(gw.cfg.max_connections));
@@ -269,17 +279,18 @@ pub async fn serve(cfg: ListenerConfig, backend: Backend) -> Result<i32, Listene
             () = shutdown_requested() => break,
         };
         let _ = tcp.set_nodelay(true);
-        let gw = gw.clone();
-        let service = hyper::service::service_fn(move |req| {
-            let gw = gw.clone();
-            async move { Ok::<_, Infallible>(handle(gw, req, peer).await) }
-        });
-        let conn = graceful.watch(http.serve_connection(TokioIo::new(tcp), service));
+        let (gw, http, watcher) = (gw.clone(), http.clone(), graceful.watcher());
+        let acceptor = tls.as_ref().map(|t| t.acceptor.clone());
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(%peer, "connection ended: {e}");
+            let _permit = permit;
+            let Some(acceptor) = acceptor else {
+                return serve_connection(gw, &http, watcher, tcp, peer).await;
+            };
+            match tokio::time::timeout(TLS_HANDSHAKE, acceptor.accept(tcp)).await {
+                Ok(Ok(stream)) => serve_connection(gw, &http, watcher, stream, peer).await,
+                Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
+                Err(_) => tracing::debug!(%peer, "TLS handshake not finished in time"),
             }
-            drop(permit);
         });
     }
     drop(listener);
@@ -303,6 +314,31 @@ pub async fn serve(cfg: ListenerConfig, backend: Backend) -> Result<i32, Listene
     }
     while closing.join_next().await.is_some() {}
     Ok(0)
+}
+
+/// Longest a client may take over the TLS handshake.
+const TLS_HANDSHAKE: Duration = Duration::from_secs(10);
+
+/// Serves one connection's requests until it closes or the shutdown ends it.
+async fn serve_connection<I>(
+    gw: Arc<Gateway>,
+    http: &hyper::server::conn::http1::Builder,
+    watcher: hyper_util::server::graceful::Watcher,
+    io: I,
+    peer: SocketAddr,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req| {
+        let gw = gw.clone();
+        async move { Ok::<_, Infallible>(handle(gw, req, peer).await) }
+    });
+    if let Err(e) = watcher
+        .watch(http.serve_connection(TokioIo::new(io), service))
+        .await
+    {
+        tracing::debug!(%peer, "connection ended: {e}");
+    }
 }
 
 /// Largest request head (request line and headers) accepted.
