@@ -139,20 +139,31 @@ struct Gateway {
     give_up: Signal,
 }
 
-/// `--max-sessions` are open.
+/// Why no session was opened.
 #[derive(Debug)]
-struct Full(usize);
+enum NoSession {
+    /// `--max-sessions` are open.
+    Sessions(usize),
+    /// Shutdown has begun.
+    ShuttingDown,
+}
 
-impl Full {
+impl NoSession {
     fn response(&self, id: &Value) -> Response {
+        let message = match self {
+            NoSession::Sessions(max) => format!(
+                "intercept serves at most {max} sessions at once (--max-sessions): retry later, or close unused sessions"
+            ),
+            NoSession::ShuttingDown => {
+                "intercept is shutting down: no new sessions; retry with another instance or later"
+                    .to_string()
+            }
+        };
         rpc_error(
             StatusCode::SERVICE_UNAVAILABLE,
             id,
             code::INTERNAL_ERROR,
-            &format!(
-                "intercept serves at most {} sessions at once (--max-sessions): retry later, or close unused sessions",
-                self.0
-            ),
+            &message,
         )
     }
 }
@@ -163,9 +174,9 @@ impl Gateway {
     fn open_session(
         &self,
         legacy: Option<tokio::sync::mpsc::Sender<Bytes>>,
-    ) -> Result<Arc<Session>, Full> {
+    ) -> Result<Arc<Session>, NoSession> {
         if self.stopping.fired.load(Ordering::SeqCst) {
-            return Err(Full(self.cfg.max_sessions));
+            return Err(NoSession::ShuttingDown);
         }
         let id = Sessions::mint_id();
         let proxy = Proxy::new(
@@ -191,7 +202,7 @@ impl Gateway {
             }
             Err(max) => {
                 tracing::warn!(max, "session refused: --max-sessions are open");
-                Err(Full(max))
+                Err(NoSession::Sessions(max))
             }
         }
     }
