@@ -49,7 +49,7 @@ pub enum WatchError {
 /// Keeps the policy file watched while it lives; dropping it stops reloading.
 #[derive(Debug)]
 pub struct PolicyWatcher {
-    _watcher: notify::RecommendedWatcher,
+    _watcher: FileWatcher,
 }
 
 /// Watches `path` and puts every valid new version into `engine` (and so into every clone
@@ -67,55 +67,81 @@ pub fn watch(
         path: path.to_path_buf(),
         cause,
     })?;
-    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
-        return Err(WatchError::Path {
-            path,
-            cause: std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file path"),
-        });
-    };
-    let (dir, name) = (dir.to_path_buf(), name.to_os_string());
-    let any_event = path
-        .symlink_metadata()
-        .is_ok_and(|m| m.file_type().is_symlink());
-
-    let (tx, rx) = mpsc::channel::<()>();
-    let mut watcher =
-        notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
-            Ok(event) => {
-                let relevant = is_change(&event.kind)
-                    && (any_event
-                        || event.paths.is_empty()
-                        || event.paths.iter().any(|p| p.file_name() == Some(&name)));
-                if relevant {
-                    let _ = tx.send(());
-                }
-            }
-            Err(e) => tracing::warn!("watching the policy file: {e}"),
-        })
-        .map_err(|cause| WatchError::Watch {
-            path: dir.clone(),
-            cause,
-        })?;
-    watcher
-        .watch(&dir, RecursiveMode::NonRecursive)
-        .map_err(|cause| WatchError::Watch {
-            path: dir.clone(),
-            cause,
-        })?;
-
     let mut reloader = Reloader {
-        path,
+        path: path.clone(),
         engine,
         audit,
         in_force: loaded_sha256,
         rejected: None,
     };
+    let watcher = watch_files(&[path], "intercept-reload", move || reloader.check())?;
+    Ok(PolicyWatcher { _watcher: watcher })
+}
+
+/// Keeps files watched while it lives.
+#[derive(Debug)]
+pub struct FileWatcher {
+    _watchers: Vec<notify::RecommendedWatcher>,
+}
+
+/// Calls `on_change` on a thread of its own once the watch is armed (a change made before
+/// it is caught there), then after each change to any of `paths`, debounced. Each file's
+/// directory is watched (see the module's documentation for why).
+pub fn watch_files(
+    paths: &[PathBuf],
+    thread_name: &str,
+    mut on_change: impl FnMut() + Send + 'static,
+) -> Result<FileWatcher, WatchError> {
+    let (tx, rx) = mpsc::channel::<()>();
+    let mut watchers = Vec::new();
+    for path in paths {
+        let path = std::path::absolute(path).map_err(|cause| WatchError::Path {
+            path: path.to_path_buf(),
+            cause,
+        })?;
+        let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+            return Err(WatchError::Path {
+                path,
+                cause: std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file path"),
+            });
+        };
+        let (dir, name) = (dir.to_path_buf(), name.to_os_string());
+        let any_event = path
+            .symlink_metadata()
+            .is_ok_and(|m| m.file_type().is_symlink());
+        let tx = tx.clone();
+        let mut watcher =
+            notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
+                Ok(event) => {
+                    let relevant = is_change(&event.kind)
+                        && (any_event
+                            || event.paths.is_empty()
+                            || event.paths.iter().any(|p| p.file_name() == Some(&name)));
+                    if relevant {
+                        let _ = tx.send(());
+                    }
+                }
+                Err(e) => tracing::warn!("watching {}: {e}", path.display()),
+            })
+            .map_err(|cause| WatchError::Watch {
+                path: dir.clone(),
+                cause,
+            })?;
+        watcher
+            .watch(&dir, RecursiveMode::NonRecursive)
+            .map_err(|cause| WatchError::Watch {
+                path: dir.clone(),
+                cause,
+            })?;
+        watchers.push(watcher);
+    }
+    drop(tx);
     std::thread::Builder::new()
-        .name("intercept-reload".into())
+        .name(thread_name.into())
         .spawn(move || {
             // The watch is armed: a save made between the first load and now is caught here.
-            reloader.check();
-            // Ends when the watcher (and with it the sender) is dropped.
+            on_change();
+            // Ends when the watchers (and with them the senders) are dropped.
             while rx.recv().is_ok() {
                 let started = Instant::now();
                 while started.elapsed() < MAX_DELAY {
@@ -125,12 +151,14 @@ pub fn watch(
                         Err(RecvTimeoutError::Disconnected) => return,
                     }
                 }
-                tracing::debug!("policy file changed; read after {:?}", started.elapsed());
-                reloader.check();
+                tracing::debug!("watched file changed; read after {:?}", started.elapsed());
+                on_change();
             }
         })
         .map_err(WatchError::Thread)?;
-    Ok(PolicyWatcher { _watcher: watcher })
+    Ok(FileWatcher {
+        _watchers: watchers,
+    })
 }
 
 /// Whether an event can mean new content. Reads (our own included) cannot, and reacting

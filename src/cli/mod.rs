@@ -4,6 +4,7 @@ mod audit;
 mod check;
 mod completions;
 mod init;
+mod listener_args;
 mod output;
 mod policy_arg;
 mod proxy;

@@ -14,6 +14,7 @@ use crate::proxy::{Proxy, ProxyOptions};
 use crate::state::{self, FailMode, MemoryStore, RedisOptions, RedisStore, SqliteStore, Store};
 use crate::transport::child::{self, ChildOptions, ServerCommand};
 use crate::transport::http::{self, RemoteOptions};
+use crate::transport::listener::Backend;
 
 const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 
@@ -118,6 +119,8 @@ pub struct Args {
     /// is logged as shadow_deny (for trying a policy out on real traffic).
     #[arg(long)]
     pub shadow: bool,
+    #[command(flatten)]
+    pub listener: super::listener_args::ListenerArgs,
     /// The MCP server command and its arguments, after `--` (which may be left out when
     /// the policy comes from INTERCEPT_POLICY).
     #[arg(last = true, value_name = "COMMAND")]
@@ -164,6 +167,12 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
     }
     if args.max_in_flight == 0 {
         bail!("--max-in-flight must be at least 1");
+    }
+    let listener = args.listener.config()?;
+    if listener.is_some() && args.upstream.is_none() {
+        bail!(
+            "the HTTP listener serves an MCP server over HTTP for now: give it with --upstream URL (a server command after -- is not supported with --transport http|sse yet)"
+        );
     }
 
     let loaded = policy::load_file_hashed(config)?;
@@ -248,17 +257,35 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         }
         tokio::spawn(snapshots.clone().every(COUNTER_SNAPSHOT_INTERVAL));
     }
-    let served = match server {
-        Server::Command(server) => {
+    let served = match (server, listener) {
+        (Server::Remote(url), Some(listener)) => {
+            let backend = Backend {
+                engine: proxy.engine().clone(),
+                identity: args.identity.clone(),
+                audit: audit.clone(),
+                max_in_flight: args.max_in_flight,
+                upstream_url: url,
+                upstream_headers: headers,
+                max_message_bytes: args.max_message_bytes,
+                request_timeout: Duration::from_secs_f64(args.request_timeout),
+                shutdown_timeout: Duration::from_secs_f64(args.shutdown_timeout),
+            };
+            crate::transport::listener::serve(listener, backend)
+                .await
+                .map_err(anyhow::Error::from)
+        }
+        (Server::Command(server), _) => {
             let options = ChildOptions {
                 server,
                 max_message_bytes: args.max_message_bytes,
                 shutdown_timeout: Duration::from_secs_f64(args.shutdown_timeout),
                 request_timeout: Duration::from_secs_f64(args.request_timeout),
             };
-            child::serve(proxy, options, child::process_stdio()).await
+            child::serve(proxy, options, child::process_stdio())
+                .await
+                .map_err(anyhow::Error::from)
         }
-        Server::Remote(url) => {
+        (Server::Remote(url), None) => {
             let remote = RemoteOptions {
                 url,
                 headers,
@@ -266,7 +293,9 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
                 request_timeout: Duration::from_secs_f64(args.request_timeout),
                 connect_timeout: Duration::from_secs(10),
             };
-            http::serve(proxy, remote, child::process_stdio()).await
+            http::serve(proxy, remote, child::process_stdio())
+                .await
+                .map_err(anyhow::Error::from)
         }
     };
     let code = match served {
@@ -286,7 +315,7 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
                 let audit = audit.clone();
                 let _ = tokio::task::spawn_blocking(move || audit.close()).await;
             }
-            return Err(e.into());
+            return Err(e);
         }
     };
     if let (Some(audit), Some(snapshots)) = (&audit, &snapshots) {

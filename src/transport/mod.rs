@@ -5,6 +5,7 @@ pub mod child;
 pub mod header;
 pub mod http;
 pub mod lines;
+pub mod listener;
 pub mod process_group;
 pub mod program;
 pub mod sse;
@@ -46,6 +47,20 @@ pub(crate) fn request_ids(line: &[u8]) -> Vec<Value> {
         .filter(|m| m.get("method").is_some())
         .filter_map(|m| m.get("id").cloned())
         .filter(|id| !id.is_null())
+        .collect()
+}
+
+/// The ids a server message (or batch) answers.
+pub(crate) fn response_ids(body: &[u8]) -> Vec<Value> {
+    let items = match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Array(items)) => items,
+        Ok(other) => vec![other],
+        Err(_) => return Vec::new(),
+    };
+    items
+        .into_iter()
+        .filter(|m| m.get("method").is_none())
+        .filter_map(|m| m.get("id").cloned())
         .collect()
 }
 

@@ -1,0 +1,417 @@
+//! One client message through the proxy core to the server and back: what both the
+//! Streamable HTTP and the legacy endpoints do with a POSTed message. Whatever the server
+//! answers is relayed through the core (so `tools/list` is filtered and late answers are
+//! dropped); whatever goes wrong becomes a JSON-RPC error for each request concerned.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::Gateway;
+use super::Signal;
+use super::body::sse_event;
+use super::sessions::Session;
+use crate::proxy::{RequestFailure, Route};
+use crate::transport::{request_ids, response_ids};
+use crate::upstream::http::{EventStream, Reply, SendError};
+
+/// What came of a message.
+#[derive(Debug)]
+pub(super) enum Outcome {
+    /// Nothing to send back (notifications and responses the server took).
+    Accepted,
+    /// Messages for the client, all known now.
+    Lines {
+        lines: Vec<Vec<u8>>,
+        /// The server no longer knows the session: the client must start a new one.
+        session_gone: bool,
+    },
+    /// The server streams its answer: `first` goes out before its events.
+    Stream {
+        first: Vec<Vec<u8>>,
+        relay: StreamRelay,
+    },
+}
+
+/// An upstream event stream still to relay, and the requests it should answer.
+#[derive(Debug)]
+pub(super) struct StreamRelay {
+    pub(super) events: Box<EventStream>,
+    pub(super) awaiting: Vec<Value>,
+}
+
+/// Passes one client message (or batch) through the proxy core and on to the server.
+pub(super) async fn client_message(
+    gw: &Gateway,
+    session: &Arc<Session>,
+    body: &[u8],
+    version: Option<&str>,
+) -> Outcome {
+    let line = one_line(body);
+    let mut lines = Vec::new();
+    let mut to_server = Vec::new();
+    for route in session.proxy.client_message(&line) {
+        match route {
+            Route::Client(l) => lines.push(l),
+            Route::Server(l) => to_server.push(l),
+        }
+    }
+    let mut session_gone = false;
+    let mut forwarded = to_server.into_iter().peekable();
+    while let Some(line) = forwarded.next() {
+        match send(gw, session, line, version).await {
+            Outcome::Accepted => {}
+            Outcome::Lines {
+                lines: more,
+                session_gone: gone,
+            } => {
+                lines.extend(more);
+                session_gone |= gone;
+            }
+            // A reply that streams is relayed last: it may run for as long as a tool does.
+            Outcome::Stream { first, relay } if forwarded.peek().is_none() => {
+                lines.extend(first);
+                return Outcome::Stream {
+                    first: lines,
+                    relay,
+                };
+            }
+            Outcome::Stream { first, relay } => {
+                lines.extend(first);
+                let (tx, mut rx) = mpsc::channel(64);
+                let deadline = Instant::now() + gw.backend.request_timeout;
+                pump(
+                    gw,
+                    session,
+                    relay,
+                    PumpTo::Lines(tx),
+                    Some(deadline),
+                    &gw.give_up,
+                )
+                .await;
+                while let Ok(l) = rx.try_recv() {
+                    lines.push(l.to_vec());
+                }
+            }
+        }
+    }
+    if lines.is_empty() && !session_gone {
+        Outcome::Accepted
+    } else {
+        Outcome::Lines {
+            lines,
+            session_gone,
+        }
+    }
+}
+
+/// Sends one message the core let through.
+async fn send(
+    gw: &Gateway,
+    session: &Arc<Session>,
+    line: Vec<u8>,
+    version: Option<&str>,
+) -> Outcome {
+    let mut ids = request_ids(&line);
+    let timeout = gw.backend.request_timeout;
+    let sent = tokio::select! {
+        sent = tokio::time::timeout(timeout, session.link.send(Bytes::from(line), version)) => sent,
+        () = gw.give_up.wait() => {
+            return lines(failed(session, &ids, SHUTTING_DOWN, RequestFailure::AnswerLost), false);
+        }
+    };
+    match sent {
+        Err(_) => lines(timed_out(session, &ids, timeout), false),
+        Ok(Err(e)) => {
+            let mut out = Vec::new();
+            if let SendError::Status { body, .. } = &e
+                && is_error_response(body)
+            {
+                out = relay_message(session, body, &mut ids);
+            }
+            let message = crate::redact::redact_text(&e.to_string()).into_owned();
+            tracing::warn!(session = %short(&session.id), "{message}");
+            out.extend(failed(session, &ids, &message, e.failure()));
+            lines(out, e.is_session_gone())
+        }
+        Ok(Ok(Reply::Accepted)) if ids.is_empty() => Outcome::Accepted,
+        Ok(Ok(Reply::Accepted)) => lines(
+            failed(
+                session,
+                &ids,
+                "The MCP server accepted this request without answering it",
+                RequestFailure::AnswerLost,
+            ),
+            false,
+        ),
+        Ok(Ok(Reply::Json(body))) => {
+            let mut out = relay_message(session, &body, &mut ids);
+            out.extend(failed(
+                session,
+                &ids,
+                "The MCP server's answer held no response to this request",
+                RequestFailure::AnswerLost,
+            ));
+            lines(out, false)
+        }
+        Ok(Ok(Reply::Stream(events))) => Outcome::Stream {
+            first: Vec::new(),
+            relay: StreamRelay {
+                events,
+                awaiting: ids,
+            },
+        },
+    }
+}
+
+fn lines(lines: Vec<Vec<u8>>, session_gone: bool) -> Outcome {
+    Outcome::Lines {
+        lines,
+        session_gone,
+    }
+}
+
+pub(super) const SHUTTING_DOWN: &str = "intercept is shutting down and stopped waiting for the MCP server's answer; the tool may have run";
+
+/// Where relayed messages go.
+#[derive(Debug)]
+pub(super) enum PumpTo {
+    /// As SSE events, on the client's stream.
+    Events(mpsc::Sender<Bytes>),
+    /// As bare lines, to be sent together later.
+    Lines(mpsc::Sender<Bytes>),
+}
+
+impl PumpTo {
+    async fn put(&self, line: &[u8], id: Option<&str>) -> bool {
+        match self {
+            PumpTo::Events(tx) => tx.send(sse_event(None, id, line)).await.is_ok(),
+            PumpTo::Lines(tx) => tx.send(Bytes::copy_from_slice(line)).await.is_ok(),
+        }
+    }
+}
+
+/// Relays an upstream event stream to the client until it ends, `stop` fires, the client
+/// goes away or (with a `deadline`) the requests it should answer time out. Those still
+/// unanswered then get an error. Upstream event ids are passed on, so that a client's
+/// `Last-Event-ID` resumes at the server.
+pub(super) async fn pump(
+    gw: &Gateway,
+    session: &Arc<Session>,
+    mut relay: StreamRelay,
+    to: PumpTo,
+    deadline: Option<Instant>,
+    stop: &Signal,
+) {
+    let why = loop {
+        let awaiting = !relay.awaiting.is_empty();
+        tokio::select! {
+            event = relay.events.next() => match event {
+                None => break Some((
+                    "The MCP server's event stream ended before it answered this request; the tool may have run".to_string(),
+                    RequestFailure::AnswerLost,
+                )),
+                Some(Err(broke)) => break Some((
+                    format!("The MCP server's event stream broke ({broke}) before it answered this request; the tool may have run"),
+                    RequestFailure::AnswerLost,
+                )),
+                Some(Ok(event)) => {
+                    if !event.is_message() || event.data.iter().all(u8::is_ascii_whitespace) {
+                        continue;
+                    }
+                    let out = if event.truncated {
+                        oversize(session, &event.data, event.len, gw.backend.max_message_bytes, &mut relay.awaiting)
+                    } else {
+                        relay_message(session, &event.data, &mut relay.awaiting)
+                    };
+                    let last = out.len().saturating_sub(1);
+                    for (i, line) in out.iter().enumerate() {
+                        let id = if i == last { event.id.as_deref() } else { None };
+                        if !to.put(line, id).await {
+                            // The client went away: what it awaited is settled, unheard.
+                            let _ = failed(session, &relay.awaiting, "client gone", RequestFailure::AnswerLost);
+                            return;
+                        }
+                    }
+                }
+            },
+            () = sleep_until(deadline), if awaiting => {
+                let timeout = gw.backend.request_timeout;
+                for line in timed_out(session, &relay.awaiting, timeout) {
+                    let _ = to.put(&line, None).await;
+                }
+                return;
+            }
+            () = stop.wait() => break Some((SHUTTING_DOWN.to_string(), RequestFailure::AnswerLost)),
+        }
+    };
+    if let Some((message, failure)) = why {
+        for line in failed(session, &relay.awaiting, &message, failure) {
+            if !to.put(&line, None).await {
+                break;
+            }
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// One server message (or batch) through the proxy core; returns what goes to the client.
+/// The requests it answers come off `awaiting`.
+pub(super) fn relay_message(
+    session: &Arc<Session>,
+    body: &[u8],
+    awaiting: &mut Vec<Value>,
+) -> Vec<Vec<u8>> {
+    let line = one_line(body);
+    if !awaiting.is_empty() {
+        let answered = response_ids(&line);
+        awaiting.retain(|id| !answered.contains(id));
+    }
+    if session.proxy.is_late_answer(&line) {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for route in session.proxy.server_message(&line) {
+        match route {
+            Route::Client(l) => out.push(l),
+            // The core answers a server request itself (one it could not read).
+            Route::Server(l) => {
+                let session = session.clone();
+                let version = session.version();
+                tokio::spawn(async move {
+                    let _ = session.link.send(Bytes::from(l), version.as_deref()).await;
+                });
+            }
+        }
+    }
+    out
+}
+
+fn oversize(
+    session: &Arc<Session>,
+    prefix: &[u8],
+    len: usize,
+    max: usize,
+    awaiting: &mut Vec<Value>,
+) -> Vec<Vec<u8>> {
+    if let Some(id) = crate::proxy::json::top_level_id(prefix)
+        .and_then(|id| serde_json::from_str::<Value>(&id).ok())
+    {
+        awaiting.retain(|a| *a != id);
+    }
+    session
+        .proxy
+        .server_oversize(prefix, len, max)
+        .into_iter()
+        .filter_map(|r| match r {
+            Route::Client(l) => Some(l),
+            Route::Server(_) => None,
+        })
+        .collect()
+}
+
+/// Errors for requests that will get no answer, their reservations settled by `failure`.
+pub(super) fn failed(
+    session: &Session,
+    ids: &[Value],
+    message: &str,
+    failure: RequestFailure,
+) -> Vec<Vec<u8>> {
+    let message = &*crate::redact::redact_text(message);
+    let mut out = Vec::new();
+    for id in ids {
+        for route in session.proxy.request_failed(id, message, failure) {
+            if let Route::Client(l) = route {
+                out.push(l);
+            }
+        }
+    }
+    out
+}
+
+/// Requests past `--request-timeout`: each gets an error, and the server a cancellation.
+fn timed_out(session: &Arc<Session>, ids: &[Value], timeout: Duration) -> Vec<Vec<u8>> {
+    let message = format!(
+        "The MCP server did not answer within {} seconds (--request-timeout); the request was cancelled",
+        timeout.as_secs_f64()
+    );
+    for id in ids {
+        let cancel = json!({
+            "jsonrpc": "2.0",
+            "method": "notifications/cancelled",
+            "params": { "requestId": id, "reason": "intercept: no answer within --request-timeout" },
+        });
+        let session = session.clone();
+        let version = session.version();
+        tokio::spawn(async move {
+            let body = Bytes::from(cancel.to_string());
+            let _ = session.link.send(body, version.as_deref()).await;
+        });
+    }
+    failed(session, ids, &message, RequestFailure::TimedOut)
+}
+
+/// A JSON-RPC error response that names a request (a server may send one with an HTTP
+/// error status).
+fn is_error_response(body: &[u8]) -> bool {
+    serde_json::from_slice::<Value>(body)
+        .is_ok_and(|v| v.get("error").is_some() && v.get("id").is_some_and(|id| !id.is_null()))
+}
+
+/// The message as one line: the core reads one message per line, and clients may
+/// pretty-print.
+pub(super) fn one_line(body: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    if !body.contains(&b'\n') && !body.contains(&b'\r') {
+        return body.into();
+    }
+    serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| serde_json::to_vec(&v).ok())
+        .unwrap_or_else(|| {
+            body.iter()
+                .copied()
+                .filter(|b| *b != b'\n' && *b != b'\r')
+                .collect()
+        })
+        .into()
+}
+
+/// Whether a message is an `initialize` request (which opens a session).
+pub(super) fn is_initialize(body: &[u8]) -> Option<Value> {
+    memchr::memmem::find(body, b"initialize")?;
+    let v: Value = serde_json::from_slice(body).ok()?;
+    (v.get("method").and_then(Value::as_str) == Some("initialize"))
+        .then(|| v.get("id").cloned().unwrap_or(Value::Null))
+}
+
+/// A session id shortened for logs.
+pub(super) fn short(id: &str) -> &str {
+    &id[..id.len().min(8)]
+}
+
+/// Several messages for one response: one alone, or a batch.
+pub(super) fn join(lines: &[Vec<u8>]) -> Bytes {
+    if let [one] = lines {
+        return Bytes::copy_from_slice(one);
+    }
+    let mut out = Vec::with_capacity(lines.iter().map(|l| l.len() + 1).sum::<usize>() + 2);
+    out.push(b'[');
+    for (i, l) in lines.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(l);
+    }
+    out.push(b']');
+    out.into()
+}
