@@ -106,7 +106,7 @@ fn benches(c: &mut Criterion) {
         intercept::proxy::ProxyOptions {
             identity: None,
             session: "bench".into(),
-            audit: None,
+            ..Default::default()
         },
     );
     let body = "x".repeat(200);
@@ -138,6 +138,7 @@ fn benches(c: &mut Criterion) {
             identity: None,
             session: "bench".into(),
             audit: Some(audit.clone()),
+            ..Default::default()
         },
     );
     // The call path's share: a batch of calls is timed, then the writer catches up

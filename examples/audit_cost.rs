@@ -25,6 +25,7 @@ fn main() {
             identity: None,
             session: "0123456789abcdef".into(),
             audit: audit.clone(),
+            ..Default::default()
         },
     );
     let body = "x".repeat(200);

@@ -16,6 +16,7 @@
 
 pub mod audit;
 pub mod cli;
+pub mod clock;
 pub mod engine;
 mod host;
 mod json_text;

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::clock::SharedClock;
 use crate::engine::{Args, Call, Decision, Engine, Verdict};
 use crate::state::Reservation;
 use answered::AnsweredByProxy;
@@ -60,7 +61,7 @@ impl Route {
 }
 
 /// Per-connection settings.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ProxyOptions {
     /// Who is calling, for grants and identity-scoped counters.
     pub identity: Option<String>,
@@ -68,6 +69,19 @@ pub struct ProxyOptions {
     pub session: String,
     /// Where decisions and outcomes are recorded.
     pub audit: Option<std::sync::Arc<crate::audit::AuditLog>>,
+    /// What pending requests' age, timeouts and the audit log's times are read from.
+    pub clock: SharedClock,
+}
+
+impl Default for ProxyOptions {
+    fn default() -> Self {
+        ProxyOptions {
+            identity: None,
+            session: String::new(),
+            audit: None,
+            clock: crate::clock::system(),
+        }
+    }
 }
 
 /// One client connection's view of the policy.
@@ -250,7 +264,7 @@ impl Proxy {
                 "tools/list" => Pending::List,
                 _ => Pending::Other,
             };
-            self.track(key, pending, Instant::now());
+            self.track(key, pending, self.options.clock.now());
         }
         match method {
             "tools/call" => self.tools_call(msg),
@@ -439,7 +453,7 @@ impl Proxy {
         };
         // One clock read per call serves the pending entry; the audit log alone needs a
         // second, for the evaluation's latency (clock reads are a visible share of a call).
-        let evaluating = Instant::now();
+        let evaluating = self.options.clock.now();
         let mut decision = match &earlier {
             // The same call again, with the input the server asked for: evaluate it, but
             // do not count it twice.
@@ -454,7 +468,7 @@ impl Proxy {
             }
         }
         let forwarded = match &self.options.audit {
-            Some(_) => Instant::now(),
+            Some(_) => self.options.clock.now(),
             None => evaluating,
         };
         self.audit_decision(&call, &mut decision, forwarded - evaluating);
@@ -691,7 +705,7 @@ impl Proxy {
         if let Some(audit) = &self.options.audit {
             // Plain values only: the JSON is built on the audit writer's thread.
             audit.tool_result(crate::audit::ToolResult {
-                at: crate::state::now_millis(),
+                at: self.options.clock.wall_millis(),
                 session: Some(self.options.session.as_str().into()),
                 identity: self.options.identity.as_deref().map(Into::into),
                 tool,
@@ -701,7 +715,11 @@ impl Proxy {
                     Outcome::InputRequired => "kept_for_retry",
                     _ => "committed",
                 }),
-                duration: forwarded.elapsed(),
+                duration: self
+                    .options
+                    .clock
+                    .now()
+                    .saturating_duration_since(forwarded),
             });
         }
     }
@@ -727,7 +745,7 @@ impl Proxy {
             refuse(d, message);
         }
         let queued = audit.tool_call(crate::audit::ToolCall {
-            at: crate::state::now_millis(),
+            at: self.options.clock.wall_millis(),
             session: call.session.map(Into::into),
             identity: call.identity.map(Into::into),
             client: call.client_name.map(Into::into),
@@ -995,7 +1013,7 @@ impl Proxy {
     /// error, the server a `notifications/cancelled` for it, and a late answer from the
     /// server is dropped. A call counts (the tool may have run).
     pub fn expire_requests(&self, timeout: Duration) -> Vec<Route> {
-        let Some(cutoff) = Instant::now().checked_sub(timeout) else {
+        let Some(cutoff) = self.options.clock.now().checked_sub(timeout) else {
             return Vec::new();
         };
         let expired = lock(&self.pending).take_older_than(cutoff);

@@ -4,15 +4,21 @@
 use std::sync::Arc;
 
 use super::*;
+use crate::clock::ManualClock;
 use crate::policy;
 use crate::state::MemoryStore;
 
 fn proxy() -> Proxy {
+    proxy_with_clock(Arc::new(ManualClock::new()))
+}
+
+fn proxy_with_clock(clock: Arc<ManualClock>) -> Proxy {
     let policy = Arc::new(policy::parse("hide: [secret]\n", "test").expect("valid policy"));
     Proxy::new(
-        Engine::new(policy, Arc::new(MemoryStore::new())),
+        Engine::new(policy, Arc::new(MemoryStore::new())).with_clock(clock.clone()),
         ProxyOptions {
             session: "s".into(),
+            clock,
             ..ProxyOptions::default()
         },
     )
@@ -99,11 +105,12 @@ fn max_in_flight_counts_every_request() {
 
 #[test]
 fn the_id_of_a_request_the_proxy_answered_itself_is_not_taken_again() {
-    let p = proxy();
+    let clock = Arc::new(ManualClock::new());
+    let p = proxy_with_clock(clock.clone());
     let ping = br#"{"jsonrpc":"2.0","id":3,"method":"ping"}"#;
     assert!(matches!(&p.client_message(ping)[..], [Route::Server(_)]));
     // Timed out: the proxy answers it, and the server's answer may still come.
-    std::thread::sleep(Duration::from_millis(5));
+    clock.advance(Duration::from_millis(5));
     let expired = p.expire_requests(Duration::from_millis(1));
     assert_eq!(expired.len(), 2, "a cancellation and an error: {expired:?}");
     let refused = p.client_message(ping);
@@ -113,4 +120,72 @@ fn the_id_of_a_request_the_proxy_answered_itself_is_not_taken_again() {
     assert!(String::from_utf8_lossy(line).contains("id already in use"));
     // The server's late answer reaches no one.
     assert!(to_client(&p, br#"{"jsonrpc":"2.0","id":3,"result":{}}"#).is_empty());
+}
+
+#[test]
+fn a_request_is_timed_out_by_the_clock_passed_in_and_not_before() {
+    let clock = Arc::new(ManualClock::new());
+    let p = proxy_with_clock(clock.clone());
+    p.client_message(br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#);
+    let timeout = Duration::from_secs(30);
+    clock.advance(Duration::from_secs(29));
+    assert!(p.expire_requests(timeout).is_empty());
+    assert_eq!(p.pending_count(), 1);
+    clock.advance(Duration::from_secs(1));
+    let expired = p.expire_requests(timeout);
+    assert_eq!(expired.len(), 2, "a cancellation and an error: {expired:?}");
+    assert_eq!(p.pending_count(), 0);
+}
+
+#[test]
+fn a_pending_request_is_forgotten_after_its_ttl() {
+    let clock = Arc::new(ManualClock::new());
+    let p = proxy_with_clock(clock.clone());
+    p.client_message(br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#);
+    clock.advance(PENDING_TTL - Duration::from_secs(1));
+    p.client_message(br#"{"jsonrpc":"2.0","id":2,"method":"ping"}"#);
+    assert_eq!(p.pending_count(), 2);
+    // Expired entries are swept as the next request is tracked.
+    clock.advance(Duration::from_secs(2));
+    p.client_message(br#"{"jsonrpc":"2.0","id":3,"method":"ping"}"#);
+    assert_eq!(p.pending_count(), 2, "id 1 is past its TTL");
+    // The server's answer to the forgotten request has no one to go to.
+    assert!(to_client(&p, br#"{"jsonrpc":"2.0","id":1,"result":{}}"#).is_empty());
+    assert_eq!(
+        to_client(&p, br#"{"jsonrpc":"2.0","id":2,"result":{}}"#).len(),
+        1
+    );
+}
+
+#[test]
+fn a_rate_limit_window_moves_with_the_clock_passed_in() {
+    let clock = Arc::new(ManualClock::new());
+    let policy = "tools:\n  echo:\n    rules:\n      - name: once\n        rate_limit: 1/minute\n";
+    let policy = Arc::new(policy::parse(policy, "test").expect("valid policy"));
+    let p = Proxy::new(
+        Engine::new(policy, Arc::new(MemoryStore::new())).with_clock(clock.clone()),
+        ProxyOptions {
+            session: "s".into(),
+            clock: clock.clone(),
+            ..ProxyOptions::default()
+        },
+    );
+    let call = |id: u32| {
+        format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"echo"}}}}"#)
+    };
+    let answer = |id: u32| format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{{}}}}"#);
+    assert!(matches!(
+        &p.client_message(call(1).as_bytes())[..],
+        [Route::Server(_)]
+    ));
+    p.server_message(answer(1).as_bytes());
+    assert!(matches!(
+        &p.client_message(call(2).as_bytes())[..],
+        [Route::Client(_)]
+    ));
+    clock.advance(Duration::from_secs(61));
+    assert!(matches!(
+        &p.client_message(call(3).as_bytes())[..],
+        [Route::Server(_)]
+    ));
 }

@@ -23,6 +23,7 @@ use super::stdio::{
 };
 use super::{TransportError, request_ids, sweep_interval, to_client_lines};
 use crate::proxy::{Proxy, RequestFailure};
+use crate::shutdown::Shutdown;
 
 #[derive(Debug, Clone)]
 pub struct ChildOptions {
@@ -88,6 +89,7 @@ pub async fn serve<R: Read + Send + 'static>(
     proxy: Arc<Proxy>,
     options: ChildOptions,
     client: ClientStreams<R>,
+    shutdown: Shutdown,
 ) -> Result<i32, TransportError> {
     let group = ProcessGroup::start().map_err(TransportError::Watchdog)?;
     let mut child = spawn(&options.server, &group)?;
@@ -135,7 +137,7 @@ pub async fn serve<R: Read + Send + 'static>(
     let status = tokio::select! {
         status = &mut exited => status.ok(),
         _ = &mut client_done => None,
-        _ = crate::shutdown::wait() => None,
+        () = shutdown.requested() => None,
     };
     let status = match status {
         Some(status) => status,
@@ -520,6 +522,11 @@ mod tests {
             input: client_input,
             output: sink(std::io::sink()),
         };
-        assert_eq!(serve(proxy, options, client).await.unwrap(), 7);
+        assert_eq!(
+            serve(proxy, options, client, Shutdown::new())
+                .await
+                .unwrap(),
+            7
+        );
     }
 }

@@ -22,6 +22,7 @@ use super::sse::{Event, SseParser};
 use super::stdio::{Sink, read_frames, write_lines};
 use super::{TransportError, client_routes, request_ids, sweep_interval, to_client_lines};
 use crate::proxy::{Proxy, RequestFailure, Route};
+use crate::shutdown::Shutdown;
 
 pub(crate) const SESSION_HEADER: &str = "mcp-session-id";
 pub(crate) const VERSION_HEADER: &str = "mcp-protocol-version";
@@ -66,6 +67,8 @@ struct Remote {
     max: usize,
     to_client: Sink,
     session: Mutex<Session>,
+    /// Ends the GET stream's reconnection attempts.
+    shutdown: Shutdown,
 }
 
 /// Runs the proxy between the client and a remote server until the client goes away or
@@ -74,6 +77,7 @@ pub async fn serve<R: Read + Send + 'static>(
     proxy: Arc<Proxy>,
     options: RemoteOptions,
     client: ClientStreams<R>,
+    shutdown: Shutdown,
 ) -> Result<i32, TransportError> {
     let url = parse_url(&options.url)?;
     let headers = super::header::parse_lines(&options.headers)?;
@@ -86,6 +90,7 @@ pub async fn serve<R: Read + Send + 'static>(
         max: options.max_message_bytes,
         to_client: client.output.clone(),
         session: Mutex::new(Session::default()),
+        shutdown: shutdown.clone(),
     });
     tracing::info!(url = %remote.url, "proxying to a remote MCP server");
 
@@ -129,7 +134,7 @@ pub async fn serve<R: Read + Send + 'static>(
                 None => break,
             },
             _ = &mut client_done => break,
-            _ = crate::shutdown::wait() => break,
+            () = shutdown.requested() => break,
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             // Requests past --request-timeout: answered, and cancelled at the server.
             _ = sweep.tick() => {
@@ -441,7 +446,7 @@ impl Remote {
                     }
                     Err(e) => tracing::debug!("server-initiated message stream failed: {e}"),
                 }
-                if crate::shutdown::is_requested() {
+                if remote.shutdown.is_requested() {
                     return;
                 }
                 tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt + 1))).await;
