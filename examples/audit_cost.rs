@@ -35,9 +35,18 @@ fn main() {
     let response = format!(
         r#"{{"jsonrpc":"2.0","id":7,"result":{{"content":[{{"type":"text","text":"{body}"}}]}}}}"#
     );
+    let mut out = intercept::proxy::Routes::default();
     for i in 0..n {
-        black_box(proxy.client_message(black_box(request.as_bytes())));
-        black_box(proxy.server_message(black_box(response.as_bytes())));
+        proxy.client_message(
+            intercept::proxy::Inbound::Line(black_box(request.as_bytes())),
+            &mut out,
+        );
+        proxy.server_message(
+            intercept::proxy::Inbound::Line(black_box(response.as_bytes())),
+            &mut out,
+        );
+        black_box(&out);
+        out.0.clear();
         // Let the writer catch up now and then, as it would between bursts.
         if i % 5000 == 4999
             && let Some(a) = &audit

@@ -1,9 +1,12 @@
 //! MCP-aware message handling, independent of the transport.
 //!
-//! The transport hands every line it reads to [`Proxy::client_message`] or
-//! [`Proxy::server_message`] and sends each returned [`Route`] where it says. Only
-//! `tools/call` requests and `tools/list` responses are changed; everything else is
-//! forwarded byte for byte, in both directions.
+//! The transport hands every message it reads to [`Proxy::client_message`] or
+//! [`Proxy::server_message`], with an [`Outbox`] that takes what goes to either side, and
+//! reports what it could not deliver ([`Proxy::request_failed`], [`Proxy::expire`],
+//! [`Proxy::close`]). It never reads JSON-RPC itself: the outbox is told which requests a
+//! message to the server awaits answers for, and which requests a message to the client
+//! answers. Only `tools/call` requests and `tools/list` responses are changed; everything
+//! else is forwarded byte for byte, in both directions.
 
 mod answered;
 mod failure;
@@ -11,6 +14,7 @@ mod failure;
 mod fast_path_tests;
 pub mod json;
 pub mod keys;
+mod outbox;
 mod pending;
 pub mod replies;
 #[cfg(test)]
@@ -28,6 +32,9 @@ use crate::state::Reservation;
 use answered::AnsweredByProxy;
 pub use failure::RequestFailure;
 use json::{JsonProblem, Keys};
+pub use outbox::{
+    Closed, Failure, Inbound, LineBuffers, Negotiated, Outbox, RequestId, Route, Routes,
+};
 use pending::{CallInfo, IdKey, Pending, PendingTable};
 use replies::code;
 
@@ -40,25 +47,6 @@ const AWAITING_INPUT_CAPACITY: usize = 1_000;
 /// How many forwarded requests may await an answer before further calls are refused
 /// (`--max-in-flight`).
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 256;
-
-/// Where a message goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Route {
-    /// To the MCP server (one line, without the newline).
-    Server(Vec<u8>),
-    /// To the MCP client (one line, without the newline).
-    Client(Vec<u8>),
-}
-
-impl Route {
-    /// Appends the line and its newline to the bytes bound for its side.
-    pub fn append_to(self, to_server: &mut Vec<u8>, to_client: &mut Vec<u8>) {
-        match self {
-            Route::Server(l) => push_line(to_server, &l),
-            Route::Client(l) => push_line(to_client, &l),
-        }
-    }
-}
 
 /// Per-connection settings.
 #[derive(Debug, Clone)]
@@ -100,6 +88,14 @@ pub struct Proxy {
     /// Beyond this many requests awaiting an answer, a call is refused at once.
     max_in_flight: usize,
     answered: AnsweredByProxy,
+    /// The client's capabilities from `initialize`, then the version its answer fixed.
+    negotiation: Mutex<Negotiation>,
+}
+
+#[derive(Debug, Default)]
+struct Negotiation {
+    client_capabilities: Option<Value>,
+    done: Option<Negotiated>,
 }
 
 impl Proxy {
@@ -113,6 +109,7 @@ impl Proxy {
             retry_hasher: Default::default(),
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             answered: AnsweredByProxy::default(),
+            negotiation: Mutex::new(Negotiation::default()),
         }
     }
 
@@ -125,86 +122,75 @@ impl Proxy {
         lock(&self.pending).len()
     }
 
-    /// Handles one line from the client.
-    pub fn client_message(&self, line: &[u8]) -> Vec<Route> {
-        match self.tools_call_fast(line) {
-            Some(handled) => vec![handled.route(line)],
-            None => self.client_message_exact(line),
-        }
-    }
-
-    /// [`Proxy::client_message`] for a stream transport: appends each resulting line, with
-    /// its newline, to the bytes bound for the server or for the client. A call forwarded as
-    /// received is copied once, straight into the output.
-    pub fn client_message_to(&self, line: &[u8], to_server: &mut Vec<u8>, to_client: &mut Vec<u8>) {
-        match self.tools_call_fast(line) {
-            Some(Handled::Forward(None)) => push_line(to_server, line),
-            Some(handled) => handled.route(line).append_to(to_server, to_client),
-            None => {
-                for route in self.client_message_exact(line) {
-                    route.append_to(to_server, to_client);
-                }
+    /// Handles one message (or batch) from the client: what goes on to the server and
+    /// what the proxy answers itself are written to `out`.
+    pub fn client_message(&self, msg: Inbound<'_>, out: &mut impl Outbox) {
+        match msg {
+            Inbound::Line(line) => match self.tools_call_fast(line) {
+                Some(handled) => handled.emit(line, out),
+                None => self.client_message_exact(line, out),
+            },
+            Inbound::Oversize { prefix, len, limit } => {
+                self.client_oversize(prefix, len, limit, out)
             }
         }
     }
 
     /// The exact path: the whole message parsed as a tree, every ambiguity rejected.
-    fn client_message_exact(&self, line: &[u8]) -> Vec<Route> {
+    fn client_message_exact(&self, line: &[u8], out: &mut impl Outbox) {
         let value = match json::parse(line, Keys::UniqueIgnoringCase) {
             Ok(v) => v,
             Err(JsonProblem::Syntax(m)) => {
                 tracing::warn!("client sent malformed JSON: {m}");
-                return vec![client(replies::error(
+                let reply = replies::error(
                     &Value::Null,
                     code::PARSE_ERROR,
                     &format!("Parse error: {m}"),
                     None,
-                ))];
+                );
+                return reply_to_client(out, &reply);
             }
             Err(JsonProblem::Ambiguous(m)) => {
                 tracing::warn!("client sent an ambiguous message (not forwarded): {m}");
                 let id = lenient_id(line);
-                return vec![client(replies::error(
+                let reply = replies::error(
                     &id,
                     code::INVALID_REQUEST,
                     &format!("Invalid Request: {m}; the message was not forwarded"),
                     None,
-                ))];
+                );
+                return reply_to_client(out, &reply);
             }
         };
         match value {
-            Value::Object(_) => {
-                let mut out = Vec::new();
-                match self.client_object(value) {
-                    Handled::Forward(v) => {
-                        out.push(Route::Server(v.unwrap_or_else(|| line.to_vec())))
-                    }
-                    Handled::Reply(r) => out.push(client(r)),
-                }
-                out
-            }
-            Value::Array(items) => self.client_batch(items),
-            _ => vec![client(replies::error(
-                &Value::Null,
-                code::INVALID_REQUEST,
-                "Invalid Request: a JSON-RPC message must be an object or a batch array",
-                None,
-            ))],
+            Value::Object(_) => self.client_object(value).emit(line, out),
+            Value::Array(items) => self.client_batch(items, out),
+            _ => reply_to_client(
+                out,
+                &replies::error(
+                    &Value::Null,
+                    code::INVALID_REQUEST,
+                    "Invalid Request: a JSON-RPC message must be an object or a batch array",
+                    None,
+                ),
+            ),
         }
     }
 
     /// A batch: every element is evaluated; the allowed ones go upstream as one batch, and
     /// the proxy's own answers come back to the client as one batch.
-    fn client_batch(&self, items: Vec<Value>) -> Vec<Route> {
+    fn client_batch(&self, items: Vec<Value>, out: &mut impl Outbox) {
         if items.is_empty() {
-            return vec![client(replies::error(
+            let reply = replies::error(
                 &Value::Null,
                 code::INVALID_REQUEST,
                 "Invalid Request: empty batch",
                 None,
-            ))];
+            );
+            return reply_to_client(out, &reply);
         }
         let mut forward = Vec::new();
+        let mut awaits = Vec::new();
         let mut answers = Vec::new();
         for item in items {
             if !item.is_object() {
@@ -218,22 +204,23 @@ impl Proxy {
             }
             let original = item.clone();
             match self.client_object(item) {
-                Handled::Forward(Some(bytes)) => match serde_json::from_slice(&bytes) {
-                    Ok(v) => forward.push(v),
-                    Err(_) => forward.push(original),
-                },
-                Handled::Forward(None) => forward.push(original),
+                Handled::Forward(bytes, id) => {
+                    awaits.extend(id);
+                    match bytes.map(|b| serde_json::from_slice(&b)) {
+                        Some(Ok(v)) => forward.push(v),
+                        _ => forward.push(original),
+                    }
+                }
                 Handled::Reply(r) => answers.push(r),
             }
         }
-        let mut out = Vec::new();
         if !forward.is_empty() {
-            out.push(Route::Server(to_line(&Value::Array(forward))));
+            out.to_server(&to_line(&Value::Array(forward)), &awaits);
         }
         if !answers.is_empty() {
-            out.push(client(Value::Array(answers)));
+            let ids: Vec<RequestId> = answers.iter().filter_map(RequestId::of_reply).collect();
+            out.to_client(&to_line(&Value::Array(answers)), &ids);
         }
-        out
     }
 
     fn client_object(&self, msg: Value) -> Handled {
@@ -255,6 +242,7 @@ impl Proxy {
         let request = msg
             .get("id")
             .filter(|_| !method.is_empty() && method != "tools/call");
+        let mut awaits = None;
         if let Some(id) = request {
             let key = IdKey::from_value(id);
             if let Some(refusal) = self.admit_request(id, &key, method) {
@@ -262,8 +250,13 @@ impl Proxy {
             }
             let pending = match method {
                 "tools/list" => Pending::List,
+                "initialize" => {
+                    self.note_initialize(&msg);
+                    Pending::Initialize
+                }
                 _ => Pending::Other,
             };
+            awaits = Some(RequestId(key.clone()));
             self.track(key, pending, self.options.clock.now());
         }
         match method {
@@ -275,10 +268,29 @@ impl Proxy {
                 if let Some(id) = msg.pointer("/params/requestId") {
                     lock(&self.pending).take_answered(IdKey::from_value(id));
                 }
-                Handled::Forward(None)
+                Handled::Forward(None, None)
             }
-            _ => Handled::Forward(None),
+            _ => Handled::Forward(None, awaits),
         }
+    }
+
+    /// Keeps the capabilities the client declares in `initialize`, for [`Proxy::negotiated`].
+    fn note_initialize(&self, msg: &Value) {
+        let capabilities = msg.pointer("/params/capabilities").cloned();
+        lock(&self.negotiation).client_capabilities = capabilities;
+    }
+
+    /// What `initialize` fixed: the protocol version the server answered with and the
+    /// client's capabilities. None before the server has answered it (and always, for a
+    /// 2026-07-28 client, which sends no `initialize`).
+    pub fn negotiated(&self) -> Option<Negotiated> {
+        lock(&self.negotiation).done.clone()
+    }
+
+    /// Whether `id` is the client's `initialize` request, still awaiting its answer: what
+    /// follows it needs what its answer establishes.
+    pub fn is_initialize(&self, id: &RequestId) -> bool {
+        matches!(lock(&self.pending).get(&id.0), Some(Pending::Initialize))
     }
 
     fn note_client_name(&self, method: &str, msg: &Value) {
@@ -348,7 +360,10 @@ impl Proxy {
             tool,
             args: args.map(Args::Value),
             args_text: &args_text,
-            input_responses: params.contains_key("inputResponses"),
+            // A 2026-07-28 retry carries the input the server asked for, or the state it
+            // handed out, or both.
+            input_responses: params.contains_key("inputResponses")
+                || params.contains_key("requestState"),
         };
         self.evaluate_call(request, Some(&msg))
     }
@@ -388,7 +403,7 @@ impl Proxy {
             match key {
                 b"name" => name = Some(value),
                 b"arguments" => arguments = Some(value),
-                b"inputResponses" => input_responses = true,
+                b"inputResponses" | b"requestState" => input_responses = true,
                 b"_meta" => meta = Some(value),
                 other if near_miss(other, keys::PARAMS) => return None,
                 _ => {}
@@ -475,6 +490,7 @@ impl Proxy {
         match decision.verdict {
             Verdict::Allow | Verdict::ShadowDeny => {
                 log_forwarded(tool, &decision);
+                let awaits = RequestId(key.clone());
                 self.track(
                     key,
                     Pending::Call(CallInfo {
@@ -485,7 +501,7 @@ impl Proxy {
                     }),
                     forwarded,
                 );
-                Handled::Forward(msg.map(to_line))
+                Handled::Forward(msg.map(to_line), Some(awaits))
             }
             Verdict::Deny => {
                 tracing::info!(
@@ -545,40 +561,35 @@ impl Proxy {
         }
     }
 
-    /// Handles one line from the server.
-    pub fn server_message(&self, line: &[u8]) -> Vec<Route> {
-        if self.server_message_fast(line) {
-            return vec![Route::Client(line.to_vec())];
-        }
-        self.server_message_exact(line)
-    }
-
-    /// [`Proxy::server_message`] for a stream transport: appends each resulting line, with
-    /// its newline, to the bytes bound for the client.
-    pub fn server_message_to(&self, line: &[u8], to_client: &mut Vec<u8>) {
-        if self.server_message_fast(line) {
-            push_line(to_client, line);
-            return;
-        }
-        for route in self.server_message_exact(line) {
-            if let Route::Client(l) = route {
-                push_line(to_client, &l);
+    /// Handles one message (or batch) from the server: what reaches the client is written
+    /// to `out`. An answer to a request the proxy already answered itself (it timed out,
+    /// it failed) is dropped: the client must not get two.
+    pub fn server_message(&self, msg: Inbound<'_>, out: &mut impl Outbox) {
+        match msg {
+            Inbound::Line(line) if self.is_late_answer(line) => {}
+            Inbound::Line(line) => match self.server_message_fast(line) {
+                Some(answers) => out.to_client(line, answers.as_slice()),
+                None => self.server_message_exact(line, out),
+            },
+            Inbound::Oversize { prefix, len, limit } => {
+                self.server_oversize(prefix, len, limit, out)
             }
         }
     }
 
     /// The fast path for the commonest server messages, which pass unchanged: anything while
     /// no request awaits an answer, and a single response to a forwarded call (read for its
-    /// envelope only, in one pass, without building the possibly large result). False: the
-    /// exact path decides.
-    fn server_message_fast(&self, line: &[u8]) -> bool {
+    /// envelope only, in one pass, without building the possibly large result). Some: pass
+    /// it on, as the answer to that request if it is one. None: the exact path decides.
+    fn server_message_fast(&self, line: &[u8]) -> Option<Option<RequestId>> {
         // Reading the envelope also checks the line is one JSON value: anything else is
         // the exact path's to refuse.
         let response = match ResponseEnvelope::read(line) {
-            Read::Unsure => return false,
-            Read::NotAResponse => return true,
+            Read::Unsure => return None,
+            Read::NotAResponse => return Some(None),
             Read::Response(response) => response,
         };
+        let id = RequestId(response.key.clone());
         match lock(&self.pending).take_answered(response.key) {
             Some(Pending::Call(info)) => {
                 let outcome = Outcome::of(
@@ -587,29 +598,33 @@ impl Proxy {
                     response.is_error,
                 );
                 self.finish_call(info, outcome);
-                true
+                Some(Some(id))
             }
-            Some(Pending::Other) => true,
-            // A `tools/list` response, or one that answers nothing: the exact path.
-            Some(Pending::List) | None => false,
+            Some(Pending::Other) => Some(Some(id)),
+            // A `tools/list` or `initialize` response, or one that answers nothing: the
+            // exact path.
+            Some(Pending::List | Pending::Initialize) | None => None,
         }
     }
 
     /// The exact path for server messages: the whole message parsed as a tree.
-    fn server_message_exact(&self, line: &[u8]) -> Vec<Route> {
+    fn server_message_exact(&self, line: &[u8], out: &mut impl Outbox) {
         let value = match json::parse(line, Keys::Unique) {
             Ok(v) => v,
-            Err(JsonProblem::Syntax(m)) => return self.not_a_message(line, &m),
+            Err(JsonProblem::Syntax(m)) => return self.not_a_message(line, &m, out),
             Err(problem @ JsonProblem::Ambiguous(_)) => {
-                return self.unreadable_server_message(line, &problem.to_string());
+                return self.unreadable_server_message(line, &problem.to_string(), out);
             }
         };
         match value {
-            Value::Object(_) => match self.server_object(value) {
-                Answer::Unchanged => vec![Route::Client(line.to_vec())],
-                Answer::Replaced(v) => vec![client(v)],
-                Answer::Dropped => Vec::new(),
-            },
+            Value::Object(_) => {
+                let id = response_id(&value);
+                match self.server_object(value) {
+                    Answer::Unchanged => out.to_client(line, id.as_slice()),
+                    Answer::Replaced(v) => out.to_client(&to_line(&v), id.as_slice()),
+                    Answer::Dropped => {}
+                }
+            }
             Value::Array(items) => {
                 let mut changed = false;
                 let items: Vec<Value> = items
@@ -625,13 +640,18 @@ impl Proxy {
                         }
                     })
                     .collect();
+                let ids: Vec<RequestId> = items.iter().filter_map(response_id).collect();
                 match (changed, items.is_empty()) {
-                    (false, _) => vec![Route::Client(line.to_vec())],
-                    (true, true) => Vec::new(),
-                    (true, false) => vec![client(Value::Array(items))],
+                    (false, _) => out.to_client(line, &ids),
+                    (true, true) => {}
+                    (true, false) => out.to_client(&to_line(&Value::Array(items)), &ids),
                 }
             }
-            _ => self.not_a_message(line, "a JSON-RPC message is an object or a batch array"),
+            _ => self.not_a_message(
+                line,
+                "a JSON-RPC message is an object or a batch array",
+                out,
+            ),
         }
     }
 
@@ -640,7 +660,7 @@ impl Proxy {
     /// part of it for a message the proxy never read. A response whose id can be made out
     /// is answered with an error instead; any other request is answered by its timeout or
     /// when the server goes away.
-    fn not_a_message(&self, line: &[u8], problem: &str) -> Vec<Route> {
+    fn not_a_message(&self, line: &[u8], problem: &str, out: &mut impl Outbox) {
         tracing::warn!(
             "the server wrote a line of {} bytes that is not a JSON-RPC message ({problem}); not forwarded",
             line.len()
@@ -652,12 +672,11 @@ impl Proxy {
             );
         }
         let Some(id) = json::top_level_id(line) else {
-            return Vec::new();
+            return;
         };
-        self.answer_unreadable(IdKey::from_text(&id), "could not be read")
-            .map(client)
-            .into_iter()
-            .collect()
+        if let Some(reply) = self.answer_unreadable(IdKey::from_text(&id), "could not be read") {
+            reply_to_client(out, &reply);
+        }
     }
 
     /// Answers the request a server's unusable response was for (if one awaits it) with an
@@ -809,8 +828,31 @@ impl Proxy {
                 Answer::Unchanged
             }
             Pending::List if !failed => self.filter_tools_list(msg, id),
+            Pending::Initialize => {
+                self.note_negotiated(&msg);
+                Answer::Unchanged
+            }
             Pending::List | Pending::Other => Answer::Unchanged,
         }
+    }
+
+    /// The server's answer to `initialize` fixes the protocol version (an error leaves
+    /// nothing negotiated).
+    fn note_negotiated(&self, answer: &Value) {
+        let Some(version) = answer
+            .pointer("/result/protocolVersion")
+            .and_then(Value::as_str)
+        else {
+            return;
+        };
+        let mut negotiation = lock(&self.negotiation);
+        negotiation.done = Some(Negotiated {
+            protocol_version: version.to_string(),
+            client_capabilities: negotiation
+                .client_capabilities
+                .take()
+                .unwrap_or(Value::Null),
+        });
     }
 
     /// Removes hidden, ungranted and (with `default: deny`) unlisted tools from one page,
@@ -870,103 +912,124 @@ impl Proxy {
     /// or the answer to a pending call or request. A `tools/list` answer is withheld (its
     /// tools are read), and anything else is dropped, its request answered with an error:
     /// a client could read it otherwise than the proxy did.
-    fn unreadable_server_message(&self, line: &[u8], problem: &str) -> Vec<Route> {
+    fn unreadable_server_message(&self, line: &[u8], problem: &str, out: &mut impl Outbox) {
         let key = json::top_level_id(line).map(|t| IdKey::from_text(&t));
         match ResponseEnvelope::read(line) {
-            Read::NotAResponse => return vec![Route::Client(line.to_vec())],
-            Read::Response(response) => match lock(&self.pending).take_answered(response.key) {
-                Some(Pending::Call(info)) => {
-                    self.finish_call(info, Outcome::Unreadable);
-                    return vec![Route::Client(line.to_vec())];
+            Read::NotAResponse => return out.to_client(line, &[]),
+            Read::Response(response) => {
+                let id = RequestId(response.key.clone());
+                match lock(&self.pending).take_answered(response.key) {
+                    Some(Pending::Call(info)) => {
+                        self.finish_call(info, Outcome::Unreadable);
+                        return out.to_client(line, &[id]);
+                    }
+                    Some(Pending::Other) => return out.to_client(line, &[id]),
+                    Some(Pending::List | Pending::Initialize) | None => {}
                 }
-                Some(Pending::Other) => return vec![Route::Client(line.to_vec())],
-                Some(Pending::List) | None => {}
-            },
+            }
             Read::Unsure => {}
         }
         tracing::warn!("the server wrote an ambiguous message ({problem}); not forwarded");
-        key.and_then(|k| self.answer_unreadable(k, "is ambiguous"))
-            .map(client)
-            .into_iter()
-            .collect()
+        if let Some(reply) = key.and_then(|k| self.answer_unreadable(k, "is ambiguous")) {
+            reply_to_client(out, &reply);
+        }
     }
 
     /// A client line longer than the limit: answered with an error, never forwarded.
-    pub fn client_oversize(&self, prefix: &[u8], len: usize, max: usize) -> Vec<Route> {
+    fn client_oversize(&self, prefix: &[u8], len: usize, max: usize, out: &mut impl Outbox) {
         let id = json::top_level_id(prefix)
             .and_then(|t| serde_json::from_str(&t).ok())
             .unwrap_or(Value::Null);
         tracing::warn!(
             "client message of {len} bytes exceeds the limit of {max} bytes; not forwarded"
         );
-        vec![client(replies::error(
+        let reply = replies::error(
             &id,
             code::INVALID_REQUEST,
             &format!(
                 "Invalid Request: message of {len} bytes exceeds the limit of {max} bytes (--max-message-bytes); it was not forwarded"
             ),
             None,
-        ))]
+        );
+        reply_to_client(out, &reply);
     }
 
     /// A server line longer than the limit: its request gets an error instead.
-    pub fn server_oversize(&self, prefix: &[u8], len: usize, max: usize) -> Vec<Route> {
+    fn server_oversize(&self, prefix: &[u8], len: usize, max: usize, out: &mut impl Outbox) {
         let key = json::top_level_id(prefix);
         let pending = key
             .as_ref()
             .and_then(|k| lock(&self.pending).remove(&IdKey::from_text(k)));
         tracing::warn!("server message of {len} bytes exceeds the limit of {max} bytes; dropped");
         let (Some(key), Some(pending)) = (key, pending) else {
-            return Vec::new();
+            return;
         };
         if let Pending::Call(info) = pending {
             self.finish_call(info, Outcome::Oversize);
         }
         let id: Value = serde_json::from_str(&key).unwrap_or(Value::Null);
-        vec![client(replies::error(
+        let reply = replies::error(
             &id,
             code::INTERNAL_ERROR,
             &format!(
                 "The MCP server's response of {len} bytes exceeds the proxy's limit of {max} bytes (--max-message-bytes)"
             ),
             None,
-        ))]
+        );
+        reply_to_client(out, &reply);
     }
 
-    /// The server is gone: every request it never answered gets an error. Those calls had
-    /// been written to the server, so they count.
-    pub fn upstream_gone(&self, why: &str) -> Vec<Route> {
+    /// The conversation is over: every request the server never answered gets an error
+    /// (which a transport whose client is gone simply drops). Those calls had been written
+    /// to the server, so they count.
+    pub fn close(&self, why: Closed, out: &mut impl Outbox) {
         let drained = lock(&self.pending).drain();
-        drained
-            .into_iter()
-            .map(|(key, pending)| {
-                if let Pending::Call(info) = pending {
-                    self.finish_call(info, Outcome::UpstreamGone);
-                }
-                let id = key.to_value();
-                self.answered.remember(key);
-                client(replies::error(
-                    &id,
-                    code::INTERNAL_ERROR,
-                    &format!("The MCP server {why} before answering this request"),
-                    None,
-                ))
-            })
-            .collect()
+        let (outcome, message, reason) = match &why {
+            Closed::UpstreamGone(how) => (
+                Outcome::UpstreamGone,
+                format!("The MCP server {how} before answering this request"),
+                None,
+            ),
+            Closed::Shutdown => (
+                Outcome::ShuttingDown,
+                "The proxy is shutting down; the MCP server did not answer this request in time"
+                    .to_string(),
+                Some(RequestFailure::ShuttingDown),
+            ),
+            Closed::ClientGone | Closed::Idle => (
+                Outcome::ClientGone,
+                "The client went away before the MCP server answered this request".to_string(),
+                None,
+            ),
+        };
+        for (key, pending) in drained {
+            if let Pending::Call(info) = pending {
+                self.finish_call(info, outcome);
+            }
+            let id = key.to_value();
+            self.answered.remember(key.clone());
+            let data = reason.map(|r| json!({ "reason": r.as_str() }));
+            let reply = replies::error(&id, code::INTERNAL_ERROR, &message, data);
+            out.to_client(&to_line(&reply), &[RequestId(key)]);
+        }
     }
 
     /// [`Proxy::client_message`] through the exact path only, so the fuzz targets
     /// (`fuzz/`) can check that the fast path answers as it does. Not for transports.
     #[doc(hidden)]
     pub fn client_message_exact_for_fuzzing(&self, line: &[u8]) -> Vec<Route> {
-        self.client_message_exact(line)
+        let mut out = Routes::default();
+        self.client_message_exact(line, &mut out);
+        out.0
     }
 
     /// [`Proxy::server_message`] through the exact path only; see
     /// [`Proxy::client_message_exact_for_fuzzing`].
     #[doc(hidden)]
     pub fn server_message_exact_for_fuzzing(&self, line: &[u8]) -> Vec<Route> {
-        self.server_message_exact(line)
+        let mut out = Routes::default();
+        self.server_message_exact(line, &mut out);
+        out.0
     }
 
     // Bounded waits: what the transports report about requests the server did not answer.
@@ -1012,16 +1075,15 @@ impl Proxy {
     /// Requests forwarded `timeout` ago or earlier and still unanswered: each gets an
     /// error, the server a `notifications/cancelled` for it, and a late answer from the
     /// server is dropped. A call counts (the tool may have run).
-    pub fn expire_requests(&self, timeout: Duration) -> Vec<Route> {
+    pub fn expire(&self, timeout: Duration, out: &mut impl Outbox) {
         let Some(cutoff) = self.options.clock.now().checked_sub(timeout) else {
-            return Vec::new();
+            return;
         };
         let expired = lock(&self.pending).take_older_than(cutoff);
         let seconds = timeout.as_secs_f64();
-        let mut routes = Vec::with_capacity(2 * expired.len());
         for (key, pending) in expired {
             let id = key.to_value();
-            self.answered.remember(key);
+            self.answered.remember(key.clone());
             if let Pending::Call(info) = pending {
                 self.finish_call(info, Outcome::Timeout);
             }
@@ -1029,45 +1091,47 @@ impl Proxy {
                 "The MCP server did not answer within {seconds} seconds (--request-timeout); the request was cancelled"
             );
             tracing::warn!(%id, "{message}");
-            routes.push(Route::Server(to_line(&json!({
+            let cancel = json!({
                 "jsonrpc": "2.0",
                 "method": "notifications/cancelled",
                 "params": { "requestId": id, "reason": "intercept: no answer within --request-timeout" },
-            }))));
-            routes.push(client(replies::error(
+            });
+            out.to_server(&to_line(&cancel), &[]);
+            let reply = replies::error(
                 &id,
                 code::INTERNAL_ERROR,
                 &message,
                 Some(json!({ "reason": RequestFailure::TimedOut.as_str() })),
-            )));
+            );
+            out.to_client(&to_line(&reply), &[RequestId(key)]);
         }
-        routes
     }
 
-    /// A request the transport could not complete: it gets an error with `message`
-    /// (unless the proxy already answered it), and a call's reservation is settled as
-    /// `failure` says (see [`RequestFailure`]).
-    pub fn request_failed(&self, id: &Value, message: &str, failure: RequestFailure) -> Vec<Route> {
-        let key = IdKey::from_value(id);
-        if self.answered.contains(&key) {
-            return Vec::new();
+    /// A request the transport could not complete: it gets an error saying why (unless the
+    /// proxy already answered it), and a call's reservation is settled as the failure's
+    /// kind says (see [`RequestFailure`]).
+    pub fn request_failed(&self, id: &RequestId, why: Failure, out: &mut impl Outbox) {
+        let key = &id.0;
+        if self.answered.contains(key) {
+            return;
         }
-        let pending = lock(&self.pending).remove(&key);
+        let pending = lock(&self.pending).remove(key);
         if let Some(Pending::Call(info)) = pending {
-            self.finish_call(info, Outcome::of_failure(failure));
+            self.finish_call(info, Outcome::of_failure(why.kind));
         }
-        self.answered.remember(key);
-        vec![client(replies::error(
-            id,
+        self.answered.remember(key.clone());
+        let reply = replies::error(
+            &key.to_value(),
             code::INTERNAL_ERROR,
-            message,
-            Some(json!({ "reason": failure.as_str() })),
-        ))]
+            &why.message,
+            Some(json!({ "reason": why.kind.as_str() })),
+        );
+        out.to_client(&to_line(&reply), std::slice::from_ref(id));
     }
 
     /// Whether a server message answers a request the proxy has already answered itself
     /// (it timed out): the client must not get a second answer, so it is dropped.
-    pub fn is_late_answer(&self, line: &[u8]) -> bool {
+    fn is_late_answer(&self, line: &[u8]) -> bool {
         if self.answered.is_empty() {
             return false;
         }
@@ -1084,6 +1148,29 @@ impl Proxy {
             tracing::debug!(id, "late answer to a request already answered; dropped");
         }
         is_response
+    }
+}
+
+#[cfg(test)]
+impl Proxy {
+    /// [`Proxy::client_message`] of one line, collected.
+    fn client_routes(&self, line: &[u8]) -> Vec<Route> {
+        let mut out = Routes::default();
+        self.client_message(Inbound::Line(line), &mut out);
+        out.0
+    }
+
+    /// [`Proxy::server_message`] of one line, collected.
+    fn server_routes(&self, line: &[u8]) -> Vec<Route> {
+        let mut out = Routes::default();
+        self.server_message(Inbound::Line(line), &mut out);
+        out.0
+    }
+
+    fn expire_routes(&self, timeout: Duration) -> Vec<Route> {
+        let mut out = Routes::default();
+        self.expire(timeout, &mut out);
+        out.0
     }
 }
 
@@ -1235,6 +1322,10 @@ enum Outcome {
     Refused,
     Timeout,
     AnswerLost,
+    ShuttingDown,
+    Overloaded,
+    /// The client went away (or its session idled out) before the answer came.
+    ClientGone,
 }
 
 impl Outcome {
@@ -1264,12 +1355,18 @@ impl Outcome {
             Outcome::Refused => "refused",
             Outcome::Timeout => "timeout",
             Outcome::AnswerLost => "answer_lost",
+            Outcome::ShuttingDown => "shutting_down",
+            Outcome::Overloaded => "overloaded",
+            Outcome::ClientGone => "client_gone",
         }
     }
 
     /// Whether the call provably did not run, so its reservation is rolled back.
     fn gives_quota_back(self) -> bool {
-        matches!(self, Outcome::Error | Outcome::NotSent | Outcome::Refused)
+        matches!(
+            self,
+            Outcome::Error | Outcome::NotSent | Outcome::Refused | Outcome::Overloaded
+        )
     }
 
     fn of_failure(failure: RequestFailure) -> Self {
@@ -1278,25 +1375,46 @@ impl Outcome {
             RequestFailure::Refused => Outcome::Refused,
             RequestFailure::TimedOut => Outcome::Timeout,
             RequestFailure::AnswerLost => Outcome::AnswerLost,
+            RequestFailure::ShuttingDown => Outcome::ShuttingDown,
+            RequestFailure::Overloaded => Outcome::Overloaded,
         }
     }
 }
 
 enum Handled {
-    /// Forward: the original line (`None`), or these bytes.
-    Forward(Option<Vec<u8>>),
+    /// Forward: the original line (`None`), or these bytes; with the id of the request
+    /// that awaits an answer, if it is one.
+    Forward(Option<Vec<u8>>, Option<RequestId>),
     /// Answer the client without forwarding.
     Reply(Value),
 }
 
 impl Handled {
-    fn route(self, line: &[u8]) -> Route {
+    /// Writes what was decided for `line` to `out`. A message forwarded as received is
+    /// copied once, straight into the output.
+    fn emit(self, line: &[u8], out: &mut impl Outbox) {
         match self {
-            Handled::Forward(None) => Route::Server(line.to_vec()),
-            Handled::Forward(Some(bytes)) => Route::Server(bytes),
-            Handled::Reply(r) => client(r),
+            Handled::Forward(None, id) => out.to_server(line, id.as_slice()),
+            Handled::Forward(Some(bytes), id) => out.to_server(&bytes, id.as_slice()),
+            Handled::Reply(r) => reply_to_client(out, &r),
         }
     }
+}
+
+/// An answer of the proxy's own, to the request whose id it carries.
+fn reply_to_client(out: &mut impl Outbox, reply: &Value) {
+    let id = RequestId::of_reply(reply);
+    out.to_client(&to_line(reply), id.as_slice());
+}
+
+/// The request a server message answers: its id, when it is a response.
+fn response_id(msg: &Value) -> Option<RequestId> {
+    if msg.get("method").is_some() {
+        return None;
+    }
+    msg.get("id")
+        .filter(|id| !id.is_null())
+        .map(|id| RequestId(IdKey::from_value(id)))
 }
 
 /// A `tools/call` that passed the shape checks, ready to evaluate.
@@ -1307,12 +1425,6 @@ struct CallRequest<'a> {
     /// The arguments' canonical JSON text (`null` when absent).
     args_text: &'a [u8],
     input_responses: bool,
-}
-
-/// Appends a line and its newline.
-fn push_line(out: &mut Vec<u8>, line: &[u8]) {
-    out.extend_from_slice(line);
-    out.push(b'\n');
 }
 
 enum Answer {
@@ -1361,10 +1473,6 @@ fn approval_required(id: &Value, tool: &str, d: &Decision) -> Value {
             "human_instructions": "This call is held by policy for a human decision; it was not sent to the server.",
         })),
     )
-}
-
-fn client(v: Value) -> Route {
-    Route::Client(to_line(&v))
 }
 
 fn to_line(v: &Value) -> Vec<u8> {

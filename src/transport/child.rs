@@ -18,11 +18,9 @@ use tokio::sync::oneshot;
 
 use super::lines::Line;
 use super::process_group::{GroupSignal, ProcessGroup};
-use super::stdio::{
-    LineHandler, Sink, close, read_lines, sink, write_bytes, write_bytes_counted, write_lines,
-};
-use super::{TransportError, request_ids, sweep_interval, to_client_lines};
-use crate::proxy::{Proxy, RequestFailure};
+use super::stdio::{LineHandler, Sink, close, read_lines, sink, write_bytes, write_bytes_counted};
+use super::{TransportError, inbound, sweep_interval};
+use crate::proxy::{Closed, Failure, LineBuffers, Proxy, RequestFailure};
 use crate::shutdown::Shutdown;
 
 #[derive(Debug, Clone)]
@@ -108,8 +106,7 @@ pub async fn serve<R: Read + Send + 'static>(
             max,
             to_server: server_in.clone(),
             to_client: to_client.clone(),
-            server_bytes: Vec::new(),
-            client_bytes: Vec::new(),
+            out: LineBuffers::default(),
         },
     )
     .map_err(TransportError::Thread)?;
@@ -121,7 +118,7 @@ pub async fn serve<R: Read + Send + 'static>(
             proxy: proxy.clone(),
             max,
             to_client: to_client.clone(),
-            client_bytes: Vec::new(),
+            out: LineBuffers::default(),
         },
     )
     .map_err(TransportError::Thread)?;
@@ -157,13 +154,12 @@ pub async fn serve<R: Read + Send + 'static>(
         Some(c) => format!("exited (code {c})"),
         None => format!("was stopped (exit status {code})"),
     };
-    let errors: Vec<Vec<u8>> = to_client_lines(proxy.upstream_gone(&why)).collect();
-    if !errors.is_empty() {
+    let mut errors = LineBuffers::default();
+    proxy.close(Closed::UpstreamGone(why), &mut errors);
+    if !errors.to_client.is_empty() {
         let to_client = to_client.clone();
-        let _ = tokio::task::spawn_blocking(move || {
-            write_lines(&to_client, errors.iter().map(Vec::as_slice))
-        })
-        .await;
+        let _ =
+            tokio::task::spawn_blocking(move || write_bytes(&to_client, &errors.to_client)).await;
     }
     Ok(code)
 }
@@ -175,65 +171,43 @@ struct FromClient {
     max: usize,
     to_server: Sink,
     to_client: Sink,
-    server_bytes: Vec<u8>,
-    client_bytes: Vec<u8>,
+    out: LineBuffers,
 }
 
 impl LineHandler for FromClient {
     fn line(&mut self, line: Line<'_>) {
-        match line {
-            Line::Whole(l) => {
-                self.proxy
-                    .client_message_to(l, &mut self.server_bytes, &mut self.client_bytes)
-            }
-            Line::Oversize { prefix, len } => {
-                for route in self.proxy.client_oversize(prefix, len, self.max) {
-                    route.append_to(&mut self.server_bytes, &mut self.client_bytes);
-                }
-            }
-        }
+        self.proxy
+            .client_message(inbound(line, self.max), &mut self.out);
     }
 
     fn deliver(&mut self) -> bool {
-        let ok = match write_bytes_counted(&self.to_server, &self.server_bytes) {
-            _ if self.server_bytes.is_empty() => true,
+        let ok = match write_bytes_counted(&self.to_server, &self.out.to_server) {
+            _ if self.out.to_server.is_empty() => true,
             Ok(()) => true,
             Err(written) => {
                 self.not_sent(written);
                 false
             }
         };
-        if !self.client_bytes.is_empty() {
-            write_bytes(&self.to_client, &self.client_bytes);
+        if !self.out.to_client.is_empty() {
+            write_bytes(&self.to_client, &self.out.to_client);
         }
-        reuse(&mut self.server_bytes);
-        reuse(&mut self.client_bytes);
+        self.out.clear();
         ok
     }
 }
 
 impl FromClient {
-    /// The server stopped reading its input: the requests in `server_bytes` past the
-    /// `written` bytes that went out never reached it, so they are answered here (and
-    /// their calls do not count).
+    /// The server stopped reading its input: the requests past the `written` bytes that
+    /// went out never reached it, so they are answered here (and their calls do not count).
     fn not_sent(&mut self, written: usize) {
-        let mut start = 0;
-        for line in self.server_bytes.split_inclusive(|b| *b == b'\n') {
-            let at = start;
-            start += line.len();
-            if at < written {
-                continue;
-            }
-            for id in request_ids(line) {
-                let routes = self.proxy.request_failed(
-                    &id,
-                    "The MCP server is no longer reading its input (it exited or closed it); this request was not sent to it",
-                    RequestFailure::NotSent,
-                );
-                for route in routes {
-                    route.append_to(&mut Vec::new(), &mut self.client_bytes);
-                }
-            }
+        let unsent: Vec<_> = self.out.unsent(written).cloned().collect();
+        for id in unsent {
+            let why = Failure::new(
+                RequestFailure::NotSent,
+                "The MCP server is no longer reading its input (it exited or closed it); this request was not sent to it",
+            );
+            self.proxy.request_failed(&id, why, &mut self.out);
         }
     }
 }
@@ -243,27 +217,18 @@ struct FromServer {
     proxy: Arc<Proxy>,
     max: usize,
     to_client: Sink,
-    client_bytes: Vec<u8>,
+    out: LineBuffers,
 }
 
 impl LineHandler for FromServer {
     fn line(&mut self, line: Line<'_>) {
-        match line {
-            // An answer to a request that already timed out: the client has its answer.
-            Line::Whole(l) if self.proxy.is_late_answer(l) => {}
-            Line::Whole(l) => self.proxy.server_message_to(l, &mut self.client_bytes),
-            Line::Oversize { prefix, len } => {
-                for l in to_client_lines(self.proxy.server_oversize(prefix, len, self.max)) {
-                    self.client_bytes.extend_from_slice(&l);
-                    self.client_bytes.push(b'\n');
-                }
-            }
-        }
+        self.proxy
+            .server_message(inbound(line, self.max), &mut self.out);
     }
 
     fn deliver(&mut self) -> bool {
-        let ok = self.client_bytes.is_empty() || write_bytes(&self.to_client, &self.client_bytes);
-        reuse(&mut self.client_bytes);
+        let ok = self.out.to_client.is_empty() || write_bytes(&self.to_client, &self.out.to_client);
+        self.out.clear();
         ok
     }
 }
@@ -277,14 +242,16 @@ async fn expire_unanswered(proxy: Arc<Proxy>, timeout: Duration, to_server: Sink
     let cancelling = Arc::new(AtomicBool::new(false));
     loop {
         ticks.tick().await;
-        let routes = proxy.expire_requests(timeout);
-        if routes.is_empty() {
+        let mut out = LineBuffers::default();
+        proxy.expire(timeout, &mut out);
+        if out.to_client.is_empty() && out.to_server.is_empty() {
             continue;
         }
-        let (mut server_bytes, mut client_bytes) = (Vec::new(), Vec::new());
-        for route in routes {
-            route.append_to(&mut server_bytes, &mut client_bytes);
-        }
+        let LineBuffers {
+            to_server: server_bytes,
+            to_client: client_bytes,
+            ..
+        } = out;
         let to_client = to_client.clone();
         let _ = tokio::task::spawn_blocking(move || write_bytes(&to_client, &client_bytes)).await;
         if !cancelling.swap(true, Ordering::SeqCst) {
@@ -295,12 +262,6 @@ async fn expire_unanswered(proxy: Arc<Proxy>, timeout: Duration, to_server: Sink
             });
         }
     }
-}
-
-/// Empties a buffer for the next read, keeping its memory unless one huge message grew it.
-fn reuse(buf: &mut Vec<u8>) {
-    buf.clear();
-    buf.shrink_to(1 << 20);
 }
 
 /// Requests to the thread that owns the child process.
