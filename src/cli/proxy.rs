@@ -215,6 +215,7 @@ pub async fn run(args: Args, shutdown: Shutdown) -> anyhow::Result<i32> {
                 session: session.clone(),
                 audit: audit.clone(),
                 clock,
+                ..ProxyOptions::default()
             },
         )
         .with_max_in_flight(args.max_in_flight),

@@ -27,9 +27,9 @@ impl Proxy {
             session: Some(&self.options.session),
             client_name: client_name.as_deref(),
         };
-        let retry_key = self.retry_key(tool, args_text);
+        let retry_key = self.options.parking.key(tool, args_text);
         let earlier = if input_responses {
-            lock(&self.awaiting_input).remove(&retry_key)
+            self.options.parking.take(retry_key)
         } else {
             None
         };
@@ -91,17 +91,6 @@ impl Proxy {
         }
     }
 
-    /// Identifies a call (tool and arguments) across a 2026-07-28 `inputResponses` retry,
-    /// which comes with a new id: a keyed hash of the arguments' canonical text (key order
-    /// kept, as they are forwarded), not a copy of them.
-    pub(super) fn retry_key(&self, tool: &str, args_text: &[u8]) -> u64 {
-        use std::hash::{BuildHasher, Hash, Hasher};
-        let mut h = self.retry_hasher.build_hasher();
-        tool.hash(&mut h);
-        h.write(args_text);
-        h.finish()
-    }
-
     pub(super) fn track(&self, id: IdKey, pending: Pending, now: Instant) {
         let displaced = lock(&self.pending).insert(id, pending, now);
         for p in displaced {
@@ -146,11 +135,8 @@ impl Proxy {
                 self.settle(reservation.as_ref(), false);
             }
             Outcome::InputRequired if reservation.is_some() => {
-                let mut awaiting = lock(&self.awaiting_input);
-                if awaiting.len() >= AWAITING_INPUT_CAPACITY {
-                    awaiting.clear();
-                }
-                awaiting.insert(retry_key, reservation.expect("checked above"));
+                let parked = reservation.expect("checked above");
+                self.options.parking.park(retry_key, parked);
             }
             _ => self.settle(reservation.as_ref(), true),
         }

@@ -18,6 +18,7 @@ mod fast_path_tests;
 pub mod json;
 pub mod keys;
 mod outbox;
+mod parking;
 mod pending;
 pub mod replies;
 mod server_side;
@@ -25,7 +26,6 @@ mod session;
 #[cfg(test)]
 mod tracking_tests;
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -40,6 +40,7 @@ use json::{JsonProblem, Keys};
 pub use outbox::{
     Closed, Failure, Inbound, LineBuffers, Negotiated, Outbox, RequestId, Route, Routes,
 };
+pub use parking::{MemoryParking, RetryParking};
 use pending::{CallInfo, IdKey, Pending, PendingTable};
 use replies::code;
 pub use session::{Proxy, ProxyOptions};
@@ -54,8 +55,6 @@ use envelope::{
 const PENDING_CAPACITY: usize = 10_000;
 /// How long a forwarded request may await its response before it is forgotten.
 const PENDING_TTL: Duration = Duration::from_secs(6 * 3600);
-/// How many calls may await an `inputResponses` retry at once.
-const AWAITING_INPUT_CAPACITY: usize = 1_000;
 /// How many forwarded requests may await an answer before further calls are refused
 /// (`--max-in-flight`).
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 256;

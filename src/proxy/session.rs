@@ -1,5 +1,8 @@
 //! One client conversation's view of the policy: the entry points a transport calls.
 
+use std::sync::Arc;
+
+use super::parking::{MemoryParking, RetryParking};
 use super::*;
 
 /// Per-connection settings.
@@ -13,6 +16,8 @@ pub struct ProxyOptions {
     pub audit: Option<std::sync::Arc<crate::audit::AuditLog>>,
     /// What pending requests' age, timeouts and the audit log's times are read from.
     pub clock: SharedClock,
+    /// Where the reservations of calls answered with `input_required` await the retry.
+    pub parking: Arc<dyn RetryParking>,
 }
 
 impl Default for ProxyOptions {
@@ -22,6 +27,7 @@ impl Default for ProxyOptions {
             session: String::new(),
             audit: None,
             clock: crate::clock::system(),
+            parking: Arc::new(MemoryParking::new()),
         }
     }
 }
@@ -34,11 +40,6 @@ pub struct Proxy {
     /// Shared, so each call takes it without copying the text.
     pub(super) client_name: Mutex<Option<std::sync::Arc<str>>>,
     pub(super) pending: Mutex<PendingTable>,
-    /// Reservations of calls the server answered with `input_required`, keyed by tool and
-    /// arguments: the client's retry with `inputResponses` is the same call.
-    pub(super) awaiting_input: Mutex<HashMap<u64, Reservation>>,
-    /// Keys the retry hashes, so a client cannot craft a collision.
-    pub(super) retry_hasher: foldhash::quality::RandomState,
     /// Beyond this many requests awaiting an answer, a call is refused at once.
     pub(super) max_in_flight: usize,
     pub(super) answered: AnsweredByProxy,
@@ -59,8 +60,6 @@ impl Proxy {
             options,
             client_name: Mutex::new(None),
             pending: Mutex::new(PendingTable::new(PENDING_CAPACITY, PENDING_TTL)),
-            awaiting_input: Mutex::new(HashMap::new()),
-            retry_hasher: Default::default(),
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             answered: AnsweredByProxy::default(),
             negotiation: Mutex::new(Negotiation::default()),
