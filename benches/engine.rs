@@ -98,12 +98,12 @@ fn benches(c: &mut Criterion) {
     });
 
     // The proxy core on one tools/call and its response, as the stdio proxy sees them.
-    let proxy = intercept::proxy::Proxy::new(
+    let proxy = intercept::proxy::Session::new(
         Engine::new(
             Arc::new(policy::parse(&text, "bench").expect("valid")),
             Arc::new(MemoryStore::new()),
         ),
-        intercept::proxy::ProxyOptions {
+        intercept::proxy::SessionOptions {
             identity: None,
             session: "bench".into(),
             ..Default::default()
@@ -129,12 +129,12 @@ fn benches(c: &mut Criterion) {
         intercept::audit::AuditLog::open(&dir.join("events.jsonl"), "bench", false)
             .expect("audit log"),
     );
-    let audited = intercept::proxy::Proxy::new(
+    let audited = intercept::proxy::Session::new(
         Engine::new(
             Arc::new(policy::parse(&text, "bench").expect("valid")),
             Arc::new(MemoryStore::new()),
         ),
-        intercept::proxy::ProxyOptions {
+        intercept::proxy::SessionOptions {
             identity: None,
             session: "bench".into(),
             audit: Some(audit.clone()),
@@ -190,14 +190,14 @@ criterion_group!(engine_benches, benches);
 criterion_main!(engine_benches);
 
 /// One client line through the proxy core, collected as the tests collect it.
-fn client_message(proxy: &intercept::proxy::Proxy, line: &[u8]) -> Vec<intercept::proxy::Route> {
+fn client_message(proxy: &intercept::proxy::Session, line: &[u8]) -> Vec<intercept::proxy::Route> {
     let mut out = intercept::proxy::Routes::default();
     proxy.client_message(intercept::proxy::Inbound::Line(line), &mut out);
     out.0
 }
 
 /// One server line through the proxy core, collected.
-fn server_message(proxy: &intercept::proxy::Proxy, line: &[u8]) -> Vec<intercept::proxy::Route> {
+fn server_message(proxy: &intercept::proxy::Session, line: &[u8]) -> Vec<intercept::proxy::Route> {
     let mut out = intercept::proxy::Routes::default();
     proxy.server_message(intercept::proxy::Inbound::Line(line), &mut out);
     out.0

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use intercept::engine::Engine;
 use intercept::policy;
-use intercept::proxy::{Inbound, LineBuffers, Proxy, ProxyOptions};
+use intercept::proxy::{Inbound, LineBuffers, Session, SessionOptions};
 use intercept::state::MemoryStore;
 
 const POLICY: &str = include_str!("policy.yaml");
@@ -22,11 +22,11 @@ fn main() {
         .find_map(|a| a.parse().ok())
         .unwrap_or(100_000);
     let policy = Arc::new(policy::parse(POLICY, "bench").expect("valid policy"));
-    let proxy = Proxy::new(
+    let proxy = Session::new(
         Engine::new(policy, Arc::new(MemoryStore::new())),
-        ProxyOptions {
+        SessionOptions {
             session: "bench".into(),
-            ..ProxyOptions::default()
+            ..SessionOptions::default()
         },
     );
     let body = "x".repeat(200);

@@ -16,12 +16,12 @@ fn main() {
     let audit = audited.then(|| {
         Arc::new(intercept::audit::AuditLog::open(&dir.join("e.jsonl"), "cost", false).unwrap())
     });
-    let proxy = intercept::proxy::Proxy::new(
+    let proxy = intercept::proxy::Session::new(
         Engine::new(
             Arc::new(policy::parse(text, "cost").unwrap()),
             Arc::new(MemoryStore::new()),
         ),
-        intercept::proxy::ProxyOptions {
+        intercept::proxy::SessionOptions {
             identity: None,
             session: "0123456789abcdef".into(),
             audit: audit.clone(),

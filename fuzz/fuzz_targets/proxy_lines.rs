@@ -22,7 +22,7 @@ use std::sync::{Arc, OnceLock};
 use intercept::engine::Engine;
 use intercept::policy::{self, CompiledPolicy};
 use intercept::proxy::replies::META_KEY;
-use intercept::proxy::{Inbound, Proxy, ProxyOptions, Route, Routes};
+use intercept::proxy::{Inbound, Session, SessionOptions, Route, Routes};
 use intercept::state::MemoryStore;
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Map, Value};
@@ -70,12 +70,12 @@ fn policy() -> Arc<CompiledPolicy> {
         .clone()
 }
 
-fn proxy() -> Proxy {
-    Proxy::new(
+fn proxy() -> Session {
+    Session::new(
         Engine::new(policy(), Arc::new(MemoryStore::new())),
-        ProxyOptions {
+        SessionOptions {
             session: "fuzz".into(),
-            ..ProxyOptions::default()
+            ..SessionOptions::default()
         },
     )
 }

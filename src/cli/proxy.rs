@@ -10,7 +10,7 @@ use anyhow::{Context, bail};
 use crate::audit::{AuditLog, AuditOptions, Retention};
 use crate::engine::Engine;
 use crate::policy;
-use crate::proxy::{Proxy, ProxyOptions};
+use crate::proxy::{Session, SessionOptions};
 use crate::shutdown::Shutdown;
 use crate::state::{self, FailMode, MemoryStore, RedisOptions, RedisStore, SqliteStore, Store};
 use crate::transport::child::{self, ChildOptions, ServerCommand};
@@ -208,14 +208,14 @@ pub async fn run(args: Args, shutdown: Shutdown) -> anyhow::Result<i32> {
     };
     let clock = engine.clock().clone();
     let proxy = Arc::new(
-        Proxy::new(
+        Session::new(
             engine,
-            ProxyOptions {
+            SessionOptions {
                 identity: args.identity.clone(),
                 session: session.clone(),
                 audit: audit.clone(),
                 clock,
-                ..ProxyOptions::default()
+                ..SessionOptions::default()
             },
         )
         .with_max_in_flight(args.max_in_flight),
@@ -407,7 +407,7 @@ fn describe_server(args: &Args) -> String {
 /// What a counter snapshot reads: the counters as this instance's caller sees them.
 #[derive(Debug, Clone)]
 struct CounterSnapshots {
-    proxy: Arc<Proxy>,
+    proxy: Arc<Session>,
     audit: Arc<AuditLog>,
     identity: Option<String>,
     session: String,

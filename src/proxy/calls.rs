@@ -3,7 +3,7 @@
 
 use super::*;
 
-impl Proxy {
+impl Session {
     /// Evaluates a well-formed `tools/call`; an allowed call is forwarded as `msg`
     /// re-serialised, or as received when `msg` is None (the fast path, where the two are
     /// the same bytes).

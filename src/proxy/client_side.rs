@@ -3,7 +3,7 @@
 
 use super::*;
 
-impl Proxy {
+impl Session {
     /// The exact path: the whole message parsed as a tree, every ambiguity rejected.
     pub(super) fn client_message_exact(&self, line: &[u8], out: &mut impl Outbox) {
         let value = match json::parse(line, Keys::UniqueIgnoringCase) {
@@ -142,7 +142,7 @@ impl Proxy {
         }
     }
 
-    /// Keeps the capabilities the client declares in `initialize`, for [`Proxy::negotiated`].
+    /// Keeps the capabilities the client declares in `initialize`, for [`Session::negotiated`].
     pub(super) fn note_initialize(&self, msg: &Value) {
         let capabilities = msg.pointer("/params/capabilities").cloned();
         lock(&self.negotiation).client_capabilities = capabilities;

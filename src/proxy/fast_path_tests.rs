@@ -43,13 +43,13 @@ const POLICY: &str = r#"tools:
           - {path: state.pay.spent, op: lte, value: 50}
 "#;
 
-fn proxy() -> Proxy {
+fn proxy() -> Session {
     let policy = Arc::new(policy::parse(POLICY, "test").expect("valid policy"));
-    Proxy::new(
+    Session::new(
         Engine::new(policy, Arc::new(MemoryStore::new())),
-        ProxyOptions {
+        SessionOptions {
             session: "s".into(),
-            ..ProxyOptions::default()
+            ..SessionOptions::default()
         },
     )
 }

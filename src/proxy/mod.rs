@@ -1,9 +1,9 @@
 //! MCP-aware message handling, independent of the transport.
 //!
-//! The transport hands every message it reads to [`Proxy::client_message`] or
-//! [`Proxy::server_message`], with an [`Outbox`] that takes what goes to either side, and
-//! reports what it could not deliver ([`Proxy::request_failed`], [`Proxy::expire`],
-//! [`Proxy::close`]). It never reads JSON-RPC itself: the outbox is told which requests a
+//! The transport hands every message it reads to [`Session::client_message`] or
+//! [`Session::server_message`], with an [`Outbox`] that takes what goes to either side, and
+//! reports what it could not deliver ([`Session::request_failed`], [`Session::expire`],
+//! [`Session::close`]). It never reads JSON-RPC itself: the outbox is told which requests a
 //! message to the server awaits answers for, and which requests a message to the client
 //! answers. Only `tools/call` requests and `tools/list` responses are changed; everything
 //! else is forwarded byte for byte, in both directions.
@@ -43,7 +43,7 @@ pub use outbox::{
 pub use parking::{MemoryParking, RetryParking};
 use pending::{CallInfo, IdKey, Pending, PendingTable};
 use replies::code;
-pub use session::{Proxy, ProxyOptions};
+pub use session::{Session, SessionOptions};
 
 use calls::{CallRequest, Outcome};
 use envelope::{

@@ -52,7 +52,7 @@ impl RequestId {
 pub trait Outbox {
     /// A message for the server; `awaits` holds the ids of the requests in it that expect
     /// an answer (none for notifications), so that a transport that cannot deliver it
-    /// can report each one with [`super::Proxy::request_failed`].
+    /// can report each one with [`super::Session::request_failed`].
     fn to_server(&mut self, msg: &[u8], awaits: &[RequestId]);
     /// A message for the client; `answers` holds the ids of the client requests it
     /// answers (none for the server's own requests and notifications), so that a

@@ -3,7 +3,7 @@
 
 use super::*;
 
-impl Proxy {
+impl Session {
     /// The fast path for the commonest server messages, which pass unchanged: anything while
     /// no request awaits an answer, and a single response to a forwarded call (read for its
     /// envelope only, in one pass, without building the possibly large result). Some: pass

@@ -7,7 +7,7 @@ use super::*;
 
 /// Per-connection settings.
 #[derive(Debug, Clone)]
-pub struct ProxyOptions {
+pub struct SessionOptions {
     /// Who is calling, for grants and identity-scoped counters.
     pub identity: Option<String>,
     /// This client connection, for session-scoped counters.
@@ -20,9 +20,9 @@ pub struct ProxyOptions {
     pub parking: Arc<dyn RetryParking>,
 }
 
-impl Default for ProxyOptions {
+impl Default for SessionOptions {
     fn default() -> Self {
-        ProxyOptions {
+        SessionOptions {
             identity: None,
             session: String::new(),
             audit: None,
@@ -34,9 +34,9 @@ impl Default for ProxyOptions {
 
 /// One client connection's view of the policy.
 #[derive(Debug)]
-pub struct Proxy {
+pub struct Session {
     pub(super) engine: Engine,
-    pub(super) options: ProxyOptions,
+    pub(super) options: SessionOptions,
     /// Shared, so each call takes it without copying the text.
     pub(super) client_name: Mutex<Option<std::sync::Arc<str>>>,
     pub(super) pending: Mutex<PendingTable>,
@@ -53,9 +53,9 @@ pub(super) struct Negotiation {
     pub(super) done: Option<Negotiated>,
 }
 
-impl Proxy {
-    pub fn new(engine: Engine, options: ProxyOptions) -> Self {
-        Proxy {
+impl Session {
+    pub fn new(engine: Engine, options: SessionOptions) -> Self {
+        Session {
             engine,
             options,
             client_name: Mutex::new(None),
@@ -153,7 +153,7 @@ impl Proxy {
         }
     }
 
-    /// [`Proxy::client_message`] through the exact path only, so the fuzz targets
+    /// [`Session::client_message`] through the exact path only, so the fuzz targets
     /// (`fuzz/`) can check that the fast path answers as it does. Not for transports.
     #[doc(hidden)]
     pub fn client_message_exact_for_fuzzing(&self, line: &[u8]) -> Vec<Route> {
@@ -162,8 +162,8 @@ impl Proxy {
         out.0
     }
 
-    /// [`Proxy::server_message`] through the exact path only; see
-    /// [`Proxy::client_message_exact_for_fuzzing`].
+    /// [`Session::server_message`] through the exact path only; see
+    /// [`Session::client_message_exact_for_fuzzing`].
     #[doc(hidden)]
     pub fn server_message_exact_for_fuzzing(&self, line: &[u8]) -> Vec<Route> {
         let mut out = Routes::default();
@@ -238,15 +238,15 @@ impl Proxy {
 }
 
 #[cfg(test)]
-impl Proxy {
-    /// [`Proxy::client_message`] of one line, collected.
+impl Session {
+    /// [`Session::client_message`] of one line, collected.
     pub(super) fn client_routes(&self, line: &[u8]) -> Vec<Route> {
         let mut out = Routes::default();
         self.client_message(Inbound::Line(line), &mut out);
         out.0
     }
 
-    /// [`Proxy::server_message`] of one line, collected.
+    /// [`Session::server_message`] of one line, collected.
     pub(super) fn server_routes(&self, line: &[u8]) -> Vec<Route> {
         let mut out = Routes::default();
         self.server_message(Inbound::Line(line), &mut out);

@@ -8,18 +8,18 @@ use crate::clock::ManualClock;
 use crate::policy;
 use crate::state::MemoryStore;
 
-fn proxy() -> Proxy {
+fn proxy() -> Session {
     proxy_with_clock(Arc::new(ManualClock::new()))
 }
 
-fn proxy_with_clock(clock: Arc<ManualClock>) -> Proxy {
+fn proxy_with_clock(clock: Arc<ManualClock>) -> Session {
     let policy = Arc::new(policy::parse("hide: [secret]\n", "test").expect("valid policy"));
-    Proxy::new(
+    Session::new(
         Engine::new(policy, Arc::new(MemoryStore::new())).with_clock(clock.clone()),
-        ProxyOptions {
+        SessionOptions {
             session: "s".into(),
             clock,
-            ..ProxyOptions::default()
+            ..SessionOptions::default()
         },
     )
     .with_max_in_flight(4)
@@ -30,7 +30,7 @@ const LISTING: &[u8] =
     br#"{"jsonrpc":"2.0","id":5,"result":{"tools":[{"name":"ok"},{"name":"secret"}]}}"#;
 
 /// What the client receives of a server line: the lines, as text.
-fn to_client(p: &Proxy, line: &[u8]) -> Vec<String> {
+fn to_client(p: &Session, line: &[u8]) -> Vec<String> {
     p.server_routes(line)
         .into_iter()
         .map(|r| match r {
@@ -162,12 +162,12 @@ fn a_rate_limit_window_moves_with_the_clock_passed_in() {
     let clock = Arc::new(ManualClock::new());
     let policy = "tools:\n  echo:\n    rules:\n      - name: once\n        rate_limit: 1/minute\n";
     let policy = Arc::new(policy::parse(policy, "test").expect("valid policy"));
-    let p = Proxy::new(
+    let p = Session::new(
         Engine::new(policy, Arc::new(MemoryStore::new())).with_clock(clock.clone()),
-        ProxyOptions {
+        SessionOptions {
             session: "s".into(),
             clock: clock.clone(),
-            ..ProxyOptions::default()
+            ..SessionOptions::default()
         },
     );
     let call = |id: u32| {
@@ -191,12 +191,12 @@ fn a_rate_limit_window_moves_with_the_clock_passed_in() {
 }
 
 /// A proxy whose `echo` may run once a minute.
-fn once_a_minute() -> Proxy {
+fn once_a_minute() -> Session {
     let policy = "tools:\n  echo:\n    rules:\n      - name: once\n        rate_limit: 1/minute\n";
     let policy = Arc::new(policy::parse(policy, "test").expect("valid policy"));
-    Proxy::new(
+    Session::new(
         Engine::new(policy, Arc::new(MemoryStore::new())),
-        ProxyOptions::default(),
+        SessionOptions::default(),
     )
 }
 

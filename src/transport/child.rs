@@ -20,7 +20,7 @@ use super::lines::Line;
 use super::process_group::{GroupSignal, ProcessGroup};
 use super::stdio::{LineHandler, Sink, close, read_lines, sink, write_bytes, write_bytes_counted};
 use super::{TransportError, inbound, sweep_interval};
-use crate::proxy::{Closed, Failure, LineBuffers, Proxy, RequestFailure};
+use crate::proxy::{Closed, Failure, LineBuffers, RequestFailure, Session};
 use crate::shutdown::Shutdown;
 
 #[derive(Debug, Clone)]
@@ -84,7 +84,7 @@ pub fn process_stdio() -> ClientStreams<std::io::Stdin> {
 /// Runs the proxy between the client and a child server until one side ends; returns the
 /// exit code to leave with.
 pub async fn serve<R: Read + Send + 'static>(
-    proxy: Arc<Proxy>,
+    proxy: Arc<Session>,
     options: ChildOptions,
     client: ClientStreams<R>,
     shutdown: Shutdown,
@@ -167,7 +167,7 @@ pub async fn serve<R: Read + Send + 'static>(
 /// Moves the client's messages: each read's lines are handled into two byte buffers
 /// (for the server, and the proxy's own answers for the client), written once per read.
 struct FromClient {
-    proxy: Arc<Proxy>,
+    proxy: Arc<Session>,
     max: usize,
     to_server: Sink,
     to_client: Sink,
@@ -214,7 +214,7 @@ impl FromClient {
 
 /// Moves the server's messages to the client, written once per read.
 struct FromServer {
-    proxy: Arc<Proxy>,
+    proxy: Arc<Session>,
     max: usize,
     to_client: Sink,
     out: LineBuffers,
@@ -236,7 +236,12 @@ impl LineHandler for FromServer {
 /// Answers the requests the server leaves unanswered for `timeout`, and tells the server
 /// they are cancelled (best effort: a server that stopped reading cannot hold up the
 /// answers to the client).
-async fn expire_unanswered(proxy: Arc<Proxy>, timeout: Duration, to_server: Sink, to_client: Sink) {
+async fn expire_unanswered(
+    proxy: Arc<Session>,
+    timeout: Duration,
+    to_server: Sink,
+    to_client: Sink,
+) {
     let mut ticks = tokio::time::interval(sweep_interval(timeout));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let cancelling = Arc::new(AtomicBool::new(false));
@@ -441,7 +446,7 @@ pub fn exit_code(status: ExitStatus) -> i32 {
 mod tests {
     use super::*;
     use crate::engine::Engine;
-    use crate::proxy::ProxyOptions;
+    use crate::proxy::SessionOptions;
     use crate::state::MemoryStore;
 
     #[test]
@@ -470,7 +475,7 @@ mod tests {
         };
         let policy = crate::policy::parse("tools: {}\n", "test").expect("valid policy");
         let engine = Engine::new(Arc::new(policy), Arc::new(MemoryStore::new()));
-        let proxy = Arc::new(Proxy::new(engine, ProxyOptions::default()));
+        let proxy = Arc::new(Session::new(engine, SessionOptions::default()));
         let options = ChildOptions {
             server,
             max_message_bytes: 1 << 20,

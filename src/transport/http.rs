@@ -22,7 +22,7 @@ use super::lines::Frame;
 use super::sse::{Event, SseParser};
 use super::stdio::{Sink, read_frames, write_bytes};
 use super::{TransportError, sweep_interval};
-use crate::proxy::{Closed, Failure, Inbound, Outbox, Proxy, RequestFailure, RequestId};
+use crate::proxy::{Closed, Failure, Inbound, Outbox, RequestFailure, RequestId, Session};
 use crate::shutdown::Shutdown;
 
 pub(crate) const SESSION_HEADER: &str = "mcp-session-id";
@@ -51,9 +51,9 @@ pub fn client(connect_timeout: Duration, read_timeout: Duration) -> Result<Clien
 }
 
 /// What the connection has learnt about the server (the protocol version is the proxy
-/// core's to know: [`Proxy::negotiated`]).
+/// core's to know: [`Session::negotiated`]).
 #[derive(Debug, Default)]
-struct Session {
+struct UpstreamSession {
     id: Option<String>,
     /// Legacy HTTP+SSE: where messages are POSTed, learnt from the `endpoint` event.
     legacy_endpoint: Option<Url>,
@@ -61,13 +61,13 @@ struct Session {
 }
 
 struct Remote {
-    proxy: Arc<Proxy>,
+    proxy: Arc<Session>,
     http: Client,
     url: Url,
     headers: HeaderMap,
     max: usize,
     to_client: Sink,
-    session: Mutex<Session>,
+    session: Mutex<UpstreamSession>,
     /// Ends the GET stream's reconnection attempts.
     shutdown: Shutdown,
 }
@@ -75,7 +75,7 @@ struct Remote {
 /// Runs the proxy between the client and a remote server until the client goes away or
 /// a shutdown is requested; returns the exit code.
 pub async fn serve<R: Read + Send + 'static>(
-    proxy: Arc<Proxy>,
+    proxy: Arc<Session>,
     options: RemoteOptions,
     client: ClientStreams<R>,
     shutdown: Shutdown,
@@ -90,7 +90,7 @@ pub async fn serve<R: Read + Send + 'static>(
         headers,
         max: options.max_message_bytes,
         to_client: client.output.clone(),
-        session: Mutex::new(Session::default()),
+        session: Mutex::new(UpstreamSession::default()),
         shutdown: shutdown.clone(),
     });
     tracing::info!(url = %remote.url, "proxying to a remote MCP server");
@@ -569,7 +569,7 @@ impl Remote {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Session> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, UpstreamSession> {
         self.session.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
