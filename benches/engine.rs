@@ -98,15 +98,15 @@ fn benches(c: &mut Criterion) {
     });
 
     // The proxy core on one tools/call and its response, as the stdio proxy sees them.
-    let proxy = intercept::proxy::Proxy::new(
+    let proxy = intercept::proxy::Session::new(
         Engine::new(
             Arc::new(policy::parse(&text, "bench").expect("valid")),
             Arc::new(MemoryStore::new()),
         ),
-        intercept::proxy::ProxyOptions {
+        intercept::proxy::SessionOptions {
             identity: None,
             session: "bench".into(),
-            audit: None,
+            ..Default::default()
         },
     );
     let body = "x".repeat(200);
@@ -118,8 +118,8 @@ fn benches(c: &mut Criterion) {
     );
     c.bench_function("proxy/tools_call_round_trip", |b| {
         b.iter(|| {
-            black_box(proxy.client_message(black_box(request.as_bytes())));
-            black_box(proxy.server_message(black_box(response.as_bytes())));
+            black_box(client_message(&proxy, black_box(request.as_bytes())));
+            black_box(server_message(&proxy, black_box(response.as_bytes())));
         })
     });
 
@@ -129,15 +129,16 @@ fn benches(c: &mut Criterion) {
         intercept::audit::AuditLog::open(&dir.join("events.jsonl"), "bench", false)
             .expect("audit log"),
     );
-    let audited = intercept::proxy::Proxy::new(
+    let audited = intercept::proxy::Session::new(
         Engine::new(
             Arc::new(policy::parse(&text, "bench").expect("valid")),
             Arc::new(MemoryStore::new()),
         ),
-        intercept::proxy::ProxyOptions {
+        intercept::proxy::SessionOptions {
             identity: None,
             session: "bench".into(),
             audit: Some(audit.clone()),
+            ..Default::default()
         },
     );
     // The call path's share: a batch of calls is timed, then the writer catches up
@@ -152,8 +153,8 @@ fn benches(c: &mut Criterion) {
                 let n = left.min(BATCH);
                 let start = std::time::Instant::now();
                 for _ in 0..n {
-                    black_box(audited.client_message(black_box(request.as_bytes())));
-                    black_box(audited.server_message(black_box(response.as_bytes())));
+                    black_box(client_message(&audited, black_box(request.as_bytes())));
+                    black_box(server_message(&audited, black_box(response.as_bytes())));
                 }
                 spent += start.elapsed();
                 audit.sync();
@@ -170,8 +171,8 @@ fn benches(c: &mut Criterion) {
             while left > 0 {
                 let n = left.min(BATCH);
                 for _ in 0..n {
-                    black_box(audited.client_message(black_box(request.as_bytes())));
-                    black_box(audited.server_message(black_box(response.as_bytes())));
+                    black_box(client_message(&audited, black_box(request.as_bytes())));
+                    black_box(server_message(&audited, black_box(response.as_bytes())));
                 }
                 let start = std::time::Instant::now();
                 audit.sync();
@@ -187,3 +188,17 @@ fn benches(c: &mut Criterion) {
 
 criterion_group!(engine_benches, benches);
 criterion_main!(engine_benches);
+
+/// One client line through the proxy core, collected as the tests collect it.
+fn client_message(proxy: &intercept::proxy::Session, line: &[u8]) -> Vec<intercept::proxy::Route> {
+    let mut out = intercept::proxy::Routes::default();
+    proxy.client_message(intercept::proxy::Inbound::Line(line), &mut out);
+    out.0
+}
+
+/// One server line through the proxy core, collected.
+fn server_message(proxy: &intercept::proxy::Session, line: &[u8]) -> Vec<intercept::proxy::Route> {
+    let mut out = intercept::proxy::Routes::default();
+    proxy.server_message(intercept::proxy::Inbound::Line(line), &mut out);
+    out.0
+}

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use intercept::engine::Engine;
 use intercept::policy;
-use intercept::proxy::{Proxy, ProxyOptions};
+use intercept::proxy::{Inbound, LineBuffers, Session, SessionOptions};
 use intercept::state::MemoryStore;
 
 const POLICY: &str = include_str!("policy.yaml");
@@ -22,11 +22,11 @@ fn main() {
         .find_map(|a| a.parse().ok())
         .unwrap_or(100_000);
     let policy = Arc::new(policy::parse(POLICY, "bench").expect("valid policy"));
-    let proxy = Proxy::new(
+    let proxy = Session::new(
         Engine::new(policy, Arc::new(MemoryStore::new())),
-        ProxyOptions {
+        SessionOptions {
             session: "bench".into(),
-            ..ProxyOptions::default()
+            ..SessionOptions::default()
         },
     );
     let body = "x".repeat(200);
@@ -46,25 +46,31 @@ fn main() {
             )
         })
         .collect();
-    // As the stdio transport calls it: output appended to buffers written once per read.
-    let (mut to_server, mut to_client) = (Vec::new(), Vec::new());
+    // As the stdio transport calls it: output appended to buffers written once per read
+    // (one buffer set per direction, as the transport's two threads have).
+    let (mut from_client, mut from_server) = (LineBuffers::default(), LineBuffers::default());
     // As `benches/proxy.js` opens: the client names itself, so each call carries its name.
     let initialize = br#"{"jsonrpc":"2.0","id":"init","method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}"#;
-    proxy.client_message_to(initialize, &mut to_server, &mut to_client);
-    to_server.clear();
+    proxy.client_message(Inbound::Line(initialize), &mut from_client);
+    from_client.clear();
     let (start, cpu_start) = (Instant::now(), thread_cpu_ns());
     for i in 0..n as usize {
-        proxy.client_message_to(
-            black_box(requests[i % 64].as_bytes()),
-            &mut to_server,
-            &mut to_client,
+        proxy.client_message(
+            Inbound::Line(black_box(requests[i % 64].as_bytes())),
+            &mut from_client,
         );
-        assert!(to_client.is_empty() && to_server.len() == requests[i % 64].len() + 1);
-        proxy.server_message_to(black_box(responses[i % 64].as_bytes()), &mut to_client);
-        assert_eq!(to_client.len(), responses[i % 64].len() + 1);
-        black_box((&to_server, &to_client));
-        to_server.clear();
-        to_client.clear();
+        assert!(
+            from_client.to_client.is_empty()
+                && from_client.to_server.len() == requests[i % 64].len() + 1
+        );
+        proxy.server_message(
+            Inbound::Line(black_box(responses[i % 64].as_bytes())),
+            &mut from_server,
+        );
+        assert_eq!(from_server.to_client.len(), responses[i % 64].len() + 1);
+        black_box((&from_client, &from_server));
+        from_client.clear();
+        from_server.clear();
     }
     let per_call = start.elapsed().as_nanos() as f64 / n as f64;
     match (cpu_start, thread_cpu_ns()) {

@@ -16,15 +16,16 @@ fn main() {
     let audit = audited.then(|| {
         Arc::new(intercept::audit::AuditLog::open(&dir.join("e.jsonl"), "cost", false).unwrap())
     });
-    let proxy = intercept::proxy::Proxy::new(
+    let proxy = intercept::proxy::Session::new(
         Engine::new(
             Arc::new(policy::parse(text, "cost").unwrap()),
             Arc::new(MemoryStore::new()),
         ),
-        intercept::proxy::ProxyOptions {
+        intercept::proxy::SessionOptions {
             identity: None,
             session: "0123456789abcdef".into(),
             audit: audit.clone(),
+            ..Default::default()
         },
     );
     let body = "x".repeat(200);
@@ -34,9 +35,18 @@ fn main() {
     let response = format!(
         r#"{{"jsonrpc":"2.0","id":7,"result":{{"content":[{{"type":"text","text":"{body}"}}]}}}}"#
     );
+    let mut out = intercept::proxy::Routes::default();
     for i in 0..n {
-        black_box(proxy.client_message(black_box(request.as_bytes())));
-        black_box(proxy.server_message(black_box(response.as_bytes())));
+        proxy.client_message(
+            intercept::proxy::Inbound::Line(black_box(request.as_bytes())),
+            &mut out,
+        );
+        proxy.server_message(
+            intercept::proxy::Inbound::Line(black_box(response.as_bytes())),
+            &mut out,
+        );
+        black_box(&out);
+        out.0.clear();
         // Let the writer catch up now and then, as it would between bursts.
         if i % 5000 == 4999
             && let Some(a) = &audit

@@ -18,6 +18,7 @@
 
 pub mod audit;
 pub mod cli;
+pub mod clock;
 pub mod engine;
 pub mod gateway;
 mod host;

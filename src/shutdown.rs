@@ -1,55 +1,82 @@
-//! A process-wide shutdown request.
+//! A request to shut down, handed to everything that must obey it.
 //!
-//! The native binary sets it from its signal handlers; inside Node the launcher's JS
-//! signal handlers set it through the addon's `shutdown()`, because a Rust signal handler
-//! chained to Node's would re-raise forever.
+//! The native binary requests it from its signal handlers; inside Node the launcher's JS
+//! signal handlers request it through the addon's `shutdown()`, because a Rust signal
+//! handler chained to Node's would re-raise forever. A handle is made per command run and
+//! passed down, so two runs in one process (tests, an embedding host) stop separately.
 
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, Ordering};
 
-use tokio::sync::Notify;
-
-static REQUESTED: AtomicBool = AtomicBool::new(false);
-static NOTIFY: Notify = Notify::const_new();
-/// The signal that asked for the shutdown, if one did (the first one counts).
-static SIGNAL: AtomicI32 = AtomicI32::new(0);
+use tokio_util::sync::CancellationToken;
 
 /// Exit code of a command ended by a shutdown request that names no signal: SIGINT's.
 const INTERRUPTED: i32 = 130;
 
-/// Asks everything that waits on [`wait`] to shut down.
-pub fn request() {
-    REQUESTED.store(true, Ordering::SeqCst);
-    NOTIFY.notify_waiters();
+/// A shutdown request shared by the clones of one handle.
+#[derive(Debug, Clone, Default)]
+pub struct Shutdown {
+    token: CancellationToken,
+    /// The signal that asked for the shutdown, if one did (the first one counts).
+    signal: Arc<AtomicI32>,
 }
 
-/// [`request`], on behalf of this signal (its number), which then decides [`exit_code`].
-pub fn request_by_signal(signal: i32) {
-    if signal > 0 {
-        let _ = SIGNAL.compare_exchange(0, signal, Ordering::SeqCst, Ordering::SeqCst);
+impl Shutdown {
+    pub fn new() -> Self {
+        Self::default()
     }
-    request();
-}
 
-/// The exit code of a command that a shutdown request ended: `128 + signal`, as a shell
-/// reports a process killed by that signal.
-pub fn exit_code() -> i32 {
-    match SIGNAL.load(Ordering::SeqCst) {
-        0 => INTERRUPTED,
-        signal => 128 + signal,
-    }
-}
-
-pub fn is_requested() -> bool {
-    REQUESTED.load(Ordering::SeqCst)
-}
-
-/// Resolves once a shutdown has been requested (at once if it already was).
-pub async fn wait() {
-    loop {
-        let notified = NOTIFY.notified();
-        if is_requested() {
-            return;
+    /// Asks everything that waits on [`Shutdown::requested`] to shut down, on behalf of
+    /// `signal` (its number), which then decides [`Shutdown::exit_code`].
+    pub fn request(&self, signal: Option<i32>) {
+        if let Some(signal) = signal.filter(|s| *s > 0) {
+            let _ = self
+                .signal
+                .compare_exchange(0, signal, Ordering::SeqCst, Ordering::SeqCst);
         }
-        notified.await;
+        self.token.cancel();
+    }
+
+    pub fn is_requested(&self) -> bool {
+        self.token.is_cancelled()
+    }
+
+    /// Resolves once a shutdown has been requested (at once if it already was).
+    pub async fn requested(&self) {
+        self.token.cancelled().await;
+    }
+
+    /// The exit code of a command that a shutdown request ended: `128 + signal`, as a
+    /// shell reports a process killed by that signal.
+    pub fn exit_code(&self) -> i32 {
+        match self.signal.load(Ordering::SeqCst) {
+            0 => INTERRUPTED,
+            signal => 128 + signal,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_request_wakes_waiters_and_names_its_signal() {
+        let shutdown = Shutdown::new();
+        assert!(!shutdown.is_requested());
+        let waiter = tokio::spawn({
+            let s = shutdown.clone();
+            async move { s.requested().await }
+        });
+        shutdown.request(Some(15));
+        shutdown.request(Some(2));
+        waiter.await.unwrap();
+        assert!(shutdown.is_requested());
+        // The first signal counts.
+        assert_eq!(shutdown.exit_code(), 128 + 15);
+        // A handle of its own is untouched.
+        let other = Shutdown::new();
+        assert!(!other.is_requested());
+        assert_eq!(other.exit_code(), 130);
     }
 }

@@ -22,7 +22,7 @@ use std::sync::{Arc, OnceLock};
 use intercept::engine::Engine;
 use intercept::policy::{self, CompiledPolicy};
 use intercept::proxy::replies::META_KEY;
-use intercept::proxy::{Proxy, ProxyOptions, Route};
+use intercept::proxy::{Inbound, Session, SessionOptions, Route, Routes};
 use intercept::state::MemoryStore;
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Map, Value};
@@ -70,12 +70,12 @@ fn policy() -> Arc<CompiledPolicy> {
         .clone()
 }
 
-fn proxy() -> Proxy {
-    Proxy::new(
+fn proxy() -> Session {
+    Session::new(
         Engine::new(policy(), Arc::new(MemoryStore::new())),
-        ProxyOptions {
+        SessionOptions {
             session: "fuzz".into(),
-            ..ProxyOptions::default()
+            ..SessionOptions::default()
         },
     )
 }
@@ -88,17 +88,15 @@ fuzz_target!(|data: &[u8]| {
             Some((b'>', rest)) => (false, rest),
             _ => (false, line),
         };
-        let (got, want) = if from_server {
-            (
-                fast.server_message(line),
-                exact.server_message_exact_for_fuzzing(line),
-            )
+        let mut routes = Routes::default();
+        let want = if from_server {
+            fast.server_message(Inbound::Line(line), &mut routes);
+            exact.server_message_exact_for_fuzzing(line)
         } else {
-            (
-                fast.client_message(line),
-                exact.client_message_exact_for_fuzzing(line),
-            )
+            fast.client_message(Inbound::Line(line), &mut routes);
+            exact.client_message_exact_for_fuzzing(line)
         };
+        let got = routes.0;
         let shown = String::from_utf8_lossy(line);
         assert!(
             same_routes(&got, &want),

@@ -20,6 +20,8 @@ use std::io::Write;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
+use crate::shutdown::Shutdown;
+
 /// Exit code for a usage error or an unusable policy.
 pub const EXIT_USAGE: i32 = 2;
 
@@ -102,9 +104,10 @@ where
                     return EXIT_USAGE;
                 }
             };
+            let shutdown = Shutdown::new();
             let code = runtime.block_on(async {
-                forward_signals_to_shutdown();
-                finish(proxy::run(*args).await, err)
+                forward_signals_to_shutdown(&shutdown);
+                finish(proxy::run(*args, shutdown.clone()).await, err)
             });
             // The stdin reader may be parked in a blocking read; do not wait for it.
             runtime.shutdown_background();
@@ -114,15 +117,14 @@ where
 }
 
 /// The same, for a caller that already runs an async runtime (the Node addon). Signals
-/// are left to the caller, which calls [`crate::shutdown::request`] (or
-/// [`crate::shutdown::request_by_signal`]).
-pub async fn run_async(args: Vec<String>) -> i32 {
+/// are left to the caller, which calls [`Shutdown::request`] on `shutdown`.
+pub async fn run_async(args: Vec<String>, shutdown: Shutdown) -> i32 {
     let mut out = std::io::stdout();
     let mut err = std::io::stderr();
     match parse(args, &mut out, &mut err) {
         Parsed::Exit(code) => code,
-        Parsed::Command(cmd) => run_command_until_shutdown(cmd).await,
-        Parsed::Proxy(args) => finish(proxy::run(*args).await, &mut err),
+        Parsed::Command(cmd) => run_command_until_shutdown(cmd, &shutdown).await,
+        Parsed::Proxy(args) => finish(proxy::run(*args, shutdown).await, &mut err),
     }
 }
 
@@ -134,7 +136,7 @@ pub async fn run_async(args: Vec<String>) -> i32 {
 /// or `replay` know nothing of: a command reading a policy from a pipe, or a server that
 /// never answers, would keep the process alive after SIGTERM. The thread left behind holds
 /// nothing that needs closing; it ends with the process, as it would on the signal.
-async fn run_command_until_shutdown(cmd: Command) -> i32 {
+async fn run_command_until_shutdown(cmd: Command, shutdown: &Shutdown) -> i32 {
     let (done, finished) = tokio::sync::oneshot::channel();
     let spawned = std::thread::Builder::new()
         .name("intercept-command".into())
@@ -149,7 +151,7 @@ async fn run_command_until_shutdown(cmd: Command) -> i32 {
     tokio::select! {
         // A command that panicked dropped its sender: report it like any failed command.
         code = finished => code.unwrap_or(EXIT_USAGE),
-        () = crate::shutdown::wait() => crate::shutdown::exit_code(),
+        () = shutdown.requested() => shutdown.exit_code(),
     }
 }
 
@@ -252,7 +254,7 @@ fn finish(result: anyhow::Result<i32>, err: &mut dyn Write) -> i32 {
 
 /// In the native binary, SIGINT, SIGTERM and SIGHUP run the same shutdown as the client
 /// going away. (Never inside Node: its own handlers would loop with ours.)
-fn forward_signals_to_shutdown() {
+fn forward_signals_to_shutdown(shutdown: &Shutdown) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -262,18 +264,22 @@ fn forward_signals_to_shutdown() {
             SignalKind::hangup(),
         ] {
             if let Ok(mut s) = signal(kind) {
+                let shutdown = shutdown.clone();
                 tokio::spawn(async move {
                     while s.recv().await.is_some() {
-                        crate::shutdown::request();
+                        shutdown.request(None);
                     }
                 });
             }
         }
     }
     #[cfg(not(unix))]
-    tokio::spawn(async {
-        while tokio::signal::ctrl_c().await.is_ok() {
-            crate::shutdown::request();
-        }
-    });
+    {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            while tokio::signal::ctrl_c().await.is_ok() {
+                shutdown.request(None);
+            }
+        });
+    }
 }

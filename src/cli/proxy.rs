@@ -10,7 +10,8 @@ use anyhow::{Context, bail};
 use crate::audit::{AuditLog, AuditOptions, Retention};
 use crate::engine::Engine;
 use crate::policy;
-use crate::proxy::{Proxy, ProxyOptions};
+use crate::proxy::{Session, SessionOptions};
+use crate::shutdown::Shutdown;
 use crate::state::{self, FailMode, MemoryStore, RedisOptions, RedisStore, SqliteStore, Store};
 use crate::transport::child::{self, ChildOptions, ServerCommand};
 use crate::transport::http::{self, RemoteOptions};
@@ -134,7 +135,7 @@ impl Args {
 }
 
 /// Runs the proxy until the server exits or the client goes away; returns the exit code.
-pub async fn run(args: Args) -> anyhow::Result<i32> {
+pub async fn run(args: Args, shutdown: Shutdown) -> anyhow::Result<i32> {
     init_logging(&args.log_level);
     let Some(config) = &args.policy.file() else {
         bail!(
@@ -214,13 +215,16 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
             }
         }
     };
+    let clock = engine.clock().clone();
     let proxy = Arc::new(
-        Proxy::new(
+        Session::new(
             engine,
-            ProxyOptions {
+            SessionOptions {
                 identity: args.identity.clone(),
                 session: session.clone(),
                 audit: audit.clone(),
+                clock,
+                ..SessionOptions::default()
             },
         )
         .with_max_in_flight(args.max_in_flight),
@@ -270,7 +274,7 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
                 request_timeout: Duration::from_secs_f64(args.request_timeout),
                 shutdown_timeout: Duration::from_secs_f64(args.shutdown_timeout),
             };
-            crate::transport::listener::serve(listener, backend)
+            crate::transport::listener::serve(listener, backend, shutdown.clone())
                 .await
                 .map_err(anyhow::Error::from)
         }
@@ -281,7 +285,7 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
                 shutdown_timeout: Duration::from_secs_f64(args.shutdown_timeout),
                 request_timeout: Duration::from_secs_f64(args.request_timeout),
             };
-            child::serve(proxy, options, child::process_stdio())
+            child::serve(proxy, options, child::process_stdio(), shutdown)
                 .await
                 .map_err(anyhow::Error::from)
         }
@@ -293,7 +297,7 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
                 request_timeout: Duration::from_secs_f64(args.request_timeout),
                 connect_timeout: Duration::from_secs(10),
             };
-            http::serve(proxy, remote, child::process_stdio())
+            http::serve(proxy, remote, child::process_stdio(), shutdown)
                 .await
                 .map_err(anyhow::Error::from)
         }
@@ -432,7 +436,7 @@ fn describe_server(args: &Args) -> String {
 /// What a counter snapshot reads: the counters as this instance's caller sees them.
 #[derive(Debug, Clone)]
 struct CounterSnapshots {
-    proxy: Arc<Proxy>,
+    proxy: Arc<Session>,
     audit: Arc<AuditLog>,
     identity: Option<String>,
     session: String,

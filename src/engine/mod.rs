@@ -20,11 +20,10 @@ use serde_json::{Map, Value};
 pub use args::{Args, Found, OwnedArgs};
 pub use decision::{Decision, Reason, Verdict};
 
+use crate::clock::{Clock, SharedClock};
 use crate::policy::CompiledPolicy;
 use crate::policy::model::{Action, Amount, ArgPath, Condition, CounterKind, PathExpr, Rule};
-use crate::state::{
-    CounterRequest, FailMode, Millis, Reservation, Reserved, Store, StoreError, now_millis,
-};
+use crate::state::{CounterRequest, FailMode, Millis, Reservation, Reserved, Store, StoreError};
 
 /// One `tools/call` as the engine sees it.
 #[derive(Debug, Clone, Copy, Default)]
@@ -54,6 +53,7 @@ pub struct Engine {
     /// `--shadow`: nothing is enforced; what would be denied is reported as `shadow_deny`.
     shadow_all: bool,
     fail_mode: FailMode,
+    clock: SharedClock,
 }
 
 /// The policy in force, shared by an engine and its clones.
@@ -102,17 +102,26 @@ impl Current {
     }
 }
 
-/// The time of one evaluation, read from the system clock only if a counter needs it.
-#[derive(Debug, Default)]
-struct Clock(Cell<Option<Millis>>);
+/// The time of one evaluation, read from the engine's clock only if a counter needs it.
+struct EvalTime<'a> {
+    clock: &'a dyn Clock,
+    at: Cell<Option<Millis>>,
+}
 
-impl Clock {
+impl<'a> EvalTime<'a> {
+    fn of(clock: &'a dyn Clock) -> Self {
+        EvalTime {
+            clock,
+            at: Cell::new(None),
+        }
+    }
+
     fn get(&self) -> Millis {
-        match self.0.get() {
+        match self.at.get() {
             Some(t) => t,
             None => {
-                let t = now_millis();
-                self.0.set(Some(t));
+                let t = self.clock.wall_millis();
+                self.at.set(Some(t));
                 t
             }
         }
@@ -136,7 +145,18 @@ impl Engine {
             store,
             shadow_all: false,
             fail_mode: FailMode::Closed,
+            clock: crate::clock::system(),
         }
+    }
+
+    /// Reads time from `clock` (windows, reservations) instead of the system clock.
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
     }
 
     /// What calls that need the store get while it cannot be used (closed by default).
@@ -190,22 +210,24 @@ impl Engine {
     }
 
     pub fn evaluate(&self, call: &Call<'_>) -> Decision {
-        self.decide(call, &Clock::default(), true)
+        self.decide(call, &EvalTime::of(&*self.clock), true)
     }
 
     /// Evaluates every rule but reserves nothing: for a call already counted once, such as
     /// a 2026-07-28 `tools/call` retried with `inputResponses`.
     pub fn evaluate_without_reservation(&self, call: &Call<'_>) -> Decision {
-        self.decide(call, &Clock::default(), false)
+        self.decide(call, &EvalTime::of(&*self.clock), false)
     }
 
     /// Evaluates at a given time (milliseconds since the Unix epoch): windows are computed
     /// from it, which makes replays and tests deterministic.
     pub fn evaluate_at(&self, call: &Call<'_>, now: Millis) -> Decision {
-        self.decide(call, &Clock(Cell::new(Some(now))), true)
+        let at = EvalTime::of(&*self.clock);
+        at.at.set(Some(now));
+        self.decide(call, &at, true)
     }
 
-    fn decide(&self, call: &Call<'_>, now: &Clock, reserve: bool) -> Decision {
+    fn decide(&self, call: &Call<'_>, now: &EvalTime<'_>, reserve: bool) -> Decision {
         self.current
             .with(|p| self.decide_with(p, call, now, reserve))
     }
@@ -214,7 +236,7 @@ impl Engine {
         &self,
         p: &CompiledPolicy,
         call: &Call<'_>,
-        now: &Clock,
+        now: &EvalTime<'_>,
         reserve: bool,
     ) -> Decision {
         let tool = call.tool;
@@ -382,7 +404,7 @@ impl Engine {
         conditions: &[Condition],
         args: Args<'_>,
         call: &Call<'_>,
-        now: &Clock,
+        now: &EvalTime<'_>,
         unenforced: &mut Option<StoreError>,
     ) -> Result<bool, StoreError> {
         for cond in conditions {
@@ -423,7 +445,7 @@ impl Engine {
         rule_ids: &[usize],
         args: Args<'_>,
         call: &Call<'_>,
-        now: &Clock,
+        now: &EvalTime<'_>,
         shadow: bool,
         unenforced: &mut Option<StoreError>,
     ) -> Result<Option<Reservation>, Decision> {

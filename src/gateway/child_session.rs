@@ -11,8 +11,9 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
+use super::collect;
 use super::streams::{Awaited, Destination, Outgoing, Streams};
-use crate::proxy::{Proxy, RequestFailure, Route};
+use crate::proxy::{Closed, Failure, Inbound, RequestFailure, Route, Session};
 use crate::transport::TransportError;
 use crate::transport::child::ServerCommand;
 use crate::transport::lines::Frame;
@@ -75,7 +76,7 @@ impl Events {
 
 #[derive(Debug)]
 pub struct ChildSession {
-    proxy: Arc<Proxy>,
+    proxy: Arc<Session>,
     child: ChildProcess,
     streams: Mutex<Streams>,
     options: ChildSessionOptions,
@@ -87,7 +88,7 @@ impl ChildSession {
     pub fn start(
         server: &ServerCommand,
         env: &[(String, String)],
-        proxy: Arc<Proxy>,
+        proxy: Arc<Session>,
         options: ChildSessionOptions,
     ) -> Result<Arc<ChildSession>, TransportError> {
         let (child, output) = ChildProcess::spawn(server, env, options.max_message_bytes)?;
@@ -108,7 +109,7 @@ impl ChildSession {
         Ok(session)
     }
 
-    pub fn proxy(&self) -> &Arc<Proxy> {
+    pub fn proxy(&self) -> &Arc<Session> {
         &self.proxy
     }
 
@@ -122,7 +123,7 @@ impl ChildSession {
         let body = one_line(body);
         let mut to_server = Vec::new();
         let mut answers = Vec::new();
-        for route in self.proxy.client_message(&body) {
+        for route in collect::client_message(&self.proxy, Inbound::Line(&body)) {
             match route {
                 Route::Server(line) => to_server.push(line),
                 Route::Client(line) => answers.push(line),
@@ -222,10 +223,13 @@ impl ChildSession {
             let Ok(id) = serde_json::from_str::<Value>(&request.id) else {
                 continue;
             };
-            let routes = self.proxy.request_failed(
+            let routes = collect::request_failed(
+                &self.proxy,
                 &id,
-                "The MCP server is no longer reading its input (it exited or closed it); this request was not sent to it",
-                RequestFailure::NotSent,
+                Failure::new(
+                    RequestFailure::NotSent,
+                    "The MCP server is no longer reading its input (it exited or closed it); this request was not sent to it",
+                ),
             );
             self.deliver_routes(routes).await;
         }
@@ -237,9 +241,15 @@ impl ChildSession {
         let max = self.options.max_message_bytes;
         while let Some(frame) = output.recv().await {
             let routes = match &frame {
-                Frame::Line(line) if self.proxy.is_late_answer(line) => continue,
-                Frame::Line(line) => self.proxy.server_message(line),
-                Frame::Oversize { prefix, len } => self.proxy.server_oversize(prefix, *len, max),
+                Frame::Line(line) => collect::server_message(&self.proxy, Inbound::Line(line)),
+                Frame::Oversize { prefix, len } => collect::server_message(
+                    &self.proxy,
+                    Inbound::Oversize {
+                        prefix,
+                        len: *len,
+                        limit: max,
+                    },
+                ),
             };
             self.deliver_routes(routes).await;
         }
@@ -251,7 +261,8 @@ impl ChildSession {
             None => "closed its output".to_string(),
         };
         tracing::info!(pid = ?self.child.pid(), "MCP server of a session {why}");
-        self.deliver_routes(self.proxy.upstream_gone(&why)).await;
+        self.deliver_routes(collect::close(&self.proxy, Closed::UpstreamGone(why)))
+            .await;
         // Ends every stream: the client sees them close, and re-initializes on its next
         // request (the session is gone).
         lock(&self.streams).take_all();
@@ -295,7 +306,7 @@ async fn expire_unanswered(session: std::sync::Weak<ChildSession>) {
         if session.is_gone() {
             return;
         }
-        let routes = session.proxy.expire_requests(timeout);
+        let routes = collect::expire(&session.proxy, timeout);
         session.deliver_routes(routes).await;
     }
 }

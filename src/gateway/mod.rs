@@ -11,6 +11,7 @@
 //! - [`directory`]: sessions any instance can take up, kept in the state store.
 
 pub mod child_session;
+mod collect;
 pub mod config;
 pub mod directory;
 pub mod relabel;

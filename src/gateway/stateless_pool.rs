@@ -20,9 +20,10 @@ use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 
 use super::child_session::{Events, PostReply, one_line};
+use super::collect;
 use super::relabel;
 use super::streams::Outgoing;
-use crate::proxy::{Proxy, Route};
+use crate::proxy::{Closed, Failure, Inbound, Route, Session};
 use crate::transport::TransportError;
 use crate::transport::child::ServerCommand;
 use crate::transport::lines::Frame;
@@ -62,7 +63,7 @@ struct PooledChild {
 struct InFlight {
     original_id: Box<RawValue>,
     original_token: Option<Box<RawValue>>,
-    proxy: Arc<Proxy>,
+    proxy: Arc<Session>,
     replies: mpsc::Sender<Outgoing>,
 }
 
@@ -97,10 +98,10 @@ impl StatelessPool {
     }
 
     /// Handles one stateless POST with `proxy`, a view of the policy for this request only.
-    pub async fn post(&self, body: &[u8], proxy: Arc<Proxy>) -> PostReply {
+    pub async fn post(&self, body: &[u8], proxy: Arc<Session>) -> PostReply {
         let mut to_server = Vec::new();
         let mut answers = Vec::new();
-        for route in proxy.client_message(&one_line(body)) {
+        for route in collect::client_message(&proxy, Inbound::Line(&one_line(body))) {
             match route {
                 Route::Server(line) => to_server.push(line),
                 Route::Client(line) => answers.push(line),
@@ -256,11 +257,15 @@ impl PooledChild {
                     };
                     let request = lock(&self.in_flight).remove(&unquote(&id));
                     if let Some(request) = request {
-                        let routes = request.proxy.server_oversize(
-                            format!("{{\"jsonrpc\":\"2.0\",\"id\":{}", request.original_id.get())
-                                .as_bytes(),
-                            len,
-                            max,
+                        let prefix =
+                            format!("{{\"jsonrpc\":\"2.0\",\"id\":{}", request.original_id.get());
+                        let routes = collect::server_message(
+                            &request.proxy,
+                            Inbound::Oversize {
+                                prefix: prefix.as_bytes(),
+                                len,
+                                limit: max,
+                            },
                         );
                         deliver(&request, routes, true).await;
                     }
@@ -293,7 +298,7 @@ impl PooledChild {
                 let Some(restored) = relabel::answer(line, &request.original_id) else {
                     return;
                 };
-                let routes = request.proxy.server_message(&restored);
+                let routes = collect::server_message(&request.proxy, Inbound::Line(&restored));
                 deliver(&request, routes, true).await;
             }
             (Some(method), Some(id)) => {
@@ -326,7 +331,7 @@ impl PooledChild {
                 if let Some((Some(original), proxy, replies)) = target
                     && let Some(restored) = relabel::progress(line, &original)
                 {
-                    for route in proxy.server_message(&restored) {
+                    for route in collect::server_message(&proxy, Inbound::Line(&restored)) {
                         if let Route::Client(message) = route {
                             let _ = replies
                                 .send(Outgoing {
@@ -347,7 +352,7 @@ impl PooledChild {
     async fn fail_all(&self, why: &str) {
         let requests: Vec<InFlight> = lock(&self.in_flight).drain().map(|(_, r)| r).collect();
         for request in requests {
-            let routes = request.proxy.upstream_gone(why);
+            let routes = collect::close(&request.proxy, Closed::UpstreamGone(why.to_string()));
             deliver(&request, routes, true).await;
         }
     }
@@ -379,12 +384,12 @@ async fn expire_unanswered(child: std::sync::Weak<PooledChild>, timeout: Duratio
         if child.child.exit_status().is_some() {
             return;
         }
-        let proxies: Vec<(String, Arc<Proxy>)> = lock(&child.in_flight)
+        let proxies: Vec<(String, Arc<Session>)> = lock(&child.in_flight)
             .iter()
             .map(|(label, r)| (label.clone(), r.proxy.clone()))
             .collect();
         for (label, proxy) in proxies {
-            let routes = proxy.expire_requests(timeout);
+            let routes = collect::expire(&proxy, timeout);
             if routes.iter().any(|r| matches!(r, Route::Client(_))) {
                 let request = lock(&child.in_flight).remove(&label);
                 if let Some(request) = request {
@@ -401,18 +406,18 @@ async fn expire_unanswered(child: std::sync::Weak<PooledChild>, timeout: Duratio
 }
 
 /// Every request of a POST that could not reach a child gets an error.
-fn fail_all(proxy: &Proxy, to_server: &[Vec<u8>], why: &str) -> PostReply {
+fn fail_all(proxy: &Session, to_server: &[Vec<u8>], why: &str) -> PostReply {
     let mut answers = Vec::new();
     for message in to_server {
         for awaited in super::streams::Awaited::in_message(message) {
             let Ok(id) = serde_json::from_str(&awaited.id) else {
                 continue;
             };
-            for route in proxy.request_failed(
-                &id,
-                &format!("The MCP server could not be started for this request: {why}"),
+            let failure = Failure::new(
                 crate::proxy::RequestFailure::NotSent,
-            ) {
+                format!("The MCP server could not be started for this request: {why}"),
+            );
+            for route in collect::request_failed(proxy, &id, failure) {
                 if let Route::Client(m) = route {
                     answers.push(m);
                 }

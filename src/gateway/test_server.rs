@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use crate::engine::Engine;
-use crate::proxy::{Proxy, ProxyOptions};
+use crate::proxy::{Session, SessionOptions};
 use crate::transport::child::ServerCommand;
 
 const SERVER: &str = r#"
@@ -30,14 +30,14 @@ pub fn command() -> ServerCommand {
 }
 
 /// A view of a policy that denies the tool `forbidden` with the reason "not here".
-pub fn proxy() -> Arc<Proxy> {
+pub fn proxy() -> Arc<Session> {
     let policy = crate::policy::parse(
         "version: \"1\"\ntools:\n  forbidden:\n    rules:\n      - action: deny\n        reason: not here\n",
         "test.yaml",
     )
     .unwrap();
     let engine = Engine::new(Arc::new(policy), Arc::new(crate::state::MemoryStore::new()));
-    Arc::new(Proxy::new(engine, ProxyOptions::default()))
+    Arc::new(Session::new(engine, SessionOptions::default()))
 }
 
 /// A `tools/call` of `name` with id `id` and progress token `p<id>`.

@@ -445,17 +445,84 @@ pub async fn run(argv: Vec<String>) -> Result<i32> {
     let args = std::iter::once("intercept".to_string())
         .chain(argv)
         .collect();
-    Ok(crate::cli::run_async(args).await)
+    let running = running::Running::register();
+    Ok(crate::cli::run_async(args, running.shutdown().clone()).await)
 }
 
-/// Asks a running `run()` to shut down as if the client had gone away. The launcher calls
-/// it from its SIGINT/SIGTERM/SIGHUP handlers with the signal's number: inside Node, JS owns
-/// the signals. A command other than the proxy then resolves at once with 128 + signal.
+/// Asks every running `run()` to shut down as if the client had gone away. The launcher
+/// calls it from its SIGINT/SIGTERM/SIGHUP handlers with the signal's number: inside Node,
+/// JS owns the signals. A command other than the proxy then resolves at once with
+/// 128 + signal.
 #[napi]
 pub fn shutdown(signal: Option<i32>) {
-    match signal {
-        Some(signal) => crate::shutdown::request_by_signal(signal),
-        None => crate::shutdown::request(),
+    running::request(signal);
+}
+
+mod running {
+    //! The shutdown handles of the `run()` calls in progress: the one process-wide piece
+    //! of state, because `shutdown()` comes from JS signal handlers that know no run.
+
+    use std::sync::Mutex;
+
+    use crate::shutdown::Shutdown;
+
+    #[derive(Default)]
+    struct Registry {
+        next: u64,
+        running: Vec<(u64, Shutdown)>,
+        /// A request that came while no run was registered: the launcher installs its
+        /// signal handlers before `run()` starts, and a signal in between must not be lost.
+        early: Option<Option<i32>>,
+    }
+
+    static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
+        next: 0,
+        running: Vec::new(),
+        early: None,
+    });
+
+    fn registry() -> std::sync::MutexGuard<'static, Registry> {
+        REGISTRY.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A run in progress; leaves the registry when dropped.
+    pub struct Running {
+        id: u64,
+        shutdown: Shutdown,
+    }
+
+    impl Running {
+        pub fn register() -> Self {
+            let shutdown = Shutdown::new();
+            let mut r = registry();
+            if let Some(signal) = r.early {
+                shutdown.request(signal);
+            }
+            r.next += 1;
+            let id = r.next;
+            r.running.push((id, shutdown.clone()));
+            Running { id, shutdown }
+        }
+
+        pub fn shutdown(&self) -> &Shutdown {
+            &self.shutdown
+        }
+    }
+
+    impl Drop for Running {
+        fn drop(&mut self) {
+            registry().running.retain(|(id, _)| *id != self.id);
+        }
+    }
+
+    pub fn request(signal: Option<i32>) {
+        let mut r = registry();
+        if r.running.is_empty() {
+            r.early.get_or_insert(signal);
+        }
+        for (_, shutdown) in &r.running {
+            shutdown.request(signal);
+        }
     }
 }
 

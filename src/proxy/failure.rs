@@ -20,6 +20,10 @@ pub enum RequestFailure {
     /// The request reached the server but its answer was lost: an HTTP 5xx, an event
     /// stream that broke, a body that could not be read. Counted.
     AnswerLost,
+    /// The proxy is shutting down and gave up waiting for the answer. Counted.
+    ShuttingDown,
+    /// Refused before it was sent, because too many requests were in flight. Given back.
+    Overloaded,
 }
 
 impl RequestFailure {
@@ -30,6 +34,8 @@ impl RequestFailure {
             RequestFailure::Refused => "refused",
             RequestFailure::TimedOut => "timeout",
             RequestFailure::AnswerLost => "answer_lost",
+            RequestFailure::ShuttingDown => "shutting_down",
+            RequestFailure::Overloaded => "overloaded",
         }
     }
 }

@@ -43,13 +43,13 @@ const POLICY: &str = r#"tools:
           - {path: state.pay.spent, op: lte, value: 50}
 "#;
 
-fn proxy() -> Proxy {
+fn proxy() -> Session {
     let policy = Arc::new(policy::parse(POLICY, "test").expect("valid policy"));
-    Proxy::new(
+    Session::new(
         Engine::new(policy, Arc::new(MemoryStore::new())),
-        ProxyOptions {
+        SessionOptions {
             session: "s".into(),
-            ..ProxyOptions::default()
+            ..SessionOptions::default()
         },
     )
 }
@@ -137,8 +137,8 @@ fn the_fast_path_answers_as_the_exact_path_does() {
         let line = msg.as_bytes();
         taken += usize::from(json::is_canonical(line));
         assert_eq!(
-            fast.client_message(line),
-            exact.client_message_exact(line),
+            fast.client_routes(line),
+            exact.client_message_exact_for_fuzzing(line),
             "{msg}"
         );
         assert_eq!(fast.pending_count(), exact.pending_count(), "{msg}");
@@ -162,30 +162,94 @@ fn the_fast_path_takes_canonical_calls_only() {
     }
 }
 
+/// Appends routes as lines, as a stream transport writes them.
+fn append(routes: Vec<Route>, to_server: &mut Vec<u8>, to_client: &mut Vec<u8>) {
+    for route in routes {
+        let (out, line) = match route {
+            Route::Server(l) => (&mut *to_server, l),
+            Route::Client(l) => (&mut *to_client, l),
+        };
+        out.extend_from_slice(&line);
+        out.push(b'\n');
+    }
+}
+
 #[test]
-fn stream_entry_points_write_the_same_lines() {
+fn line_buffers_get_the_same_lines_as_routes() {
     let (streamed, routed) = (proxy(), proxy());
-    let (mut to_server, mut to_client) = (Vec::new(), Vec::new());
+    let mut buffers = LineBuffers::default();
     let (mut want_server, mut want_client) = (Vec::new(), Vec::new());
     for msg in messages() {
-        streamed.client_message_to(msg.as_bytes(), &mut to_server, &mut to_client);
-        for route in routed.client_message(msg.as_bytes()) {
-            route.append_to(&mut want_server, &mut want_client);
-        }
+        streamed.client_message(Inbound::Line(msg.as_bytes()), &mut buffers);
+        append(
+            routed.client_routes(msg.as_bytes()),
+            &mut want_server,
+            &mut want_client,
+        );
     }
-    assert_eq!(to_server, want_server);
-    assert_eq!(to_client, want_client);
+    assert_eq!(buffers.to_server, want_server);
+    assert_eq!(buffers.to_client, want_client);
     // Responses to some forwarded calls, and a server request.
-    let (mut got, mut want) = (Vec::new(), Vec::new());
+    let mut buffers = LineBuffers::default();
+    let mut want = Vec::new();
     for id in ["1", r#""a-1""#, "5", "7", "99"] {
         let response = format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{{"content":[]}}}}"#);
-        streamed.server_message_to(response.as_bytes(), &mut got);
-        for route in routed.server_message(response.as_bytes()) {
-            route.append_to(&mut Vec::new(), &mut want);
-        }
+        streamed.server_message(Inbound::Line(response.as_bytes()), &mut buffers);
+        append(
+            routed.server_routes(response.as_bytes()),
+            &mut Vec::new(),
+            &mut want,
+        );
     }
-    assert_eq!(got, want);
+    assert_eq!(buffers.to_client, want);
     assert_eq!(streamed.pending_count(), routed.pending_count());
+}
+
+/// Which requests each message awaits or answers, as text.
+#[derive(Default)]
+struct Ids {
+    awaits: Vec<Vec<String>>,
+    answers: Vec<Vec<String>>,
+}
+
+impl Outbox for Ids {
+    fn to_server(&mut self, _msg: &[u8], awaits: &[RequestId]) {
+        self.awaits
+            .push(awaits.iter().map(|id| id.to_value().to_string()).collect());
+    }
+
+    fn to_client(&mut self, _msg: &[u8], answers: &[RequestId]) {
+        self.answers
+            .push(answers.iter().map(|id| id.to_value().to_string()).collect());
+    }
+}
+
+#[test]
+fn the_outbox_learns_which_requests_a_message_awaits_and_answers() {
+    let p = proxy();
+    let mut ids = Ids::default();
+    // A call on the fast path, one on the exact path, a notification, a batch with a
+    // request and a denied call.
+    for msg in [
+        call("1", r#""limited""#, r#"{"a":1}"#),
+        r#"{"id":"x", "jsonrpc":"2.0","method":"tools/call","params":{"name":"limited"}}"#.into(),
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#.into(),
+        r#"[{"jsonrpc":"2.0","id":2,"method":"ping"},{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"blocked"}}]"#.into(),
+    ] {
+        p.client_message(Inbound::Line(msg.as_bytes()), &mut ids);
+    }
+    assert_eq!(ids.awaits, [vec!["1"], vec![r#""x""#], vec![], vec!["2"]]);
+    assert_eq!(ids.answers, [vec!["3"]]);
+    let mut ids = Ids::default();
+    for msg in [
+        r#"{"jsonrpc":"2.0","id":1,"result":{}}"#,
+        r#"{"jsonrpc": "2.0", "id": "x", "result": {}}"#,
+        r#"[{"jsonrpc":"2.0","id":2,"result":{}},{"jsonrpc":"2.0","id":9,"method":"ping"}]"#,
+    ] {
+        p.server_message(Inbound::Line(msg.as_bytes()), &mut ids);
+    }
+    assert_eq!(ids.answers, [vec!["1"], vec![r#""x""#], vec!["2"]]);
+    assert!(ids.awaits.is_empty());
 }
 
 #[test]
@@ -222,25 +286,25 @@ fn responses_settle_calls_as_the_exact_path_does() {
                 ),
             ];
             assert_eq!(
-                fast.client_message(calls[0].as_bytes()),
-                exact.client_message_exact(calls[0].as_bytes())
+                fast.client_routes(calls[0].as_bytes()),
+                exact.client_message_exact_for_fuzzing(calls[0].as_bytes())
             );
             let response = response.replace("ID", &id_text);
             assert_eq!(
-                fast.server_message(response.as_bytes()),
-                exact.server_message_exact(response.as_bytes()),
+                fast.server_routes(response.as_bytes()),
+                exact.server_message_exact_for_fuzzing(response.as_bytes()),
                 "{response}"
             );
             assert_eq!(fast.pending_count(), exact.pending_count(), "{response}");
             assert_eq!(
-                fast.client_message(calls[1].as_bytes()),
-                exact.client_message_exact(calls[1].as_bytes()),
+                fast.client_routes(calls[1].as_bytes()),
+                exact.client_message_exact_for_fuzzing(calls[1].as_bytes()),
                 "{response}"
             );
             let done = format!(r#"{{"jsonrpc":"2.0","id":{id}0,"result":{{}}}}"#);
             assert_eq!(
-                fast.server_message(done.as_bytes()),
-                exact.server_message_exact(done.as_bytes())
+                fast.server_routes(done.as_bytes()),
+                exact.server_message_exact_for_fuzzing(done.as_bytes())
             );
         }
     }
@@ -257,7 +321,7 @@ fn arguments_read_as_text_are_decided_by_the_policy() {
             .find(|m| m.contains(&format!(r#""id":{id},"#)))
             .expect("a message with that id");
         assert!(json::is_canonical(msg.as_bytes()) || id == "47", "{msg}");
-        matches!(p.client_message(msg.as_bytes())[..], [Route::Server(_)])
+        matches!(p.client_routes(msg.as_bytes())[..], [Route::Server(_)])
     };
     let allowed = ["40", "41", "44", "46", "47", "48", "49"];
     let denied = ["42", "43", "45", "50", "51", "52"];
@@ -275,13 +339,16 @@ fn arguments_read_as_text_are_decided_by_the_policy() {
 fn a_response_that_is_not_utf8_is_withheld_on_both_paths() {
     let (fast, exact) = (proxy(), proxy());
     let init = br#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{}}"#;
-    assert_eq!(fast.client_message(init), exact.client_message_exact(init));
+    assert_eq!(
+        fast.client_routes(init),
+        exact.client_message_exact_for_fuzzing(init)
+    );
     // Spaces: not canonical, so the fast path reads the envelope with serde_json.
     let mut response = br#"{"jsonrpc": "2.0", "id": 0, "result": {"v": "x"#.to_vec();
     response.push(0xff);
     response.extend_from_slice(br#""}}"#);
-    let got = fast.server_message(&response);
-    assert_eq!(got, exact.server_message_exact(&response));
+    let got = fast.server_routes(&response);
+    assert_eq!(got, exact.server_message_exact_for_fuzzing(&response));
     let [Route::Client(line)] = &got[..] else {
         panic!("{got:?}")
     };

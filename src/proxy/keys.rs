@@ -21,6 +21,7 @@ pub const PARAMS: &[&str] = &[
     "arguments",
     "_meta",
     "inputResponses",
+    "requestState",
     "task",
     "clientInfo",
     "capabilities",

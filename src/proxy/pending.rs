@@ -21,6 +21,8 @@ pub enum Pending {
     Call(CallInfo),
     /// A forwarded `tools/list`, whose response must be filtered.
     List,
+    /// The forwarded `initialize`, whose answer fixes the protocol version.
+    Initialize,
     /// Any other forwarded request: tracked so its id cannot be reused while it is pending
     /// (a response would then be matched to the wrong request), and so it is answered with
     /// an error if the server goes away.
@@ -182,10 +184,13 @@ impl PendingTable {
     }
 
     /// Removes the entry a response answers, unless it is a `tools/list`, whose response
-    /// must be read whole and filtered: one lookup, for the commonest responses.
+    /// must be read whole and filtered, or the `initialize`, whose response is read for the
+    /// protocol version: one lookup, for the commonest responses.
     pub fn take_answered(&mut self, id: IdKey) -> Option<Pending> {
         match self.entries.entry(id) {
-            Slot::Occupied(e) if !matches!(e.get().pending, Pending::List) => {
+            Slot::Occupied(e)
+                if !matches!(e.get().pending, Pending::List | Pending::Initialize) =>
+            {
                 Some(e.remove().pending)
             }
             _ => None,
@@ -195,6 +200,10 @@ impl PendingTable {
     /// Whether a request with this id awaits its response.
     pub fn contains(&self, id: &IdKey) -> bool {
         self.entries.contains_key(id)
+    }
+
+    pub fn get(&self, id: &IdKey) -> Option<&Pending> {
+        self.entries.get(id).map(|e| &e.pending)
     }
 
     pub fn remove(&mut self, id: &IdKey) -> Option<Pending> {

@@ -18,11 +18,10 @@ use tokio::sync::oneshot;
 
 use super::lines::Line;
 use super::process_group::{GroupSignal, ProcessGroup};
-use super::stdio::{
-    LineHandler, Sink, close, read_lines, sink, write_bytes, write_bytes_counted, write_lines,
-};
-use super::{TransportError, request_ids, sweep_interval, to_client_lines};
-use crate::proxy::{Proxy, RequestFailure};
+use super::stdio::{LineHandler, Sink, close, read_lines, sink, write_bytes, write_bytes_counted};
+use super::{TransportError, inbound, sweep_interval};
+use crate::proxy::{Closed, Failure, LineBuffers, RequestFailure, Session};
+use crate::shutdown::Shutdown;
 
 #[derive(Debug, Clone)]
 pub struct ChildOptions {
@@ -85,9 +84,10 @@ pub fn process_stdio() -> ClientStreams<std::io::Stdin> {
 /// Runs the proxy between the client and a child server until one side ends; returns the
 /// exit code to leave with.
 pub async fn serve<R: Read + Send + 'static>(
-    proxy: Arc<Proxy>,
+    proxy: Arc<Session>,
     options: ChildOptions,
     client: ClientStreams<R>,
+    shutdown: Shutdown,
 ) -> Result<i32, TransportError> {
     let group = ProcessGroup::start().map_err(TransportError::Watchdog)?;
     let mut child = spawn(&options.server, &group)?;
@@ -106,8 +106,7 @@ pub async fn serve<R: Read + Send + 'static>(
             max,
             to_server: server_in.clone(),
             to_client: to_client.clone(),
-            server_bytes: Vec::new(),
-            client_bytes: Vec::new(),
+            out: LineBuffers::default(),
         },
     )
     .map_err(TransportError::Thread)?;
@@ -119,7 +118,7 @@ pub async fn serve<R: Read + Send + 'static>(
             proxy: proxy.clone(),
             max,
             to_client: to_client.clone(),
-            client_bytes: Vec::new(),
+            out: LineBuffers::default(),
         },
     )
     .map_err(TransportError::Thread)?;
@@ -135,7 +134,7 @@ pub async fn serve<R: Read + Send + 'static>(
     let status = tokio::select! {
         status = &mut exited => status.ok(),
         _ = &mut client_done => None,
-        _ = crate::shutdown::wait() => None,
+        () = shutdown.requested() => None,
     };
     let status = match status {
         Some(status) => status,
@@ -155,13 +154,12 @@ pub async fn serve<R: Read + Send + 'static>(
         Some(c) => format!("exited (code {c})"),
         None => format!("was stopped (exit status {code})"),
     };
-    let errors: Vec<Vec<u8>> = to_client_lines(proxy.upstream_gone(&why)).collect();
-    if !errors.is_empty() {
+    let mut errors = LineBuffers::default();
+    proxy.close(Closed::UpstreamGone(why), &mut errors);
+    if !errors.to_client.is_empty() {
         let to_client = to_client.clone();
-        let _ = tokio::task::spawn_blocking(move || {
-            write_lines(&to_client, errors.iter().map(Vec::as_slice))
-        })
-        .await;
+        let _ =
+            tokio::task::spawn_blocking(move || write_bytes(&to_client, &errors.to_client)).await;
     }
     Ok(code)
 }
@@ -169,99 +167,68 @@ pub async fn serve<R: Read + Send + 'static>(
 /// Moves the client's messages: each read's lines are handled into two byte buffers
 /// (for the server, and the proxy's own answers for the client), written once per read.
 struct FromClient {
-    proxy: Arc<Proxy>,
+    proxy: Arc<Session>,
     max: usize,
     to_server: Sink,
     to_client: Sink,
-    server_bytes: Vec<u8>,
-    client_bytes: Vec<u8>,
+    out: LineBuffers,
 }
 
 impl LineHandler for FromClient {
     fn line(&mut self, line: Line<'_>) {
-        match line {
-            Line::Whole(l) => {
-                self.proxy
-                    .client_message_to(l, &mut self.server_bytes, &mut self.client_bytes)
-            }
-            Line::Oversize { prefix, len } => {
-                for route in self.proxy.client_oversize(prefix, len, self.max) {
-                    route.append_to(&mut self.server_bytes, &mut self.client_bytes);
-                }
-            }
-        }
+        self.proxy
+            .client_message(inbound(line, self.max), &mut self.out);
     }
 
     fn deliver(&mut self) -> bool {
-        let ok = match write_bytes_counted(&self.to_server, &self.server_bytes) {
-            _ if self.server_bytes.is_empty() => true,
+        let ok = match write_bytes_counted(&self.to_server, &self.out.to_server) {
+            _ if self.out.to_server.is_empty() => true,
             Ok(()) => true,
             Err(written) => {
                 self.not_sent(written);
                 false
             }
         };
-        if !self.client_bytes.is_empty() {
-            write_bytes(&self.to_client, &self.client_bytes);
+        if !self.out.to_client.is_empty() {
+            write_bytes(&self.to_client, &self.out.to_client);
         }
-        reuse(&mut self.server_bytes);
-        reuse(&mut self.client_bytes);
+        self.out.clear();
         ok
     }
 }
 
 impl FromClient {
-    /// The server stopped reading its input: the requests in `server_bytes` past the
-    /// `written` bytes that went out never reached it, so they are answered here (and
-    /// their calls do not count).
+    /// The server stopped reading its input: the requests past the `written` bytes that
+    /// went out never reached it, so they are answered here (and their calls do not count).
     fn not_sent(&mut self, written: usize) {
-        let mut start = 0;
-        for line in self.server_bytes.split_inclusive(|b| *b == b'\n') {
-            let at = start;
-            start += line.len();
-            if at < written {
-                continue;
-            }
-            for id in request_ids(line) {
-                let routes = self.proxy.request_failed(
-                    &id,
-                    "The MCP server is no longer reading its input (it exited or closed it); this request was not sent to it",
-                    RequestFailure::NotSent,
-                );
-                for route in routes {
-                    route.append_to(&mut Vec::new(), &mut self.client_bytes);
-                }
-            }
+        let unsent: Vec<_> = self.out.unsent(written).cloned().collect();
+        for id in unsent {
+            let why = Failure::new(
+                RequestFailure::NotSent,
+                "The MCP server is no longer reading its input (it exited or closed it); this request was not sent to it",
+            );
+            self.proxy.request_failed(&id, why, &mut self.out);
         }
     }
 }
 
 /// Moves the server's messages to the client, written once per read.
 struct FromServer {
-    proxy: Arc<Proxy>,
+    proxy: Arc<Session>,
     max: usize,
     to_client: Sink,
-    client_bytes: Vec<u8>,
+    out: LineBuffers,
 }
 
 impl LineHandler for FromServer {
     fn line(&mut self, line: Line<'_>) {
-        match line {
-            // An answer to a request that already timed out: the client has its answer.
-            Line::Whole(l) if self.proxy.is_late_answer(l) => {}
-            Line::Whole(l) => self.proxy.server_message_to(l, &mut self.client_bytes),
-            Line::Oversize { prefix, len } => {
-                for l in to_client_lines(self.proxy.server_oversize(prefix, len, self.max)) {
-                    self.client_bytes.extend_from_slice(&l);
-                    self.client_bytes.push(b'\n');
-                }
-            }
-        }
+        self.proxy
+            .server_message(inbound(line, self.max), &mut self.out);
     }
 
     fn deliver(&mut self) -> bool {
-        let ok = self.client_bytes.is_empty() || write_bytes(&self.to_client, &self.client_bytes);
-        reuse(&mut self.client_bytes);
+        let ok = self.out.to_client.is_empty() || write_bytes(&self.to_client, &self.out.to_client);
+        self.out.clear();
         ok
     }
 }
@@ -269,20 +236,27 @@ impl LineHandler for FromServer {
 /// Answers the requests the server leaves unanswered for `timeout`, and tells the server
 /// they are cancelled (best effort: a server that stopped reading cannot hold up the
 /// answers to the client).
-async fn expire_unanswered(proxy: Arc<Proxy>, timeout: Duration, to_server: Sink, to_client: Sink) {
+async fn expire_unanswered(
+    proxy: Arc<Session>,
+    timeout: Duration,
+    to_server: Sink,
+    to_client: Sink,
+) {
     let mut ticks = tokio::time::interval(sweep_interval(timeout));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let cancelling = Arc::new(AtomicBool::new(false));
     loop {
         ticks.tick().await;
-        let routes = proxy.expire_requests(timeout);
-        if routes.is_empty() {
+        let mut out = LineBuffers::default();
+        proxy.expire(timeout, &mut out);
+        if out.to_client.is_empty() && out.to_server.is_empty() {
             continue;
         }
-        let (mut server_bytes, mut client_bytes) = (Vec::new(), Vec::new());
-        for route in routes {
-            route.append_to(&mut server_bytes, &mut client_bytes);
-        }
+        let LineBuffers {
+            to_server: server_bytes,
+            to_client: client_bytes,
+            ..
+        } = out;
         let to_client = to_client.clone();
         let _ = tokio::task::spawn_blocking(move || write_bytes(&to_client, &client_bytes)).await;
         if !cancelling.swap(true, Ordering::SeqCst) {
@@ -293,12 +267,6 @@ async fn expire_unanswered(proxy: Arc<Proxy>, timeout: Duration, to_server: Sink
             });
         }
     }
-}
-
-/// Empties a buffer for the next read, keeping its memory unless one huge message grew it.
-fn reuse(buf: &mut Vec<u8>) {
-    buf.clear();
-    buf.shrink_to(1 << 20);
 }
 
 /// Requests to the thread that owns the child process.
@@ -483,7 +451,7 @@ pub fn exit_code(status: ExitStatus) -> i32 {
 mod tests {
     use super::*;
     use crate::engine::Engine;
-    use crate::proxy::ProxyOptions;
+    use crate::proxy::SessionOptions;
     use crate::state::MemoryStore;
 
     #[test]
@@ -512,7 +480,7 @@ mod tests {
         };
         let policy = crate::policy::parse("tools: {}\n", "test").expect("valid policy");
         let engine = Engine::new(Arc::new(policy), Arc::new(MemoryStore::new()));
-        let proxy = Arc::new(Proxy::new(engine, ProxyOptions::default()));
+        let proxy = Arc::new(Session::new(engine, SessionOptions::default()));
         let options = ChildOptions {
             server,
             max_message_bytes: 1 << 20,
@@ -525,6 +493,11 @@ mod tests {
             input: client_input,
             output: sink(std::io::sink()),
         };
-        assert_eq!(serve(proxy, options, client).await.unwrap(), 7);
+        assert_eq!(
+            serve(proxy, options, client, Shutdown::new())
+                .await
+                .unwrap(),
+            7
+        );
     }
 }

@@ -18,12 +18,12 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::child::ClientStreams;
+use super::lines::Frame;
 use super::sse::{Event, SseParser};
-use super::stdio::{Sink, read_frames, write_lines};
-use super::{
-    TransportError, client_routes, request_ids, response_ids, sweep_interval, to_client_lines,
-};
-use crate::proxy::{Proxy, RequestFailure, Route};
+use super::stdio::{Sink, read_frames, write_bytes};
+use super::{TransportError, sweep_interval};
+use crate::proxy::{Closed, Failure, Inbound, Outbox, RequestFailure, RequestId, Session};
+use crate::shutdown::Shutdown;
 // Shared with the listener's upstream client and `intercept scan`.
 pub(crate) use crate::upstream::errors::{
     auth_challenge, content_type, describe_send_error, parse_url, root_cause, send_failure,
@@ -54,32 +54,35 @@ pub fn client(connect_timeout: Duration, read_timeout: Duration) -> Result<Clien
         .map_err(|e| TransportError::Http(e.to_string()))
 }
 
-/// What the connection has learnt about the server.
+/// What the connection has learnt about the server (the protocol version is the proxy
+/// core's to know: [`Session::negotiated`]).
 #[derive(Debug, Default)]
-struct Session {
+struct UpstreamSession {
     id: Option<String>,
-    protocol_version: Option<String>,
     /// Legacy HTTP+SSE: where messages are POSTed, learnt from the `endpoint` event.
     legacy_endpoint: Option<Url>,
     stream_started: bool,
 }
 
 struct Remote {
-    proxy: Arc<Proxy>,
+    proxy: Arc<Session>,
     http: Client,
     url: Url,
     headers: HeaderMap,
     max: usize,
     to_client: Sink,
-    session: Mutex<Session>,
+    session: Mutex<UpstreamSession>,
+    /// Ends the GET stream's reconnection attempts.
+    shutdown: Shutdown,
 }
 
 /// Runs the proxy between the client and a remote server until the client goes away or
 /// a shutdown is requested; returns the exit code.
 pub async fn serve<R: Read + Send + 'static>(
-    proxy: Arc<Proxy>,
+    proxy: Arc<Session>,
     options: RemoteOptions,
     client: ClientStreams<R>,
+    shutdown: Shutdown,
 ) -> Result<i32, TransportError> {
     let url = parse_url(&options.url)?;
     let headers = super::header::parse_lines(&options.headers)?;
@@ -91,30 +94,34 @@ pub async fn serve<R: Read + Send + 'static>(
         headers,
         max: options.max_message_bytes,
         to_client: client.output.clone(),
-        session: Mutex::new(Session::default()),
+        session: Mutex::new(UpstreamSession::default()),
+        shutdown: shutdown.clone(),
     });
     tracing::info!(url = %remote.url, "proxying to a remote MCP server");
 
-    let (to_server, mut server_rx) = mpsc::channel::<Vec<u8>>(1024);
+    let (to_server, mut server_rx) = mpsc::channel::<Outgoing>(1024);
     let max = options.max_message_bytes;
     let mut client_done = {
         let (proxy, to_client) = (proxy.clone(), client.output.clone());
         read_frames("intercept-client", client.input, max, move |frames| {
-            let mut client_lines = Vec::new();
+            let mut out = Collected::default();
             for frame in frames {
-                for route in client_routes(&proxy, frame, max) {
-                    match route {
-                        Route::Server(l) => {
-                            if to_server.blocking_send(l).is_err() {
-                                return false;
-                            }
-                        }
-                        Route::Client(l) => client_lines.push(l),
-                    }
+                let msg = match &frame {
+                    Frame::Line(line) => Inbound::Line(line),
+                    Frame::Oversize { prefix, len } => Inbound::Oversize {
+                        prefix,
+                        len: *len,
+                        limit: max,
+                    },
+                };
+                proxy.client_message(msg, &mut out);
+            }
+            for message in out.to_server {
+                if to_server.blocking_send(message).is_err() {
+                    return false;
                 }
             }
-            client_lines.is_empty()
-                || write_lines(&to_client, client_lines.iter().map(Vec::as_slice))
+            out.to_client.is_empty() || write_bytes(&to_client, &out.to_client)
         })
         .map_err(TransportError::Thread)?
     };
@@ -124,54 +131,94 @@ pub async fn serve<R: Read + Send + 'static>(
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            line = server_rx.recv() => match line {
+            message = server_rx.recv() => match message {
                 // Everything after initialize needs what it establishes (the session id,
                 // the protocol version, or the legacy endpoint): let it finish first.
-                Some(line) if is_initialize(&line) => remote.clone().post(line).await,
-                Some(line) => {
+                Some(message) if remote.is_initialize(&message.awaits) => {
+                    remote.clone().post(message).await
+                }
+                Some(message) => {
                     let remote = remote.clone();
-                    tasks.spawn(async move { remote.post(line).await });
+                    tasks.spawn(async move { remote.post(message).await });
                 }
                 None => break,
             },
             _ = &mut client_done => break,
-            _ = crate::shutdown::wait() => break,
+            () = shutdown.requested() => break,
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             // Requests past --request-timeout: answered, and cancelled at the server.
             _ = sweep.tick() => {
-                let mut client_lines = Vec::new();
-                for route in proxy.expire_requests(options.request_timeout) {
-                    match route {
-                        Route::Server(l) => {
-                            let remote = remote.clone();
-                            tasks.spawn(async move { remote.post(l).await });
-                        }
-                        Route::Client(l) => client_lines.push(l),
-                    }
+                let mut out = Collected::default();
+                proxy.expire(options.request_timeout, &mut out);
+                for message in out.to_server {
+                    let remote = remote.clone();
+                    tasks.spawn(async move { remote.post(message).await });
                 }
-                remote.deliver_lines(client_lines).await;
+                remote.deliver(out.to_client).await;
             }
         }
     }
     // Messages read before the client left still go out.
-    while let Ok(line) = server_rx.try_recv() {
+    while let Ok(message) = server_rx.try_recv() {
         let remote = remote.clone();
-        tasks.spawn(async move { remote.post(line).await });
+        tasks.spawn(async move { remote.post(message).await });
     }
     let drain = async { while tasks.join_next().await.is_some() {} };
     let _ = tokio::time::timeout(Duration::from_secs(5), drain).await;
     remote.close_session().await;
-    let errors: Vec<Vec<u8>> =
-        to_client_lines(proxy.upstream_gone("connection was closed")).collect();
-    remote.deliver_lines(errors).await;
+    let mut errors = Collected::default();
+    proxy.close(
+        Closed::UpstreamGone("connection was closed".into()),
+        &mut errors,
+    );
+    remote.deliver(errors.to_client).await;
     Ok(0)
 }
 
+/// A client message for the server, with the requests in it that await an answer.
+#[derive(Debug)]
+struct Outgoing {
+    line: Vec<u8>,
+    awaits: Vec<RequestId>,
+}
+
+/// What the proxy core wrote: messages to POST, and lines for the client (with the
+/// requests they answer).
+#[derive(Debug, Default)]
+struct Collected {
+    to_server: Vec<Outgoing>,
+    to_client: Vec<u8>,
+    answered: Vec<RequestId>,
+}
+
+impl Outbox for Collected {
+    fn to_server(&mut self, msg: &[u8], awaits: &[RequestId]) {
+        self.to_server.push(Outgoing {
+            line: msg.to_vec(),
+            awaits: awaits.to_vec(),
+        });
+    }
+
+    fn to_client(&mut self, msg: &[u8], answers: &[RequestId]) {
+        self.to_client.extend_from_slice(msg);
+        self.to_client.push(b'\n');
+        self.answered.extend_from_slice(answers);
+    }
+}
+
 impl Remote {
+    /// Whether a message holds the client's `initialize` request.
+    fn is_initialize(&self, awaits: &[RequestId]) -> bool {
+        awaits.iter().any(|id| self.proxy.is_initialize(id))
+    }
+
     /// POSTs one client message and relays whatever comes back.
-    async fn post(self: Arc<Self>, line: Vec<u8>) {
-        let mut ids = request_ids(&line);
-        let is_initialize = is_initialize(&line);
+    async fn post(self: Arc<Self>, message: Outgoing) {
+        let is_initialize = self.is_initialize(&message.awaits);
+        let Outgoing {
+            line,
+            awaits: mut ids,
+        } = message;
         let endpoint = self.lock().legacy_endpoint.clone();
         let target = endpoint.clone().unwrap_or_else(|| self.url.clone());
         let response = match self
@@ -191,7 +238,7 @@ impl Remote {
         if endpoint.is_none() && is_initialize && matches!(status.as_u16(), 400 | 404 | 405) {
             // A server that only speaks the legacy HTTP+SSE transport (2024-11-05).
             tracing::info!(%status, "POST initialize refused; trying the legacy HTTP+SSE transport");
-            return self.start_legacy(line, &ids).await;
+            return self.start_legacy(line, ids).await;
         }
         if status == StatusCode::ACCEPTED {
             return;
@@ -242,7 +289,7 @@ impl Remote {
     /// turned into one with a message that says what to do. A 4xx is the server refusing
     /// the request (the call does not count); anything else may have come after the tool
     /// ran (it counts).
-    async fn http_error(&self, response: reqwest::Response, ids: &[Value]) {
+    async fn http_error(&self, response: reqwest::Response, ids: &[RequestId]) {
         let status = response.status();
         let failure = if status.is_client_error() {
             RequestFailure::Refused
@@ -294,7 +341,7 @@ impl Remote {
         &self,
         mut response: reqwest::Response,
         legacy: bool,
-        awaiting: &mut Vec<Value>,
+        awaiting: &mut Vec<RequestId>,
     ) -> Option<String> {
         let mut parser = SseParser::new(self.max);
         let mut events = Vec::new();
@@ -326,15 +373,17 @@ impl Remote {
         }
     }
 
-    async fn relay_event(&self, event: Event, awaiting: &mut Vec<Value>) {
+    async fn relay_event(&self, event: Event, awaiting: &mut Vec<RequestId>) {
         if event.truncated {
-            if let Some(id) = crate::proxy::json::top_level_id(&event.data)
-                .and_then(|id| serde_json::from_str::<Value>(&id).ok())
-            {
-                awaiting.retain(|a| *a != id);
-            }
-            let routes = self.proxy.server_oversize(&event.data, event.len, self.max);
-            self.deliver(routes).await;
+            let mut out = Collected::default();
+            let msg = Inbound::Oversize {
+                prefix: &event.data,
+                len: event.len,
+                limit: self.max,
+            };
+            self.proxy.server_message(msg, &mut out);
+            awaiting.retain(|id| !out.answered.contains(id));
+            self.deliver(out.to_client).await;
         } else if !event.data.iter().all(u8::is_ascii_whitespace) {
             self.relay_message(&event.data, awaiting).await;
         }
@@ -342,12 +391,7 @@ impl Remote {
 
     /// One message (or batch) from the server, through the proxy core to the client;
     /// the requests it answers come off `awaiting`.
-    async fn relay_message(&self, body: &[u8], awaiting: &mut Vec<Value>) {
-        if !awaiting.is_empty() {
-            let answered = response_ids(body);
-            awaiting.retain(|id| !answered.contains(id));
-        }
-        self.note_protocol_version(body);
+    async fn relay_message(&self, body: &[u8], awaiting: &mut Vec<RequestId>) {
         // Servers may pretty-print; the client's stream is one message per line.
         let compact;
         let line = if body.contains(&b'\n') {
@@ -364,42 +408,36 @@ impl Remote {
         } else {
             body
         };
-        if self.proxy.is_late_answer(line) {
-            return;
-        }
-        let routes = self.proxy.server_message(line);
-        self.deliver(routes).await;
+        let mut out = Collected::default();
+        self.proxy.server_message(Inbound::Line(line), &mut out);
+        awaiting.retain(|id| !out.answered.contains(id));
+        self.deliver(out.to_client).await;
     }
 
-    async fn deliver(&self, routes: Vec<Route>) {
-        self.deliver_lines(to_client_lines(routes).collect()).await;
-    }
-
-    async fn deliver_lines(&self, lines: Vec<Vec<u8>>) {
-        if lines.is_empty() {
+    /// Writes lines (each with its newline) to the client.
+    async fn deliver(&self, bytes: Vec<u8>) {
+        if bytes.is_empty() {
             return;
         }
         let sink = self.to_client.clone();
-        let _ = tokio::task::spawn_blocking(move || {
-            write_lines(&sink, lines.iter().map(Vec::as_slice))
-        })
-        .await;
+        let _ = tokio::task::spawn_blocking(move || write_bytes(&sink, &bytes)).await;
     }
 
     /// Answers each request with a JSON-RPC error, through the proxy core, which settles
     /// what a call reserved as `failure` says.
-    async fn fail(&self, ids: &[Value], message: &str, failure: RequestFailure) {
+    async fn fail(&self, ids: &[RequestId], message: &str, failure: RequestFailure) {
         if ids.is_empty() {
             return;
         }
         // The message names the upstream URL; the agent must not learn its credentials.
-        let message = &*crate::redact::redact_text(message);
+        let message = crate::redact::redact_text(message).into_owned();
         tracing::warn!("{message}");
-        let mut routes = Vec::new();
+        let mut out = Collected::default();
         for id in ids {
-            routes.extend(self.proxy.request_failed(id, message, failure));
+            let why = Failure::new(failure, message.clone());
+            self.proxy.request_failed(id, why, &mut out);
         }
-        self.deliver(routes).await;
+        self.deliver(out.to_client).await;
     }
 
     async fn read_body(&self, mut response: reqwest::Response) -> Result<Vec<u8>, String> {
@@ -447,7 +485,7 @@ impl Remote {
                     }
                     Err(e) => tracing::debug!("server-initiated message stream failed: {e}"),
                 }
-                if crate::shutdown::is_requested() {
+                if remote.shutdown.is_requested() {
                     return;
                 }
                 tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt + 1))).await;
@@ -457,7 +495,8 @@ impl Remote {
 
     /// Legacy HTTP+SSE: GET the URL for the event stream, learn the POST endpoint from its
     /// `endpoint` event, then send the initialize request there.
-    async fn start_legacy(self: Arc<Self>, initialize: Vec<u8>, ids: &[Value]) {
+    async fn start_legacy(self: Arc<Self>, initialize: Vec<u8>, awaits: Vec<RequestId>) {
+        let ids = &awaits[..];
         let response = match self
             .request(reqwest::Method::GET, self.url.clone())
             .header(ACCEPT, "text/event-stream")
@@ -475,7 +514,11 @@ impl Remote {
         tokio::spawn(async move { remote.relay_stream(response, true, &mut Vec::new()).await });
         for _ in 0..100 {
             if self.lock().legacy_endpoint.is_some() {
-                return Box::pin(self.clone().post(initialize)).await;
+                let message = Outgoing {
+                    line: initialize,
+                    awaits,
+                };
+                return Box::pin(self.clone().post(message)).await;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -502,10 +545,10 @@ impl Remote {
         if let Some(id) = &s.id {
             req = req.header(SESSION_HEADER, id);
         }
-        if let Some(v) = &s.protocol_version {
-            req = req.header(VERSION_HEADER, v);
-        }
         drop(s);
+        if let Some(negotiated) = self.proxy.negotiated() {
+            req = req.header(VERSION_HEADER, negotiated.protocol_version);
+        }
         req.headers(self.headers.clone())
     }
 
@@ -515,18 +558,6 @@ impl Remote {
             if s.id.as_deref() != Some(id) {
                 s.id = Some(id.to_string());
             }
-        }
-    }
-
-    fn note_protocol_version(&self, body: &[u8]) {
-        if memchr::memmem::find(body, b"protocolVersion").is_none() {
-            return;
-        }
-        if let Ok(v) = serde_json::from_slice::<Value>(body)
-            && v.get("method").is_none()
-            && let Some(version) = v.pointer("/result/protocolVersion").and_then(Value::as_str)
-        {
-            self.lock().protocol_version = Some(version.to_string());
         }
     }
 
@@ -542,14 +573,7 @@ impl Remote {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Session> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, UpstreamSession> {
         self.session.lock().unwrap_or_else(|p| p.into_inner())
     }
-}
-
-fn is_initialize(line: &[u8]) -> bool {
-    memchr::memmem::find(line, b"\"initialize\"").is_some()
-        && serde_json::from_slice::<Value>(line)
-            .ok()
-            .is_some_and(|v| v.get("method").and_then(Value::as_str) == Some("initialize"))
 }

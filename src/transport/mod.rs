@@ -11,57 +11,16 @@ pub mod program;
 pub mod sse;
 pub mod stdio;
 
-use crate::proxy::{Proxy, Route};
-use lines::Frame;
+use crate::proxy::Inbound;
+use lines::Line;
 use program::Unrunnable;
-use serde_json::Value;
 
-/// What the proxy core makes of one frame from the client.
-fn client_routes(proxy: &Proxy, frame: Frame, max: usize) -> Vec<Route> {
-    match frame {
-        Frame::Line(line) => proxy.client_message(&line),
-        Frame::Oversize { prefix, len } => proxy.client_oversize(&prefix, len, max),
+/// A line as the proxy core takes it.
+fn inbound(line: Line<'_>, limit: usize) -> Inbound<'_> {
+    match line {
+        Line::Whole(l) => Inbound::Line(l),
+        Line::Oversize { prefix, len } => Inbound::Oversize { prefix, len, limit },
     }
-}
-
-/// The lines of `routes` that go to the client.
-fn to_client_lines(routes: Vec<Route>) -> impl Iterator<Item = Vec<u8>> {
-    routes.into_iter().filter_map(|r| match r {
-        Route::Client(l) => Some(l),
-        Route::Server(_) => None,
-    })
-}
-
-/// The ids of the requests in a message (or batch), to answer them if it cannot be
-/// delivered.
-pub(crate) fn request_ids(line: &[u8]) -> Vec<Value> {
-    let Ok(v) = serde_json::from_slice::<Value>(line) else {
-        return Vec::new();
-    };
-    let items = match v {
-        Value::Array(items) => items,
-        other => vec![other],
-    };
-    items
-        .into_iter()
-        .filter(|m| m.get("method").is_some())
-        .filter_map(|m| m.get("id").cloned())
-        .filter(|id| !id.is_null())
-        .collect()
-}
-
-/// The ids a server message (or batch) answers.
-pub(crate) fn response_ids(body: &[u8]) -> Vec<Value> {
-    let items = match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Array(items)) => items,
-        Ok(other) => vec![other],
-        Err(_) => return Vec::new(),
-    };
-    items
-        .into_iter()
-        .filter(|m| m.get("method").is_none())
-        .filter_map(|m| m.get("id").cloned())
-        .collect()
 }
 
 /// How often to look for requests past `--request-timeout`: a tenth of it, within 10 ms

@@ -15,8 +15,7 @@ use super::Gateway;
 use super::Signal;
 use super::body::sse_event;
 use super::sessions::Session;
-use crate::proxy::{RequestFailure, Route};
-use crate::transport::{request_ids, response_ids};
+use crate::proxy::{Failure, Inbound, Outbox, RequestFailure, RequestId};
 use crate::upstream::http::{EventStream, Reply, SendError};
 
 /// What came of a message.
@@ -41,7 +40,27 @@ pub(super) enum Outcome {
 #[derive(Debug)]
 pub(super) struct StreamRelay {
     pub(super) events: Box<EventStream>,
-    pub(super) awaiting: Vec<Value>,
+    pub(super) awaiting: Vec<RequestId>,
+}
+
+/// What the proxy core wrote for one message: messages for the server with the requests
+/// in each that await an answer, and messages for the client with the requests they answer.
+#[derive(Debug, Default)]
+struct Exchange {
+    to_server: Vec<(Vec<u8>, Vec<RequestId>)>,
+    to_client: Vec<Vec<u8>>,
+    answered: Vec<RequestId>,
+}
+
+impl Outbox for Exchange {
+    fn to_server(&mut self, msg: &[u8], awaits: &[RequestId]) {
+        self.to_server.push((msg.to_vec(), awaits.to_vec()));
+    }
+
+    fn to_client(&mut self, msg: &[u8], answers: &[RequestId]) {
+        self.to_client.push(msg.to_vec());
+        self.answered.extend_from_slice(answers);
+    }
 }
 
 /// Passes one client message (or batch) through the proxy core and on to the server.
@@ -52,18 +71,15 @@ pub(super) async fn client_message(
     version: Option<&str>,
 ) -> Outcome {
     let line = one_line(body);
-    let mut lines = Vec::new();
-    let mut to_server = Vec::new();
-    for route in session.proxy.client_message(&line) {
-        match route {
-            Route::Client(l) => lines.push(l),
-            Route::Server(l) => to_server.push(l),
-        }
-    }
+    let mut exchange = Exchange::default();
+    session
+        .proxy
+        .client_message(Inbound::Line(&line), &mut exchange);
+    let mut lines = exchange.to_client;
     let mut session_gone = false;
-    let mut forwarded = to_server.into_iter().peekable();
-    while let Some(line) = forwarded.next() {
-        match send(gw, session, line, version).await {
+    let mut forwarded = exchange.to_server.into_iter().peekable();
+    while let Some((line, awaits)) = forwarded.next() {
+        match send(gw, session, line, awaits, version).await {
             Outcome::Accepted => {}
             Outcome::Lines {
                 lines: more,
@@ -114,9 +130,9 @@ async fn send(
     gw: &Gateway,
     session: &Arc<Session>,
     line: Vec<u8>,
+    mut ids: Vec<RequestId>,
     version: Option<&str>,
 ) -> Outcome {
-    let mut ids = request_ids(&line);
     let timeout = gw.backend.request_timeout;
     let sent = tokio::select! {
         sent = tokio::time::timeout(timeout, session.link.send(Bytes::from(line), version)) => sent,
@@ -270,31 +286,31 @@ async fn sleep_until(deadline: Option<Instant>) {
 pub(super) fn relay_message(
     session: &Arc<Session>,
     body: &[u8],
-    awaiting: &mut Vec<Value>,
+    awaiting: &mut Vec<RequestId>,
 ) -> Vec<Vec<u8>> {
-    let line = one_line(body);
-    if !awaiting.is_empty() {
-        let answered = response_ids(&line);
-        awaiting.retain(|id| !answered.contains(id));
+    relay(session, Inbound::Line(&one_line(body)), awaiting)
+}
+
+fn relay(
+    session: &Arc<Session>,
+    message: Inbound<'_>,
+    awaiting: &mut Vec<RequestId>,
+) -> Vec<Vec<u8>> {
+    let mut exchange = Exchange::default();
+    session.proxy.server_message(message, &mut exchange);
+    awaiting.retain(|id| !exchange.answered.contains(id));
+    // The core answers a server request itself (one it could not read).
+    for (line, _) in exchange.to_server {
+        let session = session.clone();
+        let version = session.version();
+        tokio::spawn(async move {
+            let _ = session
+                .link
+                .send(Bytes::from(line), version.as_deref())
+                .await;
+        });
     }
-    if session.proxy.is_late_answer(&line) {
-        return Vec::new();
-    }
-    let mut out = Vec::new();
-    for route in session.proxy.server_message(&line) {
-        match route {
-            Route::Client(l) => out.push(l),
-            // The core answers a server request itself (one it could not read).
-            Route::Server(l) => {
-                let session = session.clone();
-                let version = session.version();
-                tokio::spawn(async move {
-                    let _ = session.link.send(Bytes::from(l), version.as_deref()).await;
-                });
-            }
-        }
-    }
-    out
+    exchange.to_client
 }
 
 fn oversize(
@@ -302,45 +318,34 @@ fn oversize(
     prefix: &[u8],
     len: usize,
     max: usize,
-    awaiting: &mut Vec<Value>,
+    awaiting: &mut Vec<RequestId>,
 ) -> Vec<Vec<u8>> {
-    if let Some(id) = crate::proxy::json::top_level_id(prefix)
-        .and_then(|id| serde_json::from_str::<Value>(&id).ok())
-    {
-        awaiting.retain(|a| *a != id);
-    }
-    session
-        .proxy
-        .server_oversize(prefix, len, max)
-        .into_iter()
-        .filter_map(|r| match r {
-            Route::Client(l) => Some(l),
-            Route::Server(_) => None,
-        })
-        .collect()
+    let message = Inbound::Oversize {
+        prefix,
+        len,
+        limit: max,
+    };
+    relay(session, message, awaiting)
 }
 
 /// Errors for requests that will get no answer, their reservations settled by `failure`.
 pub(super) fn failed(
     session: &Session,
-    ids: &[Value],
+    ids: &[RequestId],
     message: &str,
     failure: RequestFailure,
 ) -> Vec<Vec<u8>> {
-    let message = &*crate::redact::redact_text(message);
-    let mut out = Vec::new();
+    let message = crate::redact::redact_text(message).into_owned();
+    let mut exchange = Exchange::default();
     for id in ids {
-        for route in session.proxy.request_failed(id, message, failure) {
-            if let Route::Client(l) = route {
-                out.push(l);
-            }
-        }
+        let why = Failure::new(failure, message.clone());
+        session.proxy.request_failed(id, why, &mut exchange);
     }
-    out
+    exchange.to_client
 }
 
 /// Requests past `--request-timeout`: each gets an error, and the server a cancellation.
-fn timed_out(session: &Arc<Session>, ids: &[Value], timeout: Duration) -> Vec<Vec<u8>> {
+fn timed_out(session: &Arc<Session>, ids: &[RequestId], timeout: Duration) -> Vec<Vec<u8>> {
     let message = format!(
         "The MCP server did not answer within {} seconds (--request-timeout); the request was cancelled",
         timeout.as_secs_f64()
@@ -349,7 +354,7 @@ fn timed_out(session: &Arc<Session>, ids: &[Value], timeout: Duration) -> Vec<Ve
         let cancel = json!({
             "jsonrpc": "2.0",
             "method": "notifications/cancelled",
-            "params": { "requestId": id, "reason": "intercept: no answer within --request-timeout" },
+            "params": { "requestId": id.to_value(), "reason": "intercept: no answer within --request-timeout" },
         });
         let session = session.clone();
         let version = session.version();

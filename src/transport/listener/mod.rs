@@ -33,7 +33,8 @@ use tokio::sync::{Notify, Semaphore};
 use crate::audit::AuditLog;
 use crate::engine::Engine;
 use crate::proxy::replies::code;
-use crate::proxy::{Proxy, ProxyOptions};
+use crate::proxy::{self, SessionOptions};
+use crate::shutdown::Shutdown;
 use crate::upstream::http::HttpUpstream;
 use errors::{Response, refused, rpc_error};
 use guard::Guard;
@@ -119,11 +120,6 @@ impl Signal {
     }
 }
 
-/// Resolves when intercept is asked to stop. The one place the listener learns of it.
-async fn shutdown_requested() {
-    crate::shutdown::wait().await;
-}
-
 #[derive(Debug)]
 struct Gateway {
     cfg: ListenerConfig,
@@ -179,12 +175,13 @@ impl Gateway {
             return Err(NoSession::ShuttingDown);
         }
         let id = Sessions::mint_id();
-        let proxy = Proxy::new(
+        let proxy = proxy::Session::new(
             self.backend.engine.clone(),
-            ProxyOptions {
+            SessionOptions {
                 identity: self.backend.identity.clone(),
                 session: id.clone(),
                 audit: self.backend.audit.clone(),
+                ..SessionOptions::default()
             },
         )
         .with_max_in_flight(self.backend.max_in_flight);
@@ -216,7 +213,11 @@ impl Gateway {
 }
 
 /// Serves until a shutdown is requested; returns the exit code.
-pub async fn serve(cfg: ListenerConfig, backend: Backend) -> Result<i32, ListenerError> {
+pub async fn serve(
+    cfg: ListenerConfig,
+    backend: Backend,
+    shutdown: Shutdown,
+) -> Result<i32, ListenerError> {
     let url = crate::upstream::errors::parse_url(&backend.upstream_url)?;
     let headers = super::header::parse_lines(&backend.upstream_headers)
         .map_err(super::TransportError::from)?;
@@ -275,7 +276,7 @@ pub async fn serve(cfg: ListenerConfig, backend: Backend) -> Result<i32, Listene
                 Ok(p) => p,
                 Err(_) => break,
             },
-            () = shutdown_requested() => break,
+            () = shutdown.requested() => break,
         };
         let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -287,7 +288,7 @@ pub async fn serve(cfg: ListenerConfig, backend: Backend) -> Result<i32, Listene
                     continue;
                 }
             },
-            () = shutdown_requested() => break,
+            () = shutdown.requested() => break,
         };
         let _ = tcp.set_nodelay(true);
         let (gw, http, watcher) = (gw.clone(), http.clone(), graceful.watcher());

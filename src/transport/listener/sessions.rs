@@ -10,14 +10,14 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::link::Link;
-use crate::proxy::Proxy;
+use crate::proxy::{self, Closed, Routes};
 
 /// One client session: its policy view, its upstream link, and (legacy transport) the one
 /// event stream everything for it goes on.
 #[derive(Debug)]
 pub(super) struct Session {
     pub(super) id: String,
-    pub(super) proxy: Arc<Proxy>,
+    pub(super) proxy: Arc<proxy::Session>,
     pub(super) link: Link,
     /// The client's `MCP-Protocol-Version`, passed on to the server.
     version: Mutex<Option<String>>,
@@ -31,7 +31,7 @@ pub(super) struct Session {
 impl Session {
     pub(super) fn new(
         id: String,
-        proxy: Arc<Proxy>,
+        proxy: Arc<proxy::Session>,
         link: Link,
         legacy: Option<mpsc::Sender<Bytes>>,
     ) -> Self {
@@ -78,7 +78,10 @@ impl Session {
         lock(&self.legacy).take();
         let version = self.version();
         self.link.close(version.as_deref()).await;
-        let _ = self.proxy.upstream_gone(why);
+        self.proxy.close(
+            Closed::UpstreamGone(why.to_string()),
+            &mut Routes::default(),
+        );
     }
 }
 
