@@ -1,10 +1,11 @@
 'use strict'
-// The HTTP listener (--transport http) in front of server-everything over Streamable HTTP:
-// the official SDK's Streamable HTTP and legacy SSE clients get what a direct connection
-// gets, with the policy enforced per session.
+// The HTTP listener (--transport http) in front of server-everything, reached over
+// Streamable HTTP or started as a stdio child per session: the official SDK's Streamable
+// HTTP and legacy SSE clients get what a direct connection gets, with the policy enforced
+// per session.
 const test = require('node:test')
 const assert = require('node:assert/strict')
-const { startEverything } = require('./mcp.js')
+const { startEverything, SERVERS } = require('./mcp.js')
 const { startGateway, connectHttp } = require('./gateway.js')
 
 // The same policy as the stdio bridge's tests (remote.test.js).
@@ -79,8 +80,14 @@ test('Streamable HTTP and legacy SSE clients through the listener see what a dir
     assert.match(expected.long.content[0].text, /Long running operation completed/)
     expected.tools = expected.tools.filter((t) => t !== 'get-env')
 
-    for (const [kind, path] of [['streamable', '/mcp'], ['sse', '/sse']]) {
-      const gateway = await startGateway(POLICY, upstream)
+    const child = [process.execPath, ...SERVERS.everything, 'stdio']
+    for (const [via, kind, path] of [
+      [upstream, 'streamable', '/mcp'],
+      [upstream, 'sse', '/sse'],
+      [child, 'streamable', '/mcp'],
+      [child, 'sse', '/sse'],
+    ]) {
+      const gateway = await startGateway(POLICY, via)
       const client = await connectHttp(kind, gateway.base + path)
       const seen = await observe(client)
       if (kind === 'sse') {
@@ -91,7 +98,7 @@ test('Streamable HTTP and legacy SSE clients through the listener see what a dir
         assert.deepEqual(seen.progress, expected.progress.slice(0, seen.progress.length))
         seen.progress = expected.progress
       }
-      for (const key of Object.keys(expected)) assert.deepEqual(seen[key], expected[key], `${kind}: ${key}`)
+      for (const key of Object.keys(expected)) assert.deepEqual(seen[key], expected[key], `${kind} to ${Array.isArray(via) ? 'a child' : 'a URL'}: ${key}`)
       await enforced(client)
       await client.close()
       await gateway.stop()

@@ -16,12 +16,14 @@ after(async () => {
 
 /**
  * Starts `intercept --transport http` (or `extra` may say otherwise) in front of `upstream`
- * with `policy`; resolves once it listens, with its base URL, its stderr so far, and stop().
+ * (a URL, or a server command as an array: a child per session) with `policy`; resolves once
+ * it listens, with its base URL, its stderr so far, and stop().
  */
 async function startGateway(policy, upstream, extra = []) {
   const dir = tempDir()
   const file = writeIn(dir, 'policy.yaml', policy)
-  const args = ['-c', file, '--state', 'memory', '--log-level', 'info', '--transport', 'http', '--port', '0', '--upstream', upstream, ...extra]
+  const server = Array.isArray(upstream) ? ['--', ...upstream] : ['--upstream', upstream]
+  const args = ['-c', file, '--state', 'memory', '--log-level', 'info', '--transport', 'http', '--port', '0', ...extra, ...server]
   const child = spawn(BINARY, args, { stdio: ['ignore', 'ignore', 'pipe'], env: process.env })
   let stderr = ''
   const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })))

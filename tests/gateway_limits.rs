@@ -609,18 +609,6 @@ fn listener_flags_that_do_not_fit_together_are_refused() {
         ),
         (
             &[
-                "--transport",
-                "http",
-                "--port",
-                "0",
-                "--",
-                "node",
-                "server.js",
-            ],
-            "give it with --upstream URL",
-        ),
-        (
-            &[
                 "--upstream",
                 url,
                 "--transport",

@@ -15,7 +15,7 @@ use crate::shutdown::Shutdown;
 use crate::state::{self, FailMode, MemoryStore, RedisOptions, RedisStore, SqliteStore, Store};
 use crate::transport::child::{self, ChildOptions, ServerCommand};
 use crate::transport::http::{self, RemoteOptions};
-use crate::transport::listener::Backend;
+use crate::transport::listener::{Backend, UpstreamSpec};
 
 const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 
@@ -170,11 +170,6 @@ pub async fn run(args: Args, shutdown: Shutdown) -> anyhow::Result<i32> {
         bail!("--max-in-flight must be at least 1");
     }
     let listener = args.listener.config()?;
-    if listener.is_some() && args.upstream.is_none() {
-        bail!(
-            "the HTTP listener serves an MCP server over HTTP for now: give it with --upstream URL (a server command after -- is not supported with --transport http|sse yet)"
-        );
-    }
 
     let loaded = policy::load_file_hashed(config)?;
     let fail_mode = FailMode::parse(&args.state_fail_mode).unwrap_or_default();
@@ -262,14 +257,20 @@ pub async fn run(args: Args, shutdown: Shutdown) -> anyhow::Result<i32> {
         tokio::spawn(snapshots.clone().every(COUNTER_SNAPSHOT_INTERVAL));
     }
     let served = match (server, listener) {
-        (Server::Remote(url), Some(listener)) => {
+        (server, Some(listener)) => {
+            let upstream = match server {
+                Server::Remote(url) => UpstreamSpec::Url { url, headers },
+                Server::Command(server) => UpstreamSpec::Command {
+                    server,
+                    env: Vec::new(),
+                },
+            };
             let backend = Backend {
                 engine: proxy.engine().clone(),
                 identity: args.identity.clone(),
                 audit: audit.clone(),
                 max_in_flight: args.max_in_flight,
-                upstream_url: url,
-                upstream_headers: headers,
+                upstream,
                 max_message_bytes: args.max_message_bytes,
                 request_timeout: Duration::from_secs_f64(args.request_timeout),
                 shutdown_timeout: Duration::from_secs_f64(args.shutdown_timeout),
@@ -278,7 +279,7 @@ pub async fn run(args: Args, shutdown: Shutdown) -> anyhow::Result<i32> {
                 .await
                 .map_err(anyhow::Error::from)
         }
-        (Server::Command(server), _) => {
+        (Server::Command(server), None) => {
             let options = ChildOptions {
                 server,
                 max_message_bytes: args.max_message_bytes,

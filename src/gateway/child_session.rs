@@ -205,6 +205,14 @@ impl ChildSession {
         }
     }
 
+    /// Writes one message (without its newline) to the server, as it is.
+    pub async fn write_line(&self, message: &[u8]) {
+        let mut line = Vec::with_capacity(message.len() + 1);
+        line.extend_from_slice(message);
+        line.push(b'\n');
+        let _ = self.child.write(&line).await;
+    }
+
     /// Writes the messages for the server; if it no longer reads its input, the requests
     /// among them are answered here as never sent.
     async fn send_to_server(&self, messages: &[Vec<u8>], awaited: &[Awaited]) {

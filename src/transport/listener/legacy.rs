@@ -26,6 +26,9 @@ pub(super) async fn open(gw: &Arc<Gateway>) -> Response {
     };
     let endpoint = format!("message?sessionId={}", session.id);
     let _ = tx.try_send(sse_event(Some("endpoint"), None, endpoint.as_bytes()));
+    if let Some(child) = session.link.child() {
+        super::child::legacy_stream(child, tx.clone(), session.enter());
+    }
     let busy = session.enter();
     let gw = gw.clone();
     tokio::spawn(async move {
@@ -67,6 +70,14 @@ pub(super) async fn message(gw: &Arc<Gateway>, query: Option<&str>, body: Bytes)
         );
     };
     let busy = session.enter();
+    if let Some(child) = session.link.child() {
+        // Answers go on the session's stream; awaited here, so messages keep their order.
+        let _ = child.post(&body).await;
+        drop(busy);
+        let mut r = hyper::Response::new(empty());
+        *r.status_mut() = StatusCode::ACCEPTED;
+        return r;
+    }
     let gw = gw.clone();
     tokio::spawn(async move {
         let _busy = busy;

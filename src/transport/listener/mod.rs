@@ -6,6 +6,7 @@
 //! their size, a cap on connections, and a graceful shutdown.
 
 mod body;
+mod child;
 mod errors;
 mod exchange;
 pub(crate) mod guard;
@@ -32,9 +33,11 @@ use tokio::sync::{Notify, Semaphore};
 
 use crate::audit::AuditLog;
 use crate::engine::Engine;
+use crate::gateway::child_session::{ChildSession, ChildSessionOptions};
 use crate::proxy::replies::code;
 use crate::proxy::{self, SessionOptions};
 use crate::shutdown::Shutdown;
+use crate::transport::child::ServerCommand;
 use crate::upstream::http::HttpUpstream;
 use errors::{Response, refused, rpc_error};
 use guard::Guard;
@@ -75,12 +78,68 @@ pub struct Backend {
     pub identity: Option<String>,
     pub audit: Option<Arc<AuditLog>>,
     pub max_in_flight: usize,
-    pub upstream_url: String,
-    /// Extra request headers for the server, as `Name: Value`.
-    pub upstream_headers: Vec<String>,
+    pub upstream: UpstreamSpec,
     pub max_message_bytes: usize,
     pub request_timeout: Duration,
     pub shutdown_timeout: Duration,
+}
+
+/// The MCP server behind the listener.
+#[derive(Debug, Clone)]
+pub enum UpstreamSpec {
+    /// Reached by URL: one upstream session per client session.
+    Url {
+        url: String,
+        /// Extra request headers for the server, as `Name: Value`.
+        headers: Vec<String>,
+    },
+    /// Started as a command: a child of its own per client session (a stdio server was
+    /// written for one client).
+    Command {
+        server: ServerCommand,
+        env: Vec<(String, String)>,
+    },
+}
+
+/// The upstream, ready to open sessions with.
+#[derive(Debug)]
+enum Upstream {
+    Url {
+        client: reqwest::Client,
+        url: reqwest::Url,
+        headers: reqwest::header::HeaderMap,
+    },
+    Command {
+        server: ServerCommand,
+        env: Vec<(String, String)>,
+    },
+}
+
+impl Upstream {
+    fn prepare(spec: &UpstreamSpec, request_timeout: Duration) -> Result<Self, ListenerError> {
+        Ok(match spec {
+            UpstreamSpec::Url { url, headers } => Upstream::Url {
+                url: crate::upstream::errors::parse_url(url)?,
+                headers: super::header::parse_lines(headers)
+                    .map_err(super::TransportError::from)?,
+                client: super::http::client(Duration::from_secs(10), request_timeout)?,
+            },
+            UpstreamSpec::Command { server, env } => Upstream::Command {
+                server: server.clone(),
+                env: env.clone(),
+            },
+        })
+    }
+
+    /// For logs: the URL, or the command with secrets hidden.
+    fn describe(&self) -> String {
+        match self {
+            Upstream::Url { url, .. } => url.to_string(),
+            Upstream::Command { server, .. } => {
+                crate::redact::redact_command(server.words())
+            }
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -124,9 +183,7 @@ impl Signal {
 struct Gateway {
     cfg: ListenerConfig,
     backend: Backend,
-    client: reqwest::Client,
-    url: reqwest::Url,
-    headers: reqwest::header::HeaderMap,
+    upstream: Upstream,
     guard: Guard,
     sessions: Sessions,
     /// Shutdown has begun: open streams end, new work is refused.
@@ -142,6 +199,8 @@ enum NoSession {
     Sessions(usize),
     /// Shutdown has begun.
     ShuttingDown,
+    /// The server command could not be started.
+    Unstartable(super::TransportError),
 }
 
 impl NoSession {
@@ -154,6 +213,7 @@ impl NoSession {
                 "intercept is shutting down: no new sessions; retry with another instance or later"
                     .to_string()
             }
+            NoSession::Unstartable(e) => format!("The MCP server could not be started: {e}"),
         };
         rpc_error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -174,6 +234,10 @@ impl Gateway {
         if self.stopping.fired.load(Ordering::SeqCst) {
             return Err(NoSession::ShuttingDown);
         }
+        // Before a child is started for nothing (checked again when the session is added).
+        if !self.sessions.has_room() {
+            return Err(NoSession::Sessions(self.cfg.max_sessions));
+        }
         let id = Sessions::mint_id();
         let proxy = proxy::Session::new(
             self.backend.engine.clone(),
@@ -185,13 +249,31 @@ impl Gateway {
             },
         )
         .with_max_in_flight(self.backend.max_in_flight);
-        let link = Link::Http(HttpUpstream::new(
-            self.client.clone(),
-            self.url.clone(),
-            self.headers.clone(),
-            self.backend.max_message_bytes,
-        ));
-        let session = Arc::new(Session::new(id, Arc::new(proxy), link, legacy));
+        let proxy = Arc::new(proxy);
+        let link = match &self.upstream {
+            Upstream::Url {
+                client,
+                url,
+                headers,
+            } => Link::Http(Box::new(HttpUpstream::new(
+                client.clone(),
+                url.clone(),
+                headers.clone(),
+                self.backend.max_message_bytes,
+            ))),
+            Upstream::Command { server, env } => {
+                let options = ChildSessionOptions {
+                    max_message_bytes: self.backend.max_message_bytes,
+                    request_timeout: self.backend.request_timeout,
+                    shutdown_timeout: self.backend.shutdown_timeout,
+                    single_stream: legacy.is_some(),
+                };
+                let child = ChildSession::start(server, env, proxy.clone(), options)
+                    .map_err(NoSession::Unstartable)?;
+                Link::Child(child)
+            }
+        };
+        let session = Arc::new(Session::new(id, proxy, link, legacy));
         match self.sessions.insert(session.clone()) {
             Ok(()) => {
                 tracing::debug!(session = %exchange::short(&session.id), "session opened");
@@ -199,6 +281,7 @@ impl Gateway {
             }
             Err(max) => {
                 tracing::warn!(max, "session refused: --max-sessions are open");
+                tokio::spawn(async move { session.close("was not needed").await });
                 Err(NoSession::Sessions(max))
             }
         }
@@ -218,10 +301,7 @@ pub async fn serve(
     backend: Backend,
     shutdown: Shutdown,
 ) -> Result<i32, ListenerError> {
-    let url = crate::upstream::errors::parse_url(&backend.upstream_url)?;
-    let headers = super::header::parse_lines(&backend.upstream_headers)
-        .map_err(super::TransportError::from)?;
-    let client = super::http::client(Duration::from_secs(10), backend.request_timeout)?;
+    let upstream = Upstream::prepare(&backend.upstream, backend.request_timeout)?;
     let tls = match &cfg.tls {
         Some((cert, key)) => Some(tls::serve(cert, key)?),
         None => None,
@@ -246,9 +326,7 @@ pub async fn serve(
         sessions: Sessions::new(cfg.max_sessions),
         stopping: Signal::default(),
         give_up: Signal::default(),
-        client,
-        url,
-        headers,
+        upstream,
         backend,
         cfg,
     });
@@ -261,7 +339,7 @@ pub async fn serve(
         _ => "/sse and /message (legacy SSE)".to_string(),
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
-    tracing::info!(upstream = %gw.url, "listening on {scheme}://{bound}: {what}");
+    tracing::info!(upstream = %gw.upstream.describe(), "listening on {scheme}://{bound}: {what}");
 
     let reaper = tokio::spawn(reap_idle(gw.clone()));
     let connections = Arc::new(Semaphore::new(gw.cfg.max_connections));
@@ -498,15 +576,24 @@ async fn health(gw: &Gateway, path: &str) -> Response {
         return errors::text(StatusCode::OK, "ok\n");
     }
     let mut failed = Vec::new();
-    let host = gw.url.host_str().unwrap_or("").to_string();
-    let port = gw.url.port_or_known_default().unwrap_or(80);
-    let reachable = tokio::time::timeout(
-        Duration::from_secs(1),
-        tokio::net::TcpStream::connect((host.trim_matches(['[', ']']), port)),
-    )
-    .await;
-    if !matches!(reachable, Ok(Ok(_))) {
-        failed.push(format!("upstream {host}:{port} unreachable"));
+    match &gw.upstream {
+        Upstream::Url { url, .. } => {
+            let host = url.host_str().unwrap_or("").to_string();
+            let port = url.port_or_known_default().unwrap_or(80);
+            let reachable = tokio::time::timeout(
+                Duration::from_secs(1),
+                tokio::net::TcpStream::connect((host.trim_matches(['[', ']']), port)),
+            )
+            .await;
+            if !matches!(reachable, Ok(Ok(_))) {
+                failed.push(format!("upstream {host}:{port} unreachable"));
+            }
+        }
+        Upstream::Command { server, .. } => {
+            if let Err(e) = ServerCommand::locate(server.words().to_vec()) {
+                failed.push(format!("upstream command: {e}"));
+            }
+        }
     }
     let store = gw.backend.engine.store().clone();
     match tokio::task::spawn_blocking(move || store.check()).await {

@@ -122,6 +122,11 @@ impl Sessions {
         bytes.iter().map(|b| format!("{b:02x}")).collect()
     }
 
+    /// Whether another session may open now.
+    pub(super) fn has_room(&self) -> bool {
+        lock(&self.table).len() < self.max
+    }
+
     /// Adds a session unless `--max-sessions` are open.
     pub(super) fn insert(&self, session: Arc<Session>) -> Result<(), usize> {
         let mut table = lock(&self.table);

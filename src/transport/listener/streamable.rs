@@ -48,6 +48,9 @@ pub(super) async fn post(gw: &Arc<Gateway>, headers: &HeaderMap, body: &[u8]) ->
     };
     let busy = session.enter();
     session.set_version(version.as_deref());
+    if let Some(child) = session.link.child() {
+        return super::child::post(gw, &session, child, body, created, busy).await;
+    }
     let version = session.version();
     let outcome = exchange::client_message(gw, &session, body, version.as_deref()).await;
     let mut response = match outcome {
@@ -122,6 +125,9 @@ pub(super) async fn get(gw: &Arc<Gateway>, headers: &HeaderMap) -> Response {
     };
     let busy = session.enter();
     session.set_version(header(headers, VERSION_HEADER));
+    if let Some(child) = session.link.child() {
+        return super::child::get(child, busy);
+    }
     let version = session.version();
     let last = header(headers, LAST_EVENT_ID);
     match session.link.listen(last, version.as_deref()).await {
@@ -179,7 +185,7 @@ pub(super) async fn delete(gw: &Arc<Gateway>, headers: &HeaderMap) -> Response {
 }
 
 /// 404: the client must start a new session.
-fn unknown_session(body: &[u8]) -> Response {
+pub(super) fn unknown_session(body: &[u8]) -> Response {
     rpc_error(
         StatusCode::NOT_FOUND,
         &first_id(body),
@@ -203,7 +209,7 @@ pub(super) fn event_response(body: Body) -> Response {
     r
 }
 
-fn set_session_header(response: &mut Response, id: &str) {
+pub(super) fn set_session_header(response: &mut Response, id: &str) {
     if let Ok(v) = HeaderValue::from_str(id) {
         response.headers_mut().insert(SESSION_HEADER, v);
     }

@@ -1,0 +1,99 @@
+//! Requests of sessions served by a stdio server of their own (`-- <command>`): the child
+//! session routes the server's messages to the session's streams itself, so a POST gets its
+//! answer as JSON, or as an event stream when the server sends something first.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use hyper::StatusCode;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use super::Gateway;
+use super::body::{empty, event_stream, sse_event};
+use super::errors::{Response, json, rpc_error};
+use super::sessions::{Busy, Session};
+use super::streamable::{event_response, set_session_header, unknown_session};
+use crate::gateway::child_session::{ChildSession, Events, PostReply};
+use crate::proxy::replies::code;
+
+/// POST to a child's session; `created` when this request opened it (initialize).
+pub(super) async fn post(
+    gw: &Arc<Gateway>,
+    session: &Arc<Session>,
+    child: &Arc<ChildSession>,
+    body: &[u8],
+    created: bool,
+    busy: Busy,
+) -> Response {
+    if child.is_gone() {
+        gw.close_session(&session.id, "exited");
+        return unknown_session(body);
+    }
+    let mut response = match child.post(body).await {
+        PostReply::Accepted => {
+            let mut r = hyper::Response::new(empty());
+            *r.status_mut() = StatusCode::ACCEPTED;
+            r
+        }
+        PostReply::Json(message) => {
+            if created && !has_result(&message) {
+                // initialize failed: there is no session to report.
+                gw.close_session(&session.id, "refused initialize");
+                return json(StatusCode::OK, Bytes::from(message));
+            }
+            json(StatusCode::OK, Bytes::from(message))
+        }
+        PostReply::Stream(events) => {
+            let (tx, body) = event_stream();
+            tokio::spawn(relay(events, tx, busy));
+            event_response(body)
+        }
+    };
+    if created {
+        set_session_header(&mut response, &session.id);
+    }
+    response
+}
+
+/// GET: what the server sends that belongs to no request.
+pub(super) fn get(child: &Arc<ChildSession>, busy: Busy) -> Response {
+    match child.listen() {
+        Some(events) => {
+            let (tx, body) = event_stream();
+            tokio::spawn(relay(events, tx, busy));
+            event_response(body)
+        }
+        None => rpc_error(
+            StatusCode::CONFLICT,
+            &Value::Null,
+            code::INVALID_REQUEST,
+            "This session already has a stream open for server messages (GET); close it first",
+        ),
+    }
+}
+
+/// The legacy transport's one stream: everything for the session.
+pub(super) fn legacy_stream(child: &Arc<ChildSession>, stream: mpsc::Sender<Bytes>, busy: Busy) {
+    if let Some(events) = child.listen() {
+        tokio::spawn(relay(events, stream, busy));
+    }
+}
+
+/// Passes a child's messages to an event stream until either ends; the session stays busy
+/// (not idle) meanwhile.
+async fn relay(mut events: Events, to: mpsc::Sender<Bytes>, _busy: Busy) {
+    while let Some(event) = events.next().await {
+        if to
+            .send(sse_event(None, None, &event.message))
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+fn has_result(message: &[u8]) -> bool {
+    serde_json::from_slice::<Value>(message).is_ok_and(|v| v.get("result").is_some())
+}
