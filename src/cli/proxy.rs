@@ -118,6 +118,8 @@ pub struct Args {
     /// is logged as shadow_deny (for trying a policy out on real traffic).
     #[arg(long)]
     pub shadow: bool,
+    #[command(flatten)]
+    pub telemetry: super::telemetry_args::TelemetryArgs,
     /// The MCP server command and its arguments, after `--` (which may be left out when
     /// the policy comes from INTERCEPT_POLICY).
     #[arg(last = true, value_name = "COMMAND")]
@@ -165,6 +167,7 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
     if args.max_in_flight == 0 {
         bail!("--max-in-flight must be at least 1");
     }
+    let telemetry = args.telemetry.start(args.log_args).await?;
 
     let loaded = policy::load_file_hashed(config)?;
     let fail_mode = FailMode::parse(&args.state_fail_mode).unwrap_or_default();
@@ -269,6 +272,7 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
             http::serve(proxy, remote, child::process_stdio()).await
         }
     };
+    telemetry.stop().await;
     let code = match served {
         Ok(code) => code,
         Err(e) => {
