@@ -63,7 +63,8 @@ pub struct CallRecord<'a> {
     pub error_code: Option<i64>,
     /// The JSON-RPC error's message (the span's status description).
     pub error_message: Option<&'a str>,
-    /// The result had `isError: true` (the tool ran and failed).
+    /// The answer the client got had `isError: true`: the tool ran and failed, or intercept
+    /// denied the call (a denial is a tool result with `isError: true`).
     pub is_error: bool,
     /// When the call was received, on the monotonic clock and on the wall clock.
     pub started: Instant,
