@@ -13,6 +13,7 @@
 //! - [`state`]: where counters live (memory, SQLite) and how windows work;
 //! - [`scan`]: an MCP client that lists a server's tools, the risk classifier, and the
 //!   policy scaffold writer behind `intercept scan`;
+//! - [`telemetry`]: Prometheus metrics and OpenTelemetry (OTLP) spans and metrics;
 //! - [`cli`]: the `intercept` command line, shared by the binary and the npm launcher;
 //! - `node` (feature `node`): the napi-rs bindings behind `require('@policylayer/intercept')`.
 
@@ -32,6 +33,7 @@ pub mod scan;
 mod shell_words;
 pub mod shutdown;
 pub mod state;
+pub mod telemetry;
 pub mod transport;
 pub mod upstream;
 

@@ -13,6 +13,7 @@ mod scan;
 mod schema;
 mod separator;
 mod status;
+mod telemetry_args;
 mod validate;
 
 use std::ffi::OsString;

@@ -122,6 +122,8 @@ pub struct Args {
     pub shadow: bool,
     #[command(flatten)]
     pub listener: super::listener_args::ListenerArgs,
+    #[command(flatten)]
+    pub telemetry: super::telemetry_args::TelemetryArgs,
     /// The MCP server command and its arguments, after `--` (which may be left out when
     /// the policy comes from INTERCEPT_POLICY).
     #[arg(last = true, value_name = "COMMAND")]
@@ -170,6 +172,7 @@ pub async fn run(args: Args, shutdown: Shutdown) -> anyhow::Result<i32> {
         bail!("--max-in-flight must be at least 1");
     }
     let listener = args.listener.config()?;
+    let telemetry = args.telemetry.start(args.log_args).await?;
 
     let loaded = policy::load_file_hashed(config)?;
     let fail_mode = FailMode::parse(&args.state_fail_mode).unwrap_or_default();
@@ -303,6 +306,7 @@ pub async fn run(args: Args, shutdown: Shutdown) -> anyhow::Result<i32> {
                 .map_err(anyhow::Error::from)
         }
     };
+    telemetry.stop().await;
     let code = match served {
         Ok(code) => code,
         Err(e) => {

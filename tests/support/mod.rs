@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod otlp;
 pub mod proxy_process;
 pub mod raw_session;
 pub mod redis_server;

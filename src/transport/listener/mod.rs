@@ -135,9 +135,7 @@ impl Upstream {
     fn describe(&self) -> String {
         match self {
             Upstream::Url { url, .. } => url.to_string(),
-            Upstream::Command { server, .. } => {
-                crate::redact::redact_command(server.words())
-            }
+            Upstream::Command { server, .. } => crate::redact::redact_command(server.words()),
         }
     }
 }
