@@ -30,30 +30,38 @@ pub(super) async fn post(
         gw.close_session(&session.id, "exited");
         return unknown_session(body);
     }
-    let mut response = match child.post(body).await {
+    let reply = child.post(body).await;
+    if created
+        && let PostReply::Json(message) = &reply
+        && !has_result(message)
+    {
+        // initialize failed: there is no session to report.
+        gw.close_session(&session.id, "refused initialize");
+        return json(StatusCode::OK, Bytes::from(message.clone()));
+    }
+    let mut response = respond(reply, busy);
+    if created {
+        set_session_header(&mut response, &session.id);
+    }
+    response
+}
+
+/// The HTTP response to a POST a child (or the stateless pool) handled.
+/// `busy` is held until the reply is sent (a session is not idle meanwhile).
+pub(super) fn respond(reply: PostReply, busy: impl Send + 'static) -> Response {
+    match reply {
         PostReply::Accepted => {
             let mut r = hyper::Response::new(empty());
             *r.status_mut() = StatusCode::ACCEPTED;
             r
         }
-        PostReply::Json(message) => {
-            if created && !has_result(&message) {
-                // initialize failed: there is no session to report.
-                gw.close_session(&session.id, "refused initialize");
-                return json(StatusCode::OK, Bytes::from(message));
-            }
-            json(StatusCode::OK, Bytes::from(message))
-        }
+        PostReply::Json(message) => json(StatusCode::OK, Bytes::from(message)),
         PostReply::Stream(events) => {
             let (tx, body) = event_stream();
             tokio::spawn(relay(events, tx, busy));
             event_response(body)
         }
-    };
-    if created {
-        set_session_header(&mut response, &session.id);
     }
-    response
 }
 
 /// GET: what the server sends that belongs to no request.
@@ -82,7 +90,7 @@ pub(super) fn legacy_stream(child: &Arc<ChildSession>, stream: mpsc::Sender<Byte
 
 /// Passes a child's messages to an event stream until either ends; the session stays busy
 /// (not idle) meanwhile.
-async fn relay(mut events: Events, to: mpsc::Sender<Bytes>, _busy: Busy) {
+async fn relay(mut events: Events, to: mpsc::Sender<Bytes>, _busy: impl Send) {
     while let Some(event) = events.next().await {
         if to
             .send(sse_event(None, None, &event.message))

@@ -13,6 +13,7 @@ pub(crate) mod guard;
 mod legacy;
 mod link;
 mod sessions;
+mod stateless;
 mod streamable;
 mod tls;
 
@@ -34,6 +35,8 @@ use tokio::sync::{Notify, Semaphore};
 use crate::audit::AuditLog;
 use crate::engine::Engine;
 use crate::gateway::child_session::{ChildSession, ChildSessionOptions};
+use crate::gateway::stateless_pool::{PoolOptions, StatelessPool};
+use crate::proxy::MemoryParking;
 use crate::proxy::replies::code;
 use crate::proxy::{self, SessionOptions};
 use crate::shutdown::Shutdown;
@@ -182,6 +185,11 @@ struct Gateway {
     cfg: ListenerConfig,
     backend: Backend,
     upstream: Upstream,
+    /// Children shared by stateless clients, started on the first such request.
+    pool: std::sync::OnceLock<StatelessPool>,
+    /// Where calls answered with `input_required` await their retry: shared by the
+    /// requests of stateless clients, whose retry comes in a request of its own.
+    parking: Arc<MemoryParking>,
     guard: Guard,
     sessions: Sessions,
     /// Shutdown has begun: open streams end, new work is refused.
@@ -223,6 +231,37 @@ impl NoSession {
 }
 
 impl Gateway {
+    /// The proxy core's view of the policy for one session (or one stateless request).
+    fn policy_session(&self, id: String) -> proxy::Session {
+        proxy::Session::new(
+            self.backend.engine.clone(),
+            SessionOptions {
+                identity: self.backend.identity.clone(),
+                session: id,
+                audit: self.backend.audit.clone(),
+                parking: self.parking.clone(),
+                ..SessionOptions::default()
+            },
+        )
+        .with_max_in_flight(self.backend.max_in_flight)
+    }
+
+    /// The stdio children stateless clients share, started on first use.
+    fn stateless_pool(&self, server: &ServerCommand, env: &[(String, String)]) -> &StatelessPool {
+        self.pool.get_or_init(|| {
+            StatelessPool::new(
+                server.clone(),
+                env.to_vec(),
+                PoolOptions {
+                    size: STATELESS_POOL,
+                    max_message_bytes: self.backend.max_message_bytes,
+                    shutdown_timeout: self.backend.shutdown_timeout,
+                    request_timeout: self.backend.request_timeout,
+                },
+            )
+        })
+    }
+
     /// A new session (minted id, its own proxy core and upstream session), counted
     /// against `--max-sessions`.
     fn open_session(
@@ -237,17 +276,7 @@ impl Gateway {
             return Err(NoSession::Sessions(self.cfg.max_sessions));
         }
         let id = Sessions::mint_id();
-        let proxy = proxy::Session::new(
-            self.backend.engine.clone(),
-            SessionOptions {
-                identity: self.backend.identity.clone(),
-                session: id.clone(),
-                audit: self.backend.audit.clone(),
-                ..SessionOptions::default()
-            },
-        )
-        .with_max_in_flight(self.backend.max_in_flight);
-        let proxy = Arc::new(proxy);
+        let proxy = Arc::new(self.policy_session(id.clone()));
         let link = match &self.upstream {
             Upstream::Url {
                 client,
@@ -325,6 +354,8 @@ pub async fn serve(
         stopping: Signal::default(),
         give_up: Signal::default(),
         upstream,
+        pool: std::sync::OnceLock::new(),
+        parking: Arc::new(MemoryParking::new()),
         backend,
         cfg,
     });
@@ -401,6 +432,9 @@ pub async fn serve(
         closing.spawn(async move { session.close("was stopped").await });
     }
     while closing.join_next().await.is_some() {}
+    if let Some(pool) = gw.pool.get() {
+        pool.close().await;
+    }
     Ok(0)
 }
 
@@ -428,6 +462,9 @@ async fn serve_connection<I>(
         tracing::debug!(%peer, "connection ended: {e}");
     }
 }
+
+/// How many stdio children stateless clients share.
+const STATELESS_POOL: usize = 2;
 
 /// Largest request head (request line and headers) accepted.
 const HEAD_BUFFER: usize = 64 * 1024;

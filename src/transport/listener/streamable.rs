@@ -11,10 +11,21 @@ use super::Gateway;
 use super::body::{Body, empty, event_stream, sse_event};
 use super::errors::{Response, json, rpc_error};
 use super::exchange::{self, Outcome, PumpTo, StreamRelay, short};
+use super::sessions::{Busy, Session};
+use crate::gateway::standard_headers::{self, HEADER_MISMATCH, StandardHeaders};
 use crate::proxy::replies::code;
 use crate::upstream::http::{SESSION_HEADER, VERSION_HEADER};
 
 const LAST_EVENT_ID: &str = "last-event-id";
+
+/// The protocol revisions a client may name in `MCP-Protocol-Version`.
+const KNOWN_REVISIONS: [&str; 5] = [
+    "2024-11-05",
+    "2025-03-26",
+    "2025-06-18",
+    "2025-11-25",
+    "2026-07-28",
+];
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
@@ -26,6 +37,41 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 /// POST: one message (or batch); `initialize` without a session id opens a session.
 pub(super) async fn post(gw: &Arc<Gateway>, headers: &HeaderMap, body: &[u8]) -> Response {
     let version = header(headers, VERSION_HEADER).map(str::to_string);
+    if let Some(v) = version.as_deref()
+        && !KNOWN_REVISIONS.contains(&v)
+    {
+        return rpc_error(
+            StatusCode::BAD_REQUEST,
+            &first_id(body),
+            code::INVALID_REQUEST,
+            &format!(
+                "Bad Request: unsupported MCP-Protocol-Version \"{v}\" (supported: {})",
+                KNOWN_REVISIONS.join(", ")
+            ),
+        );
+    }
+    // A balancer in front may have routed on these headers: they must say what the body says.
+    let mirrored = StandardHeaders {
+        protocol_version: version.as_deref(),
+        method: header(headers, "mcp-method"),
+        name: header(headers, "mcp-name"),
+    };
+    if let Err(mismatch) = standard_headers::check(mirrored, body) {
+        return rpc_error(
+            StatusCode::BAD_REQUEST,
+            &first_id(body),
+            HEADER_MISMATCH,
+            &format!("Header mismatch: {mismatch}"),
+        );
+    }
+    let stateless = version
+        .as_deref()
+        .is_some_and(standard_headers::is_stateless)
+        || standard_headers::body_revision(body)
+            .is_some_and(|v| standard_headers::is_stateless(&v));
+    if stateless && header(headers, SESSION_HEADER).is_none() {
+        return super::stateless::post(gw, body, version.as_deref()).await;
+    }
     let (session, created) = match header(headers, SESSION_HEADER) {
         Some(id) => match gw.sessions.get(id) {
             Some(s) => (s, false),
@@ -53,6 +99,17 @@ pub(super) async fn post(gw: &Arc<Gateway>, headers: &HeaderMap, body: &[u8]) ->
     }
     let version = session.version();
     let outcome = exchange::client_message(gw, &session, body, version.as_deref()).await;
+    respond(gw, &session, outcome, created, busy)
+}
+
+/// The HTTP response to a POST whose message went to an upstream reached by URL.
+pub(super) fn respond(
+    gw: &Arc<Gateway>,
+    session: &Arc<Session>,
+    outcome: Outcome,
+    created: bool,
+    busy: Busy,
+) -> Response {
     let mut response = match outcome {
         Outcome::Accepted => {
             let mut r = hyper::Response::new(empty());
