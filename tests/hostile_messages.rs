@@ -95,30 +95,8 @@ fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
 
-/// Builds the Go server once per test binary. Go (Debian's `golang-go`) is installed by
-/// `.ci/run`; without it these tests fail rather than pass untested.
 fn go_server() -> PathBuf {
-    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("go-mcp-server");
-            let status = Command::new("go")
-                .args(["build", "-o"])
-                .arg(&out)
-                .arg(repo("tests/fixtures/go-server/main.go"))
-                .env("GO111MODULE", "off")
-                .env(
-                    "GOCACHE",
-                    Path::new(env!("CARGO_TARGET_TMPDIR")).join("go-cache"),
-                )
-                .status()
-                .expect(
-                    "the Go toolchain (`go`, Debian package golang-go) is needed for these tests",
-                );
-            assert!(status.success(), "go build failed");
-            out
-        })
-        .clone()
+    support::go_server::binary()
 }
 
 const GO_POLICY: &str = r#"hide: [delete_repo]

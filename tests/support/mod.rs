@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod go_server;
 pub mod otlp;
 pub mod proxy_process;
 pub mod raw_session;
