@@ -10,8 +10,9 @@
 //! or SQLite it is per machine.
 //!
 //! A record lives as long as the session may be idle, and each use renews it, at most once
-//! a tenth of that time per instance, so a busy session costs no store round trip per
-//! request.
+//! a second per session and instance (a busy session costs no store round trip per
+//! request); a renewal finds a session ended through another instance, so it is gone
+//! everywhere within a second.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -39,6 +40,9 @@ pub struct SessionRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<String>,
 }
+
+/// How often an instance renews a session it serves (and learns whether it still exists).
+const RENEW_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Debug)]
 pub struct SessionDirectory {
@@ -88,7 +92,9 @@ impl SessionDirectory {
             let mut renewed = lock(&self.renewed);
             let now = Instant::now();
             match renewed.get(id) {
-                Some(at) if now.duration_since(*at) < self.idle_timeout / 10 => false,
+                Some(at) if now.duration_since(*at) < RENEW_EVERY.min(self.idle_timeout / 10) => {
+                    false
+                }
                 _ => {
                     renewed.insert(id.to_string(), now);
                     true

@@ -70,6 +70,20 @@ impl Session {
         &self.engine
     }
 
+    /// The client's name from `initialize` (the first name given is the name).
+    pub fn client_name(&self) -> Option<std::sync::Arc<str>> {
+        lock(&self.client_name).clone()
+    }
+
+    /// Takes up a conversation that began elsewhere (another instance behind a load
+    /// balancer): the client's name is what its `initialize` said there.
+    pub fn resume(&self, client_name: Option<&str>) {
+        let mut slot = lock(&self.client_name);
+        if slot.is_none() {
+            *slot = client_name.map(Into::into);
+        }
+    }
+
     /// Requests forwarded and not yet answered.
     pub fn pending_count(&self) -> usize {
         lock(&self.pending).len()

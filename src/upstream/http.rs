@@ -118,8 +118,27 @@ impl HttpUpstream {
         }
     }
 
+    /// An upstream session another instance opened: the server's session id is known.
+    pub fn resume(
+        client: Client,
+        url: Url,
+        headers: HeaderMap,
+        max: usize,
+        session: Option<String>,
+    ) -> Self {
+        HttpUpstream {
+            session: Mutex::new(session),
+            ..HttpUpstream::new(client, url, headers, max)
+        }
+    }
+
     pub fn url(&self) -> &Url {
         &self.url
+    }
+
+    /// The server's session id, once it has given one.
+    pub fn session_id(&self) -> Option<String> {
+        self.lock().clone()
     }
 
     /// POSTs one message (or batch); `version` is the client's `MCP-Protocol-Version`.

@@ -35,6 +35,7 @@ use tokio::sync::{Notify, Semaphore};
 use crate::audit::AuditLog;
 use crate::engine::Engine;
 use crate::gateway::child_session::{ChildSession, ChildSessionOptions};
+use crate::gateway::directory::{SessionDirectory, SessionRecord};
 use crate::gateway::stateless_pool::{PoolOptions, StatelessPool};
 use crate::proxy::MemoryParking;
 use crate::proxy::replies::code;
@@ -190,6 +191,9 @@ struct Gateway {
     /// Where calls answered with `input_required` await their retry: shared by the
     /// requests of stateless clients, whose retry comes in a request of its own.
     parking: Arc<MemoryParking>,
+    /// Sessions with a server reached by URL, kept in the state store, so that an instance
+    /// behind a load balancer can take up a session another opened.
+    directory: SessionDirectory,
     guard: Guard,
     sessions: Sessions,
     /// Shutdown has begun: open streams end, new work is refused.
@@ -244,6 +248,102 @@ impl Gateway {
             },
         )
         .with_max_in_flight(self.backend.max_in_flight)
+    }
+
+    /// The session `id`: this instance's, or one another instance opened with a server
+    /// reached by URL, taken up from the session directory. `None`: the client must start a
+    /// new session (404).
+    fn session(&self, id: &str) -> Option<Arc<Session>> {
+        if let Some(session) = self.sessions.get(id) {
+            if let Session {
+                link: Link::Http(_),
+                ..
+            } = &*session
+                && !self.renew(id)
+            {
+                // Another instance ended it.
+                self.sessions.remove(id);
+                return None;
+            }
+            return Some(session);
+        }
+        let Upstream::Url {
+            client,
+            url,
+            headers,
+        } = &self.upstream
+        else {
+            return None;
+        };
+        let record = match self.directory.find(id) {
+            Ok(Some(record)) => record,
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::warn!(
+                    "the session directory cannot be read ({e}); the session is treated as unknown"
+                );
+                return None;
+            }
+        };
+        if record.identity != self.backend.identity {
+            tracing::warn!(session = %exchange::short(id), "a session opened by another identity was refused");
+            return None;
+        }
+        let core = Arc::new(self.policy_session(id.to_string()));
+        core.resume(record.client_name.as_deref());
+        let link = Link::Http(Box::new(HttpUpstream::resume(
+            client.clone(),
+            url.clone(),
+            headers.clone(),
+            self.backend.max_message_bytes,
+            record.upstream_session,
+        )));
+        let session = Arc::new(Session::new(id.to_string(), core, link, None));
+        session.set_version(record.protocol_version.as_deref());
+        match self.sessions.insert(session.clone()) {
+            Ok(()) => {
+                tracing::debug!(session = %exchange::short(id), "session taken up from the directory");
+                Some(session)
+            }
+            Err(_) => self.sessions.get(id),
+        }
+    }
+
+    /// Publishes a session with a server reached by URL once its `initialize` succeeded.
+    fn publish(&self, session: &Session) {
+        let Link::Http(upstream) = &session.link else {
+            return;
+        };
+        let record = SessionRecord {
+            server: String::new(),
+            upstream_session: upstream.session_id(),
+            protocol_version: session.version(),
+            client_name: session.proxy.client_name().map(|n| n.to_string()),
+            identity: self.backend.identity.clone(),
+        };
+        if let Err(e) = self.directory.publish(&session.id, &record) {
+            tracing::warn!(
+                "the session directory cannot be written ({e}); other instances will not know this session"
+            );
+        }
+    }
+
+    /// Renews a session's record; `false` if another instance ended it.
+    fn renew(&self, id: &str) -> bool {
+        match self.directory.renew(id) {
+            Ok(known) => known,
+            Err(e) => {
+                tracing::debug!("the session directory cannot be renewed ({e})");
+                true
+            }
+        }
+    }
+
+    /// The session ended: no instance may take it up.
+    fn forget(&self, id: &str) {
+        if let Err(e) = self.directory.forget(id) {
+            tracing::debug!("the session directory cannot be updated ({e})");
+        }
     }
 
     /// The stdio children stateless clients share, started on first use.
@@ -316,6 +416,7 @@ impl Gateway {
 
     /// Takes a session out and ends it in the background.
     fn close_session(&self, id: &str, why: &'static str) {
+        self.forget(id);
         if let Some(session) = self.sessions.remove(id) {
             tokio::spawn(async move { session.close(why).await });
         }
@@ -356,6 +457,7 @@ pub async fn serve(
         upstream,
         pool: std::sync::OnceLock::new(),
         parking: Arc::new(MemoryParking::new()),
+        directory: SessionDirectory::new(backend.engine.store().clone(), cfg.session_idle_timeout),
         backend,
         cfg,
     });
@@ -478,6 +580,13 @@ async fn reap_idle(gw: Arc<Gateway>) {
     loop {
         ticks.tick().await;
         for session in gw.sessions.take_idle(timeout) {
+            if matches!(session.link, Link::Http(_))
+                && gw.directory.find(&session.id).ok().flatten().is_some()
+            {
+                // In use through another instance: only this instance's copy goes.
+                continue;
+            }
+            gw.forget(&session.id);
             tracing::debug!(session = %exchange::short(&session.id), "idle session closed");
             tokio::spawn(async move { session.close("closed the idle session").await });
         }

@@ -73,7 +73,7 @@ pub(super) async fn post(gw: &Arc<Gateway>, headers: &HeaderMap, body: &[u8]) ->
         return super::stateless::post(gw, body, version.as_deref()).await;
     }
     let (session, created) = match header(headers, SESSION_HEADER) {
-        Some(id) => match gw.sessions.get(id) {
+        Some(id) => match gw.session(id) {
             Some(s) => (s, false),
             None => return unknown_session(body),
         },
@@ -156,6 +156,7 @@ pub(super) fn respond(
     };
     if created {
         set_session_header(&mut response, &session.id);
+        gw.publish(session);
     }
     response
 }
@@ -177,7 +178,7 @@ pub(super) async fn get(gw: &Arc<Gateway>, headers: &HeaderMap) -> Response {
             "Bad Request: no Mcp-Session-Id header",
         );
     };
-    let Some(session) = gw.sessions.get(id) else {
+    let Some(session) = gw.session(id) else {
         return unknown_session(b"");
     };
     let busy = session.enter();
@@ -231,6 +232,9 @@ pub(super) async fn delete(gw: &Arc<Gateway>, headers: &HeaderMap) -> Response {
             "Bad Request: no Mcp-Session-Id header",
         );
     };
+    // A session another instance opened is taken up, so that it can be ended here.
+    let _ = gw.session(id);
+    gw.forget(id);
     match gw.sessions.remove(id) {
         Some(session) => {
             session.close("closed the session").await;
