@@ -120,7 +120,7 @@ impl ChildSession {
 
     /// Handles one POST body (a message or a batch).
     pub async fn post(&self, body: &[u8]) -> PostReply {
-        let body = one_line(body);
+        let body = super::one_line(body);
         let mut to_server = Vec::new();
         let mut answers = Vec::new();
         for route in collect::client_message(&self.proxy, Inbound::Line(&body)) {
@@ -317,20 +317,6 @@ async fn expire_unanswered(session: std::sync::Weak<ChildSession>) {
         let routes = collect::expire(&session.proxy, timeout);
         session.deliver_routes(routes).await;
     }
-}
-
-/// A POST body as one line for the policy core and the server: outside strings, JSON
-/// whitespace may be any of space, tab, CR and LF, and inside strings CR and LF cannot
-/// appear raw, so turning them into spaces changes nothing but the framing.
-pub(super) fn one_line(body: &[u8]) -> std::borrow::Cow<'_, [u8]> {
-    if memchr::memchr2(b'\n', b'\r', body).is_none() {
-        return std::borrow::Cow::Borrowed(body);
-    }
-    std::borrow::Cow::Owned(
-        body.iter()
-            .map(|&b| if b == b'\n' || b == b'\r' { b' ' } else { b })
-            .collect(),
-    )
 }
 
 fn json_array(messages: &[Vec<u8>]) -> Vec<u8> {

@@ -20,3 +20,17 @@ pub mod stateless_pool;
 pub mod streams;
 #[cfg(test)]
 mod test_server;
+
+/// A POST body as one line for the policy core and the server: outside strings, JSON
+/// whitespace may be any of space, tab, CR and LF, and inside strings CR and LF cannot
+/// appear raw, so turning them into spaces changes nothing but the framing.
+pub fn one_line(body: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    if memchr::memchr2(b'\n', b'\r', body).is_none() {
+        return std::borrow::Cow::Borrowed(body);
+    }
+    std::borrow::Cow::Owned(
+        body.iter()
+            .map(|&b| if b == b'\n' || b == b'\r' { b' ' } else { b })
+            .collect(),
+    )
+}

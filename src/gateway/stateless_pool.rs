@@ -19,8 +19,9 @@ use serde_json::json;
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 
-use super::child_session::{Events, PostReply, one_line};
+use super::child_session::{Events, PostReply};
 use super::collect;
+use super::one_line;
 use super::relabel;
 use super::streams::Outgoing;
 use crate::proxy::{Closed, Failure, Inbound, Route, Session};

@@ -15,6 +15,7 @@ use super::Gateway;
 use super::Signal;
 use super::body::sse_event;
 use super::sessions::Session;
+pub(super) use crate::gateway::one_line;
 use crate::proxy::{Failure, Inbound, Outbox, RequestFailure, RequestId};
 use crate::upstream::http::{EventStream, Reply, SendError};
 
@@ -371,24 +372,6 @@ fn timed_out(session: &Arc<Session>, ids: &[RequestId], timeout: Duration) -> Ve
 fn is_error_response(body: &[u8]) -> bool {
     serde_json::from_slice::<Value>(body)
         .is_ok_and(|v| v.get("error").is_some() && v.get("id").is_some_and(|id| !id.is_null()))
-}
-
-/// The message as one line: the core reads one message per line, and clients may
-/// pretty-print.
-pub(super) fn one_line(body: &[u8]) -> std::borrow::Cow<'_, [u8]> {
-    if !body.contains(&b'\n') && !body.contains(&b'\r') {
-        return body.into();
-    }
-    serde_json::from_slice::<Value>(body)
-        .ok()
-        .and_then(|v| serde_json::to_vec(&v).ok())
-        .unwrap_or_else(|| {
-            body.iter()
-                .copied()
-                .filter(|b| *b != b'\n' && *b != b'\r')
-                .collect()
-        })
-        .into()
 }
 
 /// Whether a message is an `initialize` request (which opens a session).
