@@ -387,3 +387,50 @@ fn the_http_listener_reports_calls_sessions_and_requests() {
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+#[test]
+fn a_state_store_that_fails_is_counted_by_store_and_operation() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        "tools:\n  limited:\n    rules:\n      - name: calls\n        rate_limit: 3/hour\n",
+    )
+    .unwrap();
+    let port = free_port();
+    let port_text = port.to_string();
+    // Nothing listens on port 1: every reservation fails, and the call is denied.
+    let mut proxy = ProxyProcess::start(
+        &policy,
+        &[
+            "--state",
+            "redis://127.0.0.1:1",
+            "--metrics-port",
+            &port_text,
+        ],
+        &[],
+        &dir.path().join("stderr.txt"),
+    );
+    assert!(matches!(
+        proxy.call("limited", json!({})),
+        Outcome::Denied(_)
+    ));
+    let metrics = scrape(port);
+    assert_eq!(
+        value(
+            &metrics,
+            "intercept_store_errors_total{store=\"redis\",op=\"reserve\"}"
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        value(
+            &metrics,
+            "intercept_tool_calls_total{server=\"default\",tool=\"limited\",decision=\"deny\",outcome=\"denied\"}"
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
+    proxy.finish();
+}

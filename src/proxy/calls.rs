@@ -125,6 +125,7 @@ impl Session {
             self.engine.rollback(r)
         };
         if let Err(e) = result {
+            self.store_failed(if kept { "commit" } else { "rollback" });
             tracing::warn!(
                 "could not {} a reservation: {e}",
                 if kept { "commit" } else { "roll back" }
@@ -189,6 +190,14 @@ impl Session {
         }
     }
 
+    /// Counts a failed state-store operation (`reserve`, `commit`, `rollback`).
+    fn store_failed(&self, op: &str) {
+        if self.options.telemetry.is_enabled() {
+            let store = self.engine.store().describe();
+            self.options.telemetry.store_error(store_kind(&store), op);
+        }
+    }
+
     /// What telemetry needs of a decided call, kept until it ends. Only built while
     /// telemetry is on.
     fn call_report(
@@ -198,6 +207,10 @@ impl Session {
         meta: Meta<'_>,
         received: Instant,
     ) -> Box<CallReport> {
+        let store_down = decision.reason == crate::engine::Reason::StateUnavailable;
+        if decision.unenforced.is_some() || store_down {
+            self.store_failed("reserve");
+        }
         let took = self.options.clock.now().saturating_duration_since(received);
         self.options
             .telemetry
@@ -390,6 +403,16 @@ impl Outcome {
             RequestFailure::ShuttingDown => Outcome::ShuttingDown,
             RequestFailure::Overloaded => Outcome::Overloaded,
         }
+    }
+}
+
+/// The `store` label: the kind of store, never its address.
+fn store_kind(described: &str) -> &'static str {
+    match described.split(':').next() {
+        Some("memory") => "memory",
+        Some("sqlite") => "sqlite",
+        Some("redis" | "rediss" | "unix") => "redis",
+        _ => "other",
     }
 }
 
