@@ -434,3 +434,43 @@ fn a_state_store_that_fails_is_counted_by_store_and_operation() {
     );
     proxy.finish();
 }
+
+#[test]
+fn a_tool_name_becomes_a_label_once_the_reloaded_policy_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = write_policy(dir.path());
+    let port = free_port();
+    let port_text = port.to_string();
+    let mut proxy = ProxyProcess::start(
+        &policy,
+        &["--state", "memory", "--metrics-port", &port_text],
+        &[],
+        &dir.path().join("stderr.txt"),
+    );
+    let series = |tool: &str| {
+        format!(
+            "intercept_tool_calls_total{{server=\"default\",tool=\"{tool}\",decision=\"allow\",outcome=\"ok\"}}"
+        )
+    };
+    // Neither the policy nor the server names it: a client cannot mint a series.
+    assert_eq!(proxy.call("made_up", json!({})), Outcome::Ran);
+    let metrics = scrape(port);
+    assert_eq!(value(&metrics, &series("_other")), Some(1.0), "{metrics}");
+    assert_eq!(value(&metrics, &series("made_up")), None, "{metrics}");
+
+    std::fs::write(
+        &policy,
+        format!("{POLICY}  made_up:\n    rules:\n      - action: allow\n"),
+    )
+    .unwrap();
+    let reloaded = "intercept_policy_reloads_total{server=\"default\",result=\"ok\"}";
+    let deadline = Instant::now() + PATIENCE;
+    while value(&scrape(port), reloaded) != Some(1.0) {
+        assert!(Instant::now() < deadline, "{}", scrape(port));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(proxy.call("made_up", json!({})), Outcome::Ran);
+    let metrics = scrape(port);
+    assert_eq!(value(&metrics, &series("made_up")), Some(1.0), "{metrics}");
+    proxy.finish();
+}
