@@ -474,3 +474,27 @@ fn a_tool_name_becomes_a_label_once_the_reloaded_policy_names_it() {
     assert_eq!(value(&metrics, &series("made_up")), Some(1.0), "{metrics}");
     proxy.finish();
 }
+
+#[test]
+fn with_log_args_the_span_carries_the_arguments() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = write_policy(dir.path());
+    let receiver = Receiver::start();
+    let base = receiver.base_url();
+    let mut proxy = ProxyProcess::start(
+        &policy,
+        &["--state", "memory", "--log-args"],
+        &[("OTEL_EXPORTER_OTLP_ENDPOINT", base.as_str())],
+        &dir.path().join("stderr.txt"),
+    );
+    assert_eq!(
+        proxy.call("echo", json!({ "message": "shown-with-log-args" })),
+        Outcome::Ran
+    );
+    proxy.finish();
+    receiver.wait_for(PATIENCE, "the span", |r| !r.spans().is_empty());
+    let spans = receiver.spans();
+    let span = span_named(&spans, "echo");
+    let arguments = attribute(&span.attributes, "gen_ai.tool.call.arguments").unwrap_or_default();
+    assert!(arguments.contains("shown-with-log-args"), "{arguments}");
+}

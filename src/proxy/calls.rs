@@ -60,7 +60,7 @@ impl Session {
             .options
             .telemetry
             .is_enabled()
-            .then(|| self.call_report(&id, &decision, meta, evaluating));
+            .then(|| self.call_report(&id, &decision, meta, args, evaluating));
         match decision.verdict {
             Verdict::Allow | Verdict::ShadowDeny => {
                 log_forwarded(tool, &decision);
@@ -205,6 +205,7 @@ impl Session {
         id: &Value,
         decision: &Decision,
         meta: Meta<'_>,
+        args: Option<Args<'_>>,
         received: Instant,
     ) -> Box<CallReport> {
         let store_down = decision.reason == crate::engine::Reason::StateUnavailable;
@@ -229,6 +230,10 @@ impl Session {
             reason: (decision.verdict != Verdict::Allow).then(|| decision.reason.as_str()),
             traceparent,
             tracestate,
+            // Redacted by the exporter; kept only when `--log-args` allows it.
+            arguments: args
+                .filter(|_| self.options.telemetry.logs_args())
+                .map(|a| a.to_owned_args().to_value().into_owned()),
         })
     }
 
@@ -279,7 +284,7 @@ impl Session {
                 transport: self.options.transport,
                 traceparent: report.traceparent.as_deref(),
                 tracestate: report.tracestate.as_deref(),
-                arguments: None,
+                arguments: report.arguments.as_ref(),
                 result: None,
             });
     }
@@ -428,6 +433,8 @@ pub(super) struct CallReport {
     reason: Option<&'static str>,
     traceparent: Option<Box<str>>,
     tracestate: Option<Box<str>>,
+    /// With `--log-args` only.
+    arguments: Option<Value>,
 }
 
 /// A call's `params._meta`, as the path that read it has it.
