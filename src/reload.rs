@@ -26,6 +26,10 @@ use serde_json::json;
 use crate::audit::{AuditLog, sha256_hex};
 use crate::engine::Engine;
 use crate::policy;
+use crate::telemetry::Telemetry;
+
+/// The server name reloads are reported under: a single server's.
+const SERVER: &str = "default";
 
 /// How long the file must be quiet before it is read: long enough for an editor's save
 /// (write, rename, chmod) to finish, short enough to feel immediate.
@@ -57,11 +61,15 @@ pub struct PolicyWatcher {
 /// changes nothing is not a reload. Each reload is a `config_reload` event in `audit`:
 /// `success` with the new policy's hash, or `failure` with every error as
 /// `file:line:col: message` and the hash of the policy that stays in force.
+///
+/// `telemetry` counts each reload (`ok` or `error`) for the server `default` and learns the
+/// new policy's tool names.
 pub fn watch(
     path: &Path,
     engine: Engine,
     audit: Option<Arc<AuditLog>>,
     loaded_sha256: String,
+    telemetry: Telemetry,
 ) -> Result<PolicyWatcher, WatchError> {
     let path = std::path::absolute(path).map_err(|cause| WatchError::Path {
         path: path.to_path_buf(),
@@ -73,6 +81,7 @@ pub fn watch(
         audit,
         in_force: loaded_sha256,
         rejected: None,
+        telemetry,
     };
     let watcher = watch_files(&[path], "intercept-reload", move || reloader.check())?;
     Ok(PolicyWatcher { _watcher: watcher })
@@ -179,6 +188,7 @@ struct Reloader {
     in_force: String,
     /// SHA-256 of the last text rejected, so its errors are not logged again on a touch.
     rejected: Option<String>,
+    telemetry: Telemetry,
 }
 
 impl Reloader {
@@ -225,7 +235,11 @@ impl Reloader {
         match result {
             Ok(compiled) => {
                 let rules = compiled.rules.len();
+                if let Some(known) = self.telemetry.known_tools() {
+                    known.set_policy(SERVER, &compiled);
+                }
                 self.engine.replace_policy(Arc::new(compiled));
+                self.telemetry.policy_reloaded(SERVER, "ok");
                 let previous = std::mem::replace(&mut self.in_force, sha);
                 self.rejected = None;
                 tracing::info!(policy = %shown, rules, "policy reloaded");
@@ -257,6 +271,7 @@ impl Reloader {
             "{shown} has {} error(s); the policy in force stays",
             errors.len()
         );
+        self.telemetry.policy_reloaded(SERVER, "error");
         self.record(json!({
             "status": "failure",
             "policy": shown,

@@ -24,7 +24,14 @@ fn start(dir: &Path, text: &str, audit: Option<Arc<AuditLog>>) -> (Engine, reloa
     std::fs::write(&path, text).unwrap();
     let compiled = policy::parse(text, "policy.yaml").unwrap();
     let engine = Engine::new(Arc::new(compiled), Arc::new(MemoryStore::new()));
-    let watcher = reload::watch(&path, engine.clone(), audit, sha256_hex(text.as_bytes())).unwrap();
+    let watcher = reload::watch(
+        &path,
+        engine.clone(),
+        audit,
+        sha256_hex(text.as_bytes()),
+        intercept::telemetry::Telemetry::disabled(),
+    )
+    .unwrap();
     (engine, watcher)
 }
 

@@ -194,6 +194,10 @@ pub async fn run(args: Args, shutdown: Shutdown) -> anyhow::Result<i32> {
         "intercept {} starting",
         crate::VERSION
     );
+    let reports = telemetry.telemetry.clone();
+    if let Some(known) = reports.known_tools() {
+        known.set_policy("default", &loaded.policy);
+    }
     let engine = Engine::new(Arc::new(loaded.policy), store)
         .with_fail_mode(fail_mode)
         .with_shadow(args.shadow);
@@ -205,7 +209,13 @@ pub async fn run(args: Args, shutdown: Shutdown) -> anyhow::Result<i32> {
     let _watcher = if args.no_watch {
         None
     } else {
-        match crate::reload::watch(config, engine.clone(), audit.clone(), loaded.sha256.clone()) {
+        match crate::reload::watch(
+            config,
+            engine.clone(),
+            audit.clone(),
+            loaded.sha256.clone(),
+            reports.clone(),
+        ) {
             Ok(w) => Some(w),
             Err(e) => {
                 tracing::warn!("{e}; the policy will not be reloaded when it changes");
@@ -222,6 +232,7 @@ pub async fn run(args: Args, shutdown: Shutdown) -> anyhow::Result<i32> {
                 session: session.clone(),
                 audit: audit.clone(),
                 clock,
+                telemetry: reports.clone(),
                 ..SessionOptions::default()
             },
         )
@@ -277,6 +288,7 @@ pub async fn run(args: Args, shutdown: Shutdown) -> anyhow::Result<i32> {
                 max_message_bytes: args.max_message_bytes,
                 request_timeout: Duration::from_secs_f64(args.request_timeout),
                 shutdown_timeout: Duration::from_secs_f64(args.shutdown_timeout),
+                telemetry: reports.clone(),
             };
             crate::transport::listener::serve(listener, backend, shutdown.clone())
                 .await

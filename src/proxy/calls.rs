@@ -14,6 +14,7 @@ impl Session {
             args,
             args_text,
             input_responses,
+            meta,
         } = request;
         let key = IdKey::from_value(&id);
         if let Some(refusal) = self.admit_request(&id, &key, tool) {
@@ -54,6 +55,12 @@ impl Session {
             None => evaluating,
         };
         self.audit_decision(&call, &mut decision, forwarded - evaluating);
+        // The one branch a call pays while telemetry is off.
+        let report = self
+            .options
+            .telemetry
+            .is_enabled()
+            .then(|| self.call_report(&id, &decision, meta, args, evaluating));
         match decision.verdict {
             Verdict::Allow | Verdict::ShadowDeny => {
                 log_forwarded(tool, &decision);
@@ -65,6 +72,7 @@ impl Session {
                         reservation: decision.reservation,
                         retry_key,
                         forwarded,
+                        report,
                     }),
                     forwarded,
                 );
@@ -78,6 +86,9 @@ impl Session {
                     "denied: {}",
                     decision.message.as_deref().unwrap_or("")
                 );
+                if let Some(report) = report {
+                    self.report_unforwarded(tool, &report, "denied", None);
+                }
                 Handled::Reply(replies::denial(&id, &decision))
             }
             Verdict::RequireApproval => {
@@ -86,6 +97,10 @@ impl Session {
                     rule = decision.rule.as_deref().unwrap_or(""),
                     "held for approval"
                 );
+                if let Some(report) = report {
+                    let code = Some(code::APPROVAL_REQUIRED);
+                    self.report_unforwarded(tool, &report, "approval_required", code);
+                }
                 Handled::Reply(approval_required(&id, tool, &decision))
             }
         }
@@ -110,6 +125,7 @@ impl Session {
             self.engine.rollback(r)
         };
         if let Err(e) = result {
+            self.store_failed(if kept { "commit" } else { "rollback" });
             tracing::warn!(
                 "could not {} a reservation: {e}",
                 if kept { "commit" } else { "roll back" }
@@ -127,8 +143,24 @@ impl Session {
             reservation,
             retry_key,
             forwarded,
+            report,
         } = info;
         let had_reservation = reservation.is_some();
+        let reservation_fate = had_reservation.then_some(match outcome {
+            o if o.gives_quota_back() => "rolled_back",
+            Outcome::InputRequired => "kept_for_retry",
+            _ => "committed",
+        });
+        if let Some(report) = report {
+            self.report_call(
+                tool.as_str(),
+                &report,
+                outcome.as_str(),
+                reservation_fate,
+                None,
+                outcome == Outcome::IsError,
+            );
+        }
         match outcome {
             o if o.gives_quota_back() => {
                 tracing::debug!(tool = tool.as_str(), "no result: quota given back");
@@ -148,11 +180,7 @@ impl Session {
                 identity: self.options.identity.as_deref().map(Into::into),
                 tool,
                 outcome: outcome.as_str(),
-                reservation: had_reservation.then_some(match outcome {
-                    o if o.gives_quota_back() => "rolled_back",
-                    Outcome::InputRequired => "kept_for_retry",
-                    _ => "committed",
-                }),
+                reservation: reservation_fate,
                 duration: self
                     .options
                     .clock
@@ -160,6 +188,105 @@ impl Session {
                     .saturating_duration_since(forwarded),
             });
         }
+    }
+
+    /// Counts a failed state-store operation (`reserve`, `commit`, `rollback`).
+    fn store_failed(&self, op: &str) {
+        if self.options.telemetry.is_enabled() {
+            let store = self.engine.store().describe();
+            self.options.telemetry.store_error(store_kind(&store), op);
+        }
+    }
+
+    /// What telemetry needs of a decided call, kept until it ends. Only built while
+    /// telemetry is on.
+    fn call_report(
+        &self,
+        id: &Value,
+        decision: &Decision,
+        meta: Meta<'_>,
+        args: Option<Args<'_>>,
+        received: Instant,
+    ) -> Box<CallReport> {
+        let store_down = decision.reason == crate::engine::Reason::StateUnavailable;
+        if decision.unenforced.is_some() || store_down {
+            self.store_failed("reserve");
+        }
+        let took = self.options.clock.now().saturating_duration_since(received);
+        self.options
+            .telemetry
+            .policy_evaluated(&self.options.server, took);
+        let (traceparent, tracestate) = meta.trace_context();
+        Box::new(CallReport {
+            received,
+            // The wall clock now, less the time since the call was received.
+            received_at: std::time::SystemTime::now() - took,
+            request_id: match id {
+                Value::String(s) => s.as_str().into(),
+                other => other.to_string().into(),
+            },
+            verdict: decision.verdict,
+            rule: decision.rule.clone(),
+            reason: (decision.verdict != Verdict::Allow).then(|| decision.reason.as_str()),
+            traceparent,
+            tracestate,
+            // Redacted by the exporter; kept only when `--log-args` allows it.
+            arguments: args
+                .filter(|_| self.options.telemetry.logs_args())
+                .map(|a| a.to_owned_args().to_value().into_owned()),
+        })
+    }
+
+    /// Reports a call that was not forwarded: its denial is its answer.
+    fn report_unforwarded(
+        &self,
+        tool: &str,
+        report: &CallReport,
+        outcome: &str,
+        error_code: Option<i64>,
+    ) {
+        // A denial is a tool result with `isError: true`; a hold is a JSON-RPC error.
+        let is_error = error_code.is_none();
+        self.report_call(tool, report, outcome, None, error_code, is_error);
+    }
+
+    fn report_call(
+        &self,
+        tool: &str,
+        report: &CallReport,
+        outcome: &str,
+        reservation: Option<&str>,
+        error_code: Option<i64>,
+        is_error: bool,
+    ) {
+        let negotiated = self.negotiated();
+        self.options
+            .telemetry
+            .call_finished(&crate::telemetry::CallRecord {
+                server: &self.options.server,
+                method: "tools/call",
+                tool,
+                decision: report.verdict,
+                rule: report.rule.as_deref(),
+                reason: report.reason,
+                outcome,
+                reservation,
+                error_code,
+                error_message: None,
+                is_error,
+                started: report.received,
+                started_at: report.received_at,
+                ended: self.options.clock.now(),
+                session_id: Some(self.options.session.as_str()).filter(|s| !s.is_empty()),
+                request_id: Some(&report.request_id),
+                protocol_version: negotiated.as_ref().map(|n| n.protocol_version.as_str()),
+                client: None,
+                transport: self.options.transport,
+                traceparent: report.traceparent.as_deref(),
+                tracestate: report.tracestate.as_deref(),
+                arguments: report.arguments.as_ref(),
+                result: None,
+            });
     }
 
     /// Records a decision in the audit log, as plain values: the arguments are hashed (and,
@@ -284,6 +411,61 @@ impl Outcome {
     }
 }
 
+/// The `store` label: the kind of store, never its address.
+fn store_kind(described: &str) -> &'static str {
+    match described.split(':').next() {
+        Some("memory") => "memory",
+        Some("sqlite") => "sqlite",
+        Some("redis" | "rediss" | "unix") => "redis",
+        _ => "other",
+    }
+}
+
+/// What telemetry reports of a call when it ends, taken when it was decided.
+#[derive(Debug)]
+pub(super) struct CallReport {
+    received: Instant,
+    received_at: std::time::SystemTime,
+    request_id: Box<str>,
+    verdict: Verdict,
+    rule: Option<std::sync::Arc<str>>,
+    /// The engine's reason, for a call that was not plainly allowed.
+    reason: Option<&'static str>,
+    traceparent: Option<Box<str>>,
+    tracestate: Option<Box<str>>,
+    /// With `--log-args` only.
+    arguments: Option<Value>,
+}
+
+/// A call's `params._meta`, as the path that read it has it.
+#[derive(Clone, Copy)]
+pub(super) enum Meta<'a> {
+    Absent,
+    /// Canonical JSON text (the fast path).
+    Text(&'a [u8]),
+    Value(&'a Value),
+}
+
+impl Meta<'_> {
+    /// `traceparent` and `tracestate` (W3C trace context), when they are strings.
+    fn trace_context(self) -> (Option<Box<str>>, Option<Box<str>>) {
+        let parsed;
+        let meta = match self {
+            Meta::Absent => return (None, None),
+            Meta::Value(v) => v,
+            Meta::Text(text) => match serde_json::from_slice::<Value>(text) {
+                Ok(v) => {
+                    parsed = v;
+                    &parsed
+                }
+                Err(_) => return (None, None),
+            },
+        };
+        let get = |key: &str| meta.get(key).and_then(Value::as_str).map(Box::from);
+        (get("traceparent"), get("tracestate"))
+    }
+}
+
 /// A `tools/call` that passed the shape checks, ready to evaluate.
 pub(super) struct CallRequest<'a> {
     pub(super) id: Value,
@@ -292,6 +474,7 @@ pub(super) struct CallRequest<'a> {
     /// The arguments' canonical JSON text (`null` when absent).
     pub(super) args_text: &'a [u8],
     pub(super) input_responses: bool,
+    pub(super) meta: Meta<'a>,
 }
 
 /// An allowed call at debug level; one a shadow rule would have stopped at info, as denials;

@@ -219,6 +219,7 @@ impl Session {
             // handed out, or both.
             input_responses: params.contains_key("inputResponses")
                 || params.contains_key("requestState"),
+            meta: params.get("_meta").map_or(Meta::Absent, Meta::Value),
         };
         self.evaluate_call(request, Some(&msg))
     }
@@ -288,6 +289,7 @@ impl Session {
             args,
             args_text,
             input_responses,
+            meta: meta.map_or(Meta::Absent, Meta::Text),
         };
         Some(self.evaluate_call(request, None))
     }

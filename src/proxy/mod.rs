@@ -45,7 +45,7 @@ use pending::{CallInfo, IdKey, Pending, PendingTable};
 use replies::code;
 pub use session::{Session, SessionOptions};
 
-use calls::{CallRequest, Outcome};
+use calls::{CallRequest, Meta, Outcome};
 use envelope::{
     Answer, Handled, Read, ResponseEnvelope, lenient_id, near_miss, reply_to_client, request_id,
     to_line,

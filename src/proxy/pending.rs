@@ -38,6 +38,8 @@ pub struct CallInfo {
     pub retry_key: u64,
     /// When it was forwarded, for the audit log's duration.
     pub forwarded: Instant,
+    /// What telemetry reports when it ends; None while telemetry is off.
+    pub report: Option<Box<super::calls::CallReport>>,
 }
 
 #[derive(Debug)]

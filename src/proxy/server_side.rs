@@ -232,6 +232,14 @@ impl Session {
                     .and_then(Value::as_str)
                     .is_some_and(|name| policy.is_visible(name, identity))
         });
+        // The names the client may now call become labels (a paginated list counts the
+        // last page only: a name from an earlier page is reported as `_other`).
+        if let Some(known) = self.options.telemetry.known_tools() {
+            let names = tools
+                .iter()
+                .filter_map(|t| t.get("name").and_then(Value::as_str));
+            known.set_listed(&self.options.server, names);
+        }
         if tools.len() == before {
             return Answer::Unchanged;
         }

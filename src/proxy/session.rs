@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use super::parking::{MemoryParking, RetryParking};
 use super::*;
+use crate::telemetry::{Telemetry, Transport};
 
 /// Per-connection settings.
 #[derive(Debug, Clone)]
@@ -18,6 +19,12 @@ pub struct SessionOptions {
     pub clock: SharedClock,
     /// Where the reservations of calls answered with `input_required` await the retry.
     pub parking: Arc<dyn RetryParking>,
+    /// Where each decided call is reported (metrics, spans); disabled costs one branch.
+    pub telemetry: Telemetry,
+    /// The server's name in those reports: its name in a gateway file, else `default`.
+    pub server: Arc<str>,
+    /// How the client reaches this session, for those reports.
+    pub transport: Transport,
 }
 
 impl Default for SessionOptions {
@@ -28,6 +35,9 @@ impl Default for SessionOptions {
             audit: None,
             clock: crate::clock::system(),
             parking: Arc::new(MemoryParking::new()),
+            telemetry: Telemetry::disabled(),
+            server: Arc::from("default"),
+            transport: Transport::Stdio,
         }
     }
 }

@@ -283,3 +283,26 @@ fn initialize_fixes_the_negotiated_version_when_the_server_answers() {
     assert_eq!(negotiated.client_capabilities, json!({"roots": {}}));
     assert!(!p.is_initialize(&RequestId::from_value(&json!(0))));
 }
+
+#[test]
+fn the_tools_a_filtered_listing_shows_become_labels_and_hidden_ones_do_not() {
+    let telemetry = crate::telemetry::Telemetry::new(crate::telemetry::TelemetryOptions {
+        prometheus: true,
+        ..Default::default()
+    })
+    .unwrap();
+    let policy = Arc::new(policy::parse("hide: [secret]\n", "test").expect("valid policy"));
+    let p = Session::new(
+        Engine::new(policy, Arc::new(MemoryStore::new())),
+        SessionOptions {
+            telemetry: telemetry.clone(),
+            ..SessionOptions::default()
+        },
+    );
+    let known = telemetry.known_tools().unwrap();
+    assert_eq!(known.label("default", "ok"), crate::telemetry::OTHER);
+    p.client_routes(LIST);
+    to_client(&p, LISTING);
+    assert_eq!(known.label("default", "ok"), "ok");
+    assert_eq!(known.label("default", "secret"), crate::telemetry::OTHER);
+}

@@ -99,7 +99,8 @@ impl CallRecord<'_> {
     }
 
     /// The low-cardinality `error.type` of the semantic conventions: the JSON-RPC code,
-    /// `tool_error` for `isError`, the outcome of a call that got no answer, or none.
+    /// `tool_error` for `isError`, the outcome of a call that got no answer (or `error`
+    /// for a JSON-RPC error whose code was not read), or none.
     pub fn error_type(&self) -> Option<std::borrow::Cow<'static, str>> {
         if let Some(code) = self.error_code {
             return Some(code.to_string().into());
@@ -108,7 +109,7 @@ impl CallRecord<'_> {
             return Some("tool_error".into());
         }
         match self.outcome {
-            "ok" | "denied" | "input_required" | "is_error" | "error" => None,
+            "ok" | "denied" | "input_required" | "is_error" => None,
             other => Some(other.to_string().into()),
         }
     }
@@ -170,6 +171,11 @@ impl Telemetry {
 
     pub fn is_enabled(&self) -> bool {
         self.inner.is_some()
+    }
+
+    /// Whether tool arguments may be exported (`--log-args`).
+    pub fn logs_args(&self) -> bool {
+        self.inner.as_ref().is_some_and(|i| i.log_args)
     }
 
     /// The Prometheus metrics, when kept.

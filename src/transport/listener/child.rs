@@ -27,7 +27,7 @@ pub(super) async fn post(
     busy: Busy,
 ) -> Response {
     if child.is_gone() {
-        gw.close_session(&session.id, "exited");
+        gw.close_session(&session.id, "exited", "upstream_gone");
         return unknown_session(body);
     }
     let reply = child.post(body).await;
@@ -36,7 +36,7 @@ pub(super) async fn post(
         && !has_result(message)
     {
         // initialize failed: there is no session to report.
-        gw.close_session(&session.id, "refused initialize");
+        gw.close_session(&session.id, "refused initialize", "upstream_gone");
         return json(StatusCode::OK, Bytes::from(message.clone()));
     }
     let mut response = respond(reply, busy);

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use super::Gateway;
 use super::Signal;
 use super::body::sse_event;
-use super::sessions::Session;
+use super::sessions::{SERVER, Session};
 pub(super) use crate::gateway::one_line;
 use crate::proxy::{Failure, Inbound, Outbox, RequestFailure, RequestId};
 use crate::upstream::http::{EventStream, Reply, SendError};
@@ -135,6 +135,7 @@ async fn send(
     version: Option<&str>,
 ) -> Outcome {
     let timeout = gw.backend.request_timeout;
+    let _in_flight = (!ids.is_empty()).then(|| session.telemetry.in_flight(SERVER));
     let sent = tokio::select! {
         sent = tokio::time::timeout(timeout, session.link.send(Bytes::from(line), version)) => sent,
         () = gw.give_up.wait() => {
@@ -142,8 +143,14 @@ async fn send(
         }
     };
     match sent {
-        Err(_) => lines(timed_out(session, &ids, timeout), false),
+        Err(_) => {
+            session.telemetry.upstream_error(SERVER, "timeout");
+            lines(timed_out(session, &ids, timeout), false)
+        }
         Ok(Err(e)) => {
+            session
+                .telemetry
+                .upstream_error(SERVER, upstream_error_kind(&e));
             let mut out = Vec::new();
             if let SendError::Status { body, .. } = &e
                 && is_error_response(body)
@@ -156,15 +163,14 @@ async fn send(
             lines(out, e.is_session_gone())
         }
         Ok(Ok(Reply::Accepted)) if ids.is_empty() => Outcome::Accepted,
-        Ok(Ok(Reply::Accepted)) => lines(
-            failed(
-                session,
-                &ids,
-                "The MCP server accepted this request without answering it",
-                RequestFailure::AnswerLost,
-            ),
-            false,
-        ),
+        Ok(Ok(Reply::Accepted)) => {
+            session.telemetry.upstream_error(SERVER, "answer_lost");
+            let message = "The MCP server accepted this request without answering it";
+            lines(
+                failed(session, &ids, message, RequestFailure::AnswerLost),
+                false,
+            )
+        }
         Ok(Ok(Reply::Json(body))) => {
             let mut out = relay_message(session, &body, &mut ids);
             out.extend(failed(
@@ -257,6 +263,7 @@ pub(super) async fn pump(
                 }
             },
             () = sleep_until(deadline), if awaiting => {
+                session.telemetry.upstream_error(SERVER, "timeout");
                 let timeout = gw.backend.request_timeout;
                 for line in timed_out(session, &relay.awaiting, timeout) {
                     let _ = to.put(&line, None).await;
@@ -327,6 +334,15 @@ fn oversize(
         limit: max,
     };
     relay(session, message, awaiting)
+}
+
+/// The `kind` label of an upstream failure.
+fn upstream_error_kind(e: &SendError) -> &'static str {
+    if e.is_session_gone() {
+        "upstream_gone"
+    } else {
+        e.failure().as_str()
+    }
 }
 
 /// Errors for requests that will get no answer, their reservations settled by `failure`.

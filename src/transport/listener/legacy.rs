@@ -40,7 +40,7 @@ pub(super) async fn open(gw: &Arc<Gateway>) -> Response {
         drop(tx);
         tracing::debug!(session = %short(&session.id), "legacy event stream closed");
         if gw.sessions.remove(&session.id).is_some() {
-            session.close("closed the session").await;
+            session.close("closed the session", Some("delete")).await;
         }
     });
     event_response(body)

@@ -41,6 +41,7 @@ use crate::proxy::MemoryParking;
 use crate::proxy::replies::code;
 use crate::proxy::{self, SessionOptions};
 use crate::shutdown::Shutdown;
+use crate::telemetry::{Telemetry, Transport};
 use crate::transport::child::ServerCommand;
 use crate::upstream::http::HttpUpstream;
 use errors::{Response, refused, rpc_error};
@@ -86,6 +87,8 @@ pub struct Backend {
     pub max_message_bytes: usize,
     pub request_timeout: Duration,
     pub shutdown_timeout: Duration,
+    /// Where calls, sessions, HTTP requests and upstream failures are reported.
+    pub telemetry: Telemetry,
 }
 
 /// The MCP server behind the listener.
@@ -244,6 +247,8 @@ impl Gateway {
                 session: id,
                 audit: self.backend.audit.clone(),
                 parking: self.parking.clone(),
+                telemetry: self.backend.telemetry.clone(),
+                transport: Transport::Http,
                 ..SessionOptions::default()
             },
         )
@@ -298,7 +303,13 @@ impl Gateway {
             self.backend.max_message_bytes,
             record.upstream_session,
         )));
-        let session = Arc::new(Session::new(id.to_string(), core, link, None));
+        let session = Arc::new(Session::new(
+            id.to_string(),
+            core,
+            link,
+            None,
+            self.backend.telemetry.clone(),
+        ));
         session.set_version(record.protocol_version.as_deref());
         match self.sessions.insert(session.clone()) {
             Ok(()) => {
@@ -368,6 +379,27 @@ impl Gateway {
         &self,
         legacy: Option<tokio::sync::mpsc::Sender<Bytes>>,
     ) -> Result<Arc<Session>, NoSession> {
+        let opened = self.try_open_session(legacy);
+        let telemetry = &self.backend.telemetry;
+        match &opened {
+            Ok(_) => telemetry.session_opened(sessions::SERVER, Transport::Http),
+            Err(NoSession::Sessions(_)) => {
+                telemetry.session_rejected(sessions::SERVER, "max_sessions")
+            }
+            Err(NoSession::ShuttingDown) => {
+                telemetry.session_rejected(sessions::SERVER, "shutting_down")
+            }
+            Err(NoSession::Unstartable(_)) => {
+                telemetry.session_rejected(sessions::SERVER, "unstartable")
+            }
+        }
+        opened
+    }
+
+    fn try_open_session(
+        &self,
+        legacy: Option<tokio::sync::mpsc::Sender<Bytes>>,
+    ) -> Result<Arc<Session>, NoSession> {
         if self.stopping.fired.load(Ordering::SeqCst) {
             return Err(NoSession::ShuttingDown);
         }
@@ -400,7 +432,8 @@ impl Gateway {
                 Link::Child(child)
             }
         };
-        let session = Arc::new(Session::new(id, proxy, link, legacy));
+        let telemetry = self.backend.telemetry.clone();
+        let session = Arc::new(Session::new(id, proxy, link, legacy, telemetry));
         match self.sessions.insert(session.clone()) {
             Ok(()) => {
                 tracing::debug!(session = %exchange::short(&session.id), "session opened");
@@ -408,17 +441,17 @@ impl Gateway {
             }
             Err(max) => {
                 tracing::warn!(max, "session refused: --max-sessions are open");
-                tokio::spawn(async move { session.close("was not needed").await });
+                tokio::spawn(async move { session.close("was not needed", None).await });
                 Err(NoSession::Sessions(max))
             }
         }
     }
 
-    /// Takes a session out and ends it in the background.
-    fn close_session(&self, id: &str, why: &'static str) {
+    /// Takes a session out and ends it in the background; `reason` is reported.
+    fn close_session(&self, id: &str, why: &'static str, reason: &'static str) {
         self.forget(id);
         if let Some(session) = self.sessions.remove(id) {
-            tokio::spawn(async move { session.close(why).await });
+            tokio::spawn(async move { session.close(why, Some(reason)).await });
         }
     }
 }
@@ -531,7 +564,7 @@ pub async fn serve(
     gw.give_up.fire();
     let mut closing = tokio::task::JoinSet::new();
     for session in gw.sessions.drain() {
-        closing.spawn(async move { session.close("was stopped").await });
+        closing.spawn(async move { session.close("was stopped", Some("shutdown")).await });
     }
     while closing.join_next().await.is_some() {}
     if let Some(pool) = gw.pool.get() {
@@ -588,14 +621,41 @@ async fn reap_idle(gw: Arc<Gateway>) {
             }
             gw.forget(&session.id);
             tracing::debug!(session = %exchange::short(&session.id), "idle session closed");
-            tokio::spawn(async move { session.close("closed the idle session").await });
+            tokio::spawn(
+                async move { session.close("closed the idle session", Some("idle")).await },
+            );
         }
     }
 }
 
 async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, peer: SocketAddr) -> Response {
+    let telemetry = gw.backend.telemetry.clone();
+    if !telemetry.is_enabled() {
+        return handle_request(gw, req, peer).await;
+    }
+    let endpoint = endpoint_label(&gw.cfg, req.uri().path());
+    let method = req.method().clone();
+    let response = handle_request(gw, req, peer).await;
+    telemetry.http_request(endpoint, method.as_str(), response.status().as_u16());
+    response
+}
+
+/// The `endpoint` label: one of a closed set, whatever path a client asks for.
+fn endpoint_label(cfg: &ListenerConfig, path: &str) -> &'static str {
+    match path {
+        p if p == cfg.path => "mcp",
+        "/sse" => "sse",
+        "/message" => "message",
+        "/healthz" => "healthz",
+        "/readyz" => "readyz",
+        _ => "other",
+    }
+}
+
+async fn handle_request(gw: Arc<Gateway>, req: Request<Incoming>, peer: SocketAddr) -> Response {
     if let Err(why) = gw.guard.check_host(req.headers()) {
         tracing::warn!(%peer, "request refused: {why}");
+        gw.backend.telemetry.http_rejected("host");
         return refused(StatusCode::FORBIDDEN, &why.to_string());
     }
     let path = req.uri().path().to_string();
@@ -604,6 +664,7 @@ async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, peer: SocketAddr) -> R
     }
     if let Err(why) = gw.guard.check_origin(req.headers()) {
         tracing::warn!(%peer, "request refused: {why}");
+        gw.backend.telemetry.http_rejected("origin");
         return refused(StatusCode::FORBIDDEN, &why.to_string());
     }
     let cors = gw.guard.cors_origin(req.headers());
@@ -683,10 +744,12 @@ async fn read_body(
         Ok(b) => Ok(b),
         Err(body::BodyError::TooLarge { id, len }) => {
             tracing::warn!("request body over --max-message-bytes ({max}); refused");
+            gw.backend.telemetry.http_rejected("too_large");
             Err(errors::too_large(&id, len, max))
         }
         Err(body::BodyError::Timeout) => {
             tracing::warn!("request body not received within --body-read-timeout; refused");
+            gw.backend.telemetry.http_rejected("body_timeout");
             let mut r = refused(
                 StatusCode::REQUEST_TIMEOUT,
                 "Request body not received in time (--body-read-timeout)",

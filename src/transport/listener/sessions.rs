@@ -11,6 +11,10 @@ use tokio::sync::mpsc;
 
 use super::link::Link;
 use crate::proxy::{self, Closed, Routes};
+use crate::telemetry::{Telemetry, Transport};
+
+/// The server name the listener reports under: a single server's.
+pub(super) const SERVER: &str = "default";
 
 /// One client session: its policy view, its upstream link, and (legacy transport) the one
 /// event stream everything for it goes on.
@@ -26,6 +30,9 @@ pub(super) struct Session {
     busy: AtomicUsize,
     /// Legacy HTTP+SSE: the client's event stream (gone once the session is closed).
     legacy: Mutex<Option<mpsc::Sender<Bytes>>>,
+    /// Where the session's life and its upstream's failures are reported.
+    pub(super) telemetry: Telemetry,
+    opened: Instant,
 }
 
 impl Session {
@@ -34,6 +41,7 @@ impl Session {
         proxy: Arc<proxy::Session>,
         link: Link,
         legacy: Option<mpsc::Sender<Bytes>>,
+        telemetry: Telemetry,
     ) -> Self {
         Session {
             id,
@@ -43,6 +51,8 @@ impl Session {
             last_used: Mutex::new(Instant::now()),
             busy: AtomicUsize::new(0),
             legacy: Mutex::new(legacy),
+            telemetry,
+            opened: Instant::now(),
         }
     }
 
@@ -73,8 +83,15 @@ impl Session {
     }
 
     /// Ends the session: its legacy stream closes, the server's session is ended, and every
-    /// request still awaiting an answer gets an error.
-    pub(super) async fn close(&self, why: &str) {
+    /// request still awaiting an answer gets an error. `reason` (`delete`, `idle`,
+    /// `shutdown`, `upstream_gone`) is what telemetry reports; None for a session that was
+    /// never counted as open.
+    pub(super) async fn close(&self, why: &str, reason: Option<&'static str>) {
+        if let Some(reason) = reason {
+            let lasted = self.opened.elapsed();
+            self.telemetry
+                .session_closed(SERVER, Transport::Http, reason, lasted);
+        }
         lock(&self.legacy).take();
         let version = self.version();
         self.link.close(version.as_deref()).await;

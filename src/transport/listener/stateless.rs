@@ -34,7 +34,13 @@ pub(super) async fn post(gw: &Arc<Gateway>, body: &[u8], version: Option<&str>) 
                 headers.clone(),
                 gw.backend.max_message_bytes,
             )));
-            let session = Arc::new(Session::new(String::new(), core, link, None));
+            let session = Arc::new(Session::new(
+                String::new(),
+                core,
+                link,
+                None,
+                gw.backend.telemetry.clone(),
+            ));
             let busy = session.enter();
             let outcome = exchange::client_message(gw, &session, body, version).await;
             streamable::respond(gw, &session, outcome, false, busy)

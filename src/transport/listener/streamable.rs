@@ -122,7 +122,7 @@ pub(super) fn respond(
         } => {
             if session_gone || (created && !initialized(&lines)) {
                 // No session to report: the client starts again.
-                gw.close_session(&session.id, "closed the session");
+                gw.close_session(&session.id, "closed the session", "upstream_gone");
                 let status = if session_gone {
                     StatusCode::NOT_FOUND
                 } else {
@@ -212,7 +212,7 @@ pub(super) async fn get(gw: &Arc<Gateway>, headers: &HeaderMap) -> Response {
             let message = crate::redact::redact_text(&e.to_string()).into_owned();
             tracing::warn!(session = %short(&session.id), "GET stream: {message}");
             let status = if e.is_session_gone() {
-                gw.close_session(&session.id, "closed the session");
+                gw.close_session(&session.id, "closed the session", "upstream_gone");
                 StatusCode::NOT_FOUND
             } else {
                 StatusCode::BAD_GATEWAY
@@ -237,7 +237,7 @@ pub(super) async fn delete(gw: &Arc<Gateway>, headers: &HeaderMap) -> Response {
     gw.forget(id);
     match gw.sessions.remove(id) {
         Some(session) => {
-            session.close("closed the session").await;
+            session.close("closed the session", Some("delete")).await;
             tracing::debug!(session = %short(id), "session closed by the client");
             hyper::Response::new(empty())
         }
