@@ -86,6 +86,15 @@ test('stateless clients share the gateway children: answers by id, headers check
     assert.match(sums[1].answer.result.content[0].text, /3/)
     assert.match(sums[2].answer.result.content[0].text, /Rate limit of 2 per minute reached/)
 
+    // The revision has no batches.
+    const batch = await fetch(`${gateway.base}/mcp`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': REVISION },
+      body: JSON.stringify([{ jsonrpc: '2.0', id: 30, method: 'tools/list', params: { _meta: META } }]),
+    })
+    assert.equal(batch.status, 400)
+    assert.match((await batch.json()).error.message, /no batches/)
+
     // An unknown revision is refused.
     const unknown = await call(gateway.base, 5, 'echo', { message: 'hi' }, { 'mcp-protocol-version': '1999-01-01' })
     assert.equal(unknown.status, 400)

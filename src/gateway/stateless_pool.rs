@@ -56,6 +56,8 @@ pub struct StatelessPool {
 #[derive(Debug)]
 struct PooledChild {
     child: ChildProcess,
+    /// Random, so that no client can name another client's request on the shared child.
+    label_prefix: String,
     next_id: AtomicU64,
     in_flight: Mutex<HashMap<String, InFlight>>,
 }
@@ -120,15 +122,13 @@ impl StatelessPool {
         };
         let (tx, mut rx) = mpsc::channel(STREAM_BACKLOG);
         let mut lines = Vec::new();
-        let mut awaiting = 0;
+        let mut awaited_ids = Vec::new();
+        let mut refused = Vec::new();
         for message in to_server {
-            let label = format!(
-                "intercept-{}",
-                child.next_id.fetch_add(1, Ordering::Relaxed)
-            );
+            let label = child.label();
             match relabel::request(&message, &label) {
                 Some(r) => {
-                    awaiting += 1;
+                    awaited_ids.push(r.original_id.clone());
                     lock(&child.in_flight).insert(
                         label,
                         InFlight {
@@ -140,11 +140,21 @@ impl StatelessPool {
                     );
                     lines.push(r.message);
                 }
-                // A notification (the client's cancellation, say) needs no label.
-                None => lines.push(message),
+                // Only a request relabelled for this child may reach it: a notification or
+                // a response under the client's own ids could cancel or answer another
+                // client's request on the shared child.
+                None => refused.extend(refuse(&proxy, &message)),
             }
         }
         drop(tx);
+        if awaited_ids.is_empty()
+            && let Some(answer) = refused.into_iter().next()
+        {
+            return PostReply::Json(answer);
+        }
+        if lines.is_empty() {
+            return PostReply::Accepted;
+        }
         let mut bytes = Vec::new();
         for line in &lines {
             bytes.extend_from_slice(line);
@@ -153,13 +163,19 @@ impl StatelessPool {
         if child.child.write(&bytes).await.is_err() {
             child.fail_all("is no longer reading its input").await;
         }
-        if awaiting == 0 {
-            return PostReply::Accepted;
-        }
         match rx.recv().await {
-            Some(first) if first.last && awaiting == 1 => PostReply::Json(first.message),
+            Some(first) if first.last && awaited_ids.len() == 1 => PostReply::Json(first.message),
             Some(first) => PostReply::Stream(Events::starting_with(first, rx)),
-            None => PostReply::Accepted,
+            // Its answer was lost in a race with the request's expiry: never a silent 202.
+            None => PostReply::Json(
+                serde_json::to_vec(&crate::proxy::replies::error(
+                    &serde_json::from_str(awaited_ids[0].get()).unwrap_or_default(),
+                    crate::proxy::replies::code::INTERNAL_ERROR,
+                    "The MCP server's answer to this request was lost",
+                    None,
+                ))
+                .unwrap_or_default(),
+            ),
         }
     }
 
@@ -226,6 +242,7 @@ impl StatelessPool {
         tracing::info!(pid = ?child.pid(), "started a pooled MCP server for stateless clients");
         let pooled = Arc::new(PooledChild {
             child,
+            label_prefix: random_hex(),
             next_id: AtomicU64::new(1),
             in_flight: Mutex::new(HashMap::new()),
         });
@@ -248,6 +265,12 @@ impl StatelessPool {
 }
 
 impl PooledChild {
+    /// A request id of the gateway's own on this child.
+    fn label(&self) -> String {
+        let n = self.next_id.fetch_add(1, Ordering::Relaxed);
+        format!("intercept-{}-{n}", self.label_prefix)
+    }
+
     async fn pump(self: Arc<Self>, mut output: mpsc::Receiver<Frame>, max: usize) {
         while let Some(frame) = output.recv().await {
             match frame {
@@ -431,6 +454,42 @@ fn fail_all(proxy: &Session, to_server: &[Vec<u8>], why: &str) -> PostReply {
     }
 }
 
+/// Answers for the requests in a message that cannot go to a shared child as it is (not
+/// one request object with object params); a notification or a response is dropped.
+fn refuse(proxy: &Session, message: &[u8]) -> Vec<Vec<u8>> {
+    let mut answers = Vec::new();
+    for awaited in super::streams::Awaited::in_message(message) {
+        let Ok(id) = serde_json::from_str(&awaited.id) else {
+            continue;
+        };
+        let failure = Failure::new(
+            crate::proxy::RequestFailure::NotSent,
+            "A stateless request must be one JSON-RPC request whose params (and their _meta) are objects; this one was not sent to the MCP server",
+        );
+        for route in collect::request_failed(proxy, &id, failure) {
+            if let Route::Client(m) = route {
+                answers.push(m);
+            }
+        }
+    }
+    if answers.is_empty() {
+        tracing::debug!(
+            "a stateless client's notification or response was not passed to the shared MCP server"
+        );
+    }
+    answers
+}
+
+/// 64 random bits, in hex.
+fn random_hex() -> String {
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; 8];
+    ring::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .expect("the system random number generator failed");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// A label's text as the map holds it: the JSON string without its quotes.
 fn unquote(text: &str) -> String {
     serde_json::from_str::<String>(text).unwrap_or_else(|_| text.to_string())
@@ -526,6 +585,29 @@ mod tests {
             again[0]["result"]["content"][0]["text"], "ran echo",
             "a new child took over"
         );
+        pool.close().await;
+    }
+
+    #[tokio::test]
+    async fn only_relabelled_requests_reach_the_shared_child() {
+        let pool = pool(1);
+        // _meta that is not an object cannot be relabelled: it would reach the child under
+        // the client's own id, which could answer another client's request there.
+        let odd = br#"{"jsonrpc":"2.0","id":"intercept-1","method":"tools/call","params":{"name":"echo","arguments":{},"_meta":[]}}"#;
+        let refused = answer(pool.post(odd, test_server::proxy()).await).await;
+        assert_eq!(refused[0]["id"], "intercept-1");
+        assert_eq!(
+            refused[0]["error"]["data"]["reason"], "not_sent",
+            "{refused:?}"
+        );
+        let cancel = br#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"intercept-1"}}"#;
+        assert!(matches!(
+            pool.post(cancel, test_server::proxy()).await,
+            PostReply::Accepted
+        ));
+        // The pool still serves, under labels no client can guess.
+        let ok = answer(pool.post(&call(9, "echo"), test_server::proxy()).await).await;
+        assert_eq!(ok[0]["result"]["content"][0]["text"], "ran echo");
         pool.close().await;
     }
 }

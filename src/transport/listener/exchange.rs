@@ -403,19 +403,60 @@ pub(super) fn short(id: &str) -> &str {
     &id[..id.len().min(8)]
 }
 
-/// Several messages for one response: one alone, or a batch.
+/// Several messages for one response: one alone, or a batch. A message that is itself a
+/// batch (the answers to a batch, or the proxy's own answers to some of its requests) gives
+/// its members, so the client gets one flat batch.
 pub(super) fn join(lines: &[Vec<u8>]) -> Bytes {
     if let [one] = lines {
         return Bytes::copy_from_slice(one);
     }
     let mut out = Vec::with_capacity(lines.iter().map(|l| l.len() + 1).sum::<usize>() + 2);
     out.push(b'[');
-    for (i, l) in lines.iter().enumerate() {
-        if i > 0 {
+    for line in lines {
+        let trimmed = line.trim_ascii();
+        let members = match trimmed
+            .strip_prefix(b"[")
+            .and_then(|l| l.strip_suffix(b"]"))
+        {
+            Some(inner) => inner.trim_ascii(),
+            None => trimmed,
+        };
+        if members.is_empty() {
+            continue;
+        }
+        if out.len() > 1 {
             out.push(b',');
         }
-        out.extend_from_slice(l);
+        out.extend_from_slice(members);
     }
     out.push(b']');
     out.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_joined_for_one_response_are_one_flat_batch() {
+        let lines = vec![
+            br#"[{"jsonrpc":"2.0","id":2,"result":{}}]"#.to_vec(),
+            br#"[{"jsonrpc":"2.0","id":1,"result":{}},{"jsonrpc":"2.0","id":3,"result":{}}]"#
+                .to_vec(),
+            br#"{"jsonrpc":"2.0","id":4,"result":{}}"#.to_vec(),
+        ];
+        let joined: Value = serde_json::from_slice(&join(&lines)).unwrap();
+        let ids: Vec<i64> = joined
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_i64().unwrap())
+            .collect();
+        assert_eq!(ids, [2, 1, 3, 4]);
+        assert_eq!(
+            &join(&lines[2..])[..],
+            &lines[2][..],
+            "one message stays as it is"
+        );
+    }
 }

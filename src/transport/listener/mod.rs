@@ -141,7 +141,7 @@ impl Upstream {
     /// For logs: the URL, or the command with secrets hidden.
     fn describe(&self) -> String {
         match self {
-            Upstream::Url { url, .. } => url.to_string(),
+            Upstream::Url { url, .. } => crate::redact::redact_text(url.as_str()).into_owned(),
             Upstream::Command { server, .. } => crate::redact::redact_command(server.words()),
         }
     }
@@ -192,7 +192,8 @@ struct Gateway {
     /// Children shared by stateless clients, started on the first such request.
     pool: std::sync::OnceLock<StatelessPool>,
     /// Where calls answered with `input_required` await their retry: shared by the
-    /// requests of stateless clients, whose retry comes in a request of its own.
+    /// requests of stateless clients (of this process), whose retry comes in a request of
+    /// its own.
     parking: Arc<MemoryParking>,
     /// Sessions with a server reached by URL, kept in the state store, so that an instance
     /// behind a load balancer can take up a session another opened.
@@ -238,18 +239,27 @@ impl NoSession {
 }
 
 impl Gateway {
-    /// The proxy core's view of the policy for one session (or one stateless request).
-    fn policy_session(&self, id: String) -> proxy::Session {
+    /// The proxy core's view of the policy for one session, or (`stateless`) for one
+    /// request of a stateless client, whose retry comes in a request of its own and so finds
+    /// its parked reservation in the parking all stateless requests share. A session parks
+    /// its own: no session can spend another's.
+    fn policy_session(&self, id: String, stateless: bool) -> proxy::Session {
+        let defaults = SessionOptions::default();
+        let parking = if stateless {
+            self.parking.clone()
+        } else {
+            defaults.parking.clone()
+        };
         proxy::Session::new(
             self.backend.engine.clone(),
             SessionOptions {
                 identity: self.backend.identity.clone(),
                 session: id,
                 audit: self.backend.audit.clone(),
-                parking: self.parking.clone(),
+                parking,
                 telemetry: self.backend.telemetry.clone(),
                 transport: Transport::Http,
-                ..SessionOptions::default()
+                ..defaults
             },
         )
         .with_max_in_flight(self.backend.max_in_flight)
@@ -294,7 +304,7 @@ impl Gateway {
             tracing::warn!(session = %exchange::short(id), "a session opened by another identity was refused");
             return None;
         }
-        let core = Arc::new(self.policy_session(id.to_string()));
+        let core = Arc::new(self.policy_session(id.to_string(), false));
         core.resume(record.client_name.as_deref());
         let link = Link::Http(Box::new(HttpUpstream::resume(
             client.clone(),
@@ -408,7 +418,7 @@ impl Gateway {
             return Err(NoSession::Sessions(self.cfg.max_sessions));
         }
         let id = Sessions::mint_id();
-        let proxy = Arc::new(self.policy_session(id.clone()));
+        let proxy = Arc::new(self.policy_session(id.clone(), false));
         let link = match &self.upstream {
             Upstream::Url {
                 client,
@@ -613,8 +623,9 @@ async fn reap_idle(gw: Arc<Gateway>) {
     loop {
         ticks.tick().await;
         for session in gw.sessions.take_idle(timeout) {
+            // A store that cannot answer is no proof the session ended elsewhere.
             if matches!(session.link, Link::Http(_))
-                && gw.directory.find(&session.id).ok().flatten().is_some()
+                && !matches!(gw.directory.find(&session.id), Ok(None))
             {
                 // In use through another instance: only this instance's copy goes.
                 continue;

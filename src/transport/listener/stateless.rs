@@ -8,16 +8,28 @@
 use std::sync::Arc;
 
 use super::Gateway;
-use super::errors::Response;
+use hyper::StatusCode;
+use serde_json::Value;
+
+use super::errors::{Response, rpc_error};
 use super::exchange;
 use super::link::Link;
 use super::sessions::Session;
 use super::{Upstream, child, streamable};
+use crate::proxy::replies::code;
 use crate::upstream::http::HttpUpstream;
 
 pub(super) async fn post(gw: &Arc<Gateway>, body: &[u8], version: Option<&str>) -> Response {
+    if body.trim_ascii_start().starts_with(b"[") {
+        return rpc_error(
+            StatusCode::BAD_REQUEST,
+            &Value::Null,
+            code::INVALID_REQUEST,
+            "Bad Request: protocol revision 2026-07-28 has no batches; send each message in a POST of its own",
+        );
+    }
     let identity = gw.backend.identity.as_deref().unwrap_or("anonymous");
-    let core = Arc::new(gw.policy_session(format!("stateless:{identity}")));
+    let core = Arc::new(gw.policy_session(format!("stateless:{identity}"), true));
     match &gw.upstream {
         Upstream::Command { server, env } => {
             let pool = gw.stateless_pool(server, env);
