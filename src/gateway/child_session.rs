@@ -109,10 +109,6 @@ impl ChildSession {
         Ok(session)
     }
 
-    pub fn proxy(&self) -> &Arc<Session> {
-        &self.proxy
-    }
-
     /// Whether the server has exited (the session is then over).
     pub fn is_gone(&self) -> bool {
         self.child.exit_status().is_some()

@@ -130,10 +130,6 @@ impl Streams {
         }
     }
 
-    pub fn is_single_stream(&self) -> bool {
-        self.single_stream
-    }
-
     /// A POST stream that awaits the answers to `requests`; returns its handle for
     /// [`Streams::close_post`].
     pub fn open_post(&mut self, sender: StreamSender, requests: &[Awaited]) -> u64 {
